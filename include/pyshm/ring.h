@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Documentation
+ * =============
+ *
+ * A ring is a bounded queue of variable-length records inside a region:
+ * one consumer, one or many producers, in threads or processes that map the
+ * region. Producers claim space with a compare-and-swap on the producer
+ * position, fill the record, then publish its header; the consumer reads
+ * records in position order, so records of one producer arrive in order and
+ * a record is never seen half-written. Nothing is dropped: a full ring makes
+ * producers wait, with a timeout.
+ *
+ * Records larger than the ring's out-of-line threshold travel in a region of
+ * their own (see xfer.h); the ring holds a reference, and the region is
+ * released when the consumer is done with the record.
+ *
+ * The layout (header, positions, record format) is in
+ * Documentation/ring-layout.rst. The consumer validates what it reads from
+ * shared memory: a corrupted header or record gives -EBADMSG, never an
+ * out-of-bounds access.
+ */
+#ifndef PYSHM_RING_H
+#define PYSHM_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <pyshm/region.h>
+#include <pyshm/wake.h>
+#include <pyshm/xfer.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Size of the ring header that precedes the data area. */
+#define PYSHM_RING_HDR_SIZE	256u
+/* Smallest and largest data area; it must be a power of two. */
+#define PYSHM_RING_MIN_DATA	4096u
+#define PYSHM_RING_MAX_DATA	(1u << 30)
+
+/* pyshm_ring_init()/pyshm_ring_attach() flags */
+#define PYSHM_RING_PRODUCER	(1u << 0)	/* this handle sends */
+#define PYSHM_RING_CONSUMER	(1u << 1)	/* this handle receives */
+#define PYSHM_RING_F_ALL	(PYSHM_RING_PRODUCER | PYSHM_RING_CONSUMER)
+
+/* pyshm_ring_close() sides */
+#define PYSHM_RING_CLOSE_PRODUCERS	(1u << 0)	/* no more records */
+#define PYSHM_RING_CLOSE_CONSUMER	(1u << 1)	/* nobody will read */
+
+struct pyshm_ring;
+
+/* A record being written (reserve/commit) or read (peek/consume). */
+struct pyshm_ring_rec {
+	void *data;
+	size_t len;
+	/* private to the library */
+	uint64_t pos;
+	uint64_t total;
+	struct pyshm_region *ool;
+	unsigned int hdr;
+};
+
+/**
+ * pyshm_ring_bytes() - bytes a ring with @data_size bytes of data occupies
+ */
+static inline uint64_t pyshm_ring_bytes(uint64_t data_size)
+{
+	return PYSHM_RING_HDR_SIZE + data_size;
+}
+
+/**
+ * pyshm_ring_init() - lay out a new, empty ring in a region
+ * @r: the region; the handle takes its own reference
+ * @offset: where the ring starts; a multiple of 64
+ * @data_size: bytes of record space, a power of two in
+ *	[PYSHM_RING_MIN_DATA, PYSHM_RING_MAX_DATA]
+ * @flags: PYSHM_RING_PRODUCER and/or PYSHM_RING_CONSUMER
+ * @out: the new handle
+ *
+ * The bytes at @offset must be zero (as in a new region).
+ *
+ * Return: 0; -EINVAL for bad arguments or a range beyond the region;
+ * -ENOMEM.
+ */
+int pyshm_ring_init(struct pyshm_region *r, uint64_t offset, uint64_t data_size,
+		    unsigned int flags, struct pyshm_ring **out);
+
+/**
+ * pyshm_ring_attach() - a new handle on a ring already laid out
+ *
+ * Return: 0; -EINVAL for bad arguments; -EBADMSG when the header is not a
+ * valid ring of this version; -EPROTO for unknown required features.
+ */
+int pyshm_ring_attach(struct pyshm_region *r, uint64_t offset,
+		      unsigned int flags, struct pyshm_ring **out);
+
+/**
+ * pyshm_ring_free() - release a handle (not the ring); NULL is ignored
+ *
+ * A consumer handle does not close the ring; call pyshm_ring_close() for
+ * that. Out-of-line records still queued are not released: a consumer that
+ * goes away drains them with pyshm_ring_discard_all() first.
+ */
+void pyshm_ring_free(struct pyshm_ring *ring);
+
+/**
+ * pyshm_ring_set_xfer() - how out-of-line records reach the consumer
+ *
+ * Both producer and consumer handles need the same kind. Without one,
+ * records above the inline limit give -EMSGSIZE. The ring does not own @x.
+ */
+void pyshm_ring_set_xfer(struct pyshm_ring *ring, struct pyshm_xfer *x);
+
+/**
+ * pyshm_ring_set_ool_threshold() - payloads above @bytes go out of line
+ *
+ * Clamped to the inline limit (a quarter of the data area). Per handle.
+ */
+void pyshm_ring_set_ool_threshold(struct pyshm_ring *ring, uint64_t bytes);
+
+/**
+ * pyshm_ring_set_waiter() - how this consumer handle sleeps
+ *
+ * NULL or a futex waiter: sleep on the ring's futex word. An io_uring
+ * waiter: every producer must be able to reach its fd (see
+ * pyshm_ring_set_peer()). The ring does not own @w.
+ */
+void pyshm_ring_set_waiter(struct pyshm_ring *ring, struct pyshm_waiter *w);
+
+/**
+ * pyshm_ring_set_peer() - the consumer's io_uring fd, in this process
+ * @fd: the consumer waiter's fd as seen here, or -1
+ */
+void pyshm_ring_set_peer(struct pyshm_ring *ring, int fd);
+
+/**
+ * pyshm_ring_send() - copy one record in and publish it
+ * @timeout_ns: how long to wait for space; < 0 without limit, 0 not at all
+ *
+ * Return: 0; -EAGAIN (timeout 0) or -ETIMEDOUT when the ring stays full;
+ * -EPIPE when the consumer closed; -EMSGSIZE when too large for the ring
+ * and no transfer is set; -EBADMSG when the shared header is corrupt;
+ * -EINVAL for a non-producer handle.
+ */
+int pyshm_ring_send(struct pyshm_ring *ring, const void *buf, size_t len,
+		    int64_t timeout_ns);
+
+/**
+ * pyshm_ring_sendv() - pyshm_ring_send() gathering from @iovcnt buffers
+ */
+int pyshm_ring_sendv(struct pyshm_ring *ring, const struct iovec *iov,
+		     int iovcnt, int64_t timeout_ns);
+
+/**
+ * pyshm_ring_reserve() - claim space for a record of @len bytes
+ *
+ * The caller fills @rec->data, then calls pyshm_ring_commit() or
+ * pyshm_ring_abort(). Records up to the out-of-line threshold only.
+ *
+ * Return: as pyshm_ring_send().
+ */
+int pyshm_ring_reserve(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
+		       struct pyshm_ring_rec *rec);
+
+/**
+ * pyshm_ring_commit() - publish a reserved record and wake the consumer
+ */
+void pyshm_ring_commit(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
+
+/**
+ * pyshm_ring_abort() - give up a reserved record; the consumer skips it
+ */
+void pyshm_ring_abort(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
+
+/**
+ * pyshm_ring_peek() - the next record, without waiting
+ *
+ * The record stays valid, and the ring position stays, until
+ * pyshm_ring_consume(). Out-of-line records are mapped here.
+ *
+ * Return: 0; -EAGAIN when empty; -EPIPE when empty and the producers
+ * closed; -EBADMSG for a corrupted ring; -EINVAL for a non-consumer handle.
+ */
+int pyshm_ring_peek(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
+
+/**
+ * pyshm_ring_consume() - release the record from pyshm_ring_peek()
+ */
+void pyshm_ring_consume(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
+
+/**
+ * pyshm_ring_wait() - wait until pyshm_ring_peek() has something to say
+ * @timeout_ns: < 0 without limit
+ *
+ * Spins for the spin budget, then sleeps through the handle's waiter.
+ *
+ * Return: 0 when a record (or the close) is there; -ETIMEDOUT; -EINTR when
+ * a signal interrupted the sleep; -EBADMSG.
+ */
+int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns);
+
+/**
+ * pyshm_ring_recv() - pyshm_ring_wait() then pyshm_ring_peek()
+ */
+int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
+		    int64_t timeout_ns);
+
+/**
+ * pyshm_ring_arm() - ask to be woken through the handle's io_uring waiter
+ *
+ * For event loops: arm every ring, poll the waiter's fd, then
+ * pyshm_ring_disarm() and peek.
+ *
+ * Return: 0 when armed; -EAGAIN when a record (or the close) is already
+ * there (not armed); -EOPNOTSUPP without an io_uring waiter.
+ */
+int pyshm_ring_arm(struct pyshm_ring *ring);
+
+/**
+ * pyshm_ring_disarm() - undo pyshm_ring_arm()
+ */
+void pyshm_ring_disarm(struct pyshm_ring *ring);
+
+/**
+ * pyshm_ring_close() - mark one side closed and wake the other
+ * @side: PYSHM_RING_CLOSE_PRODUCERS and/or PYSHM_RING_CLOSE_CONSUMER
+ */
+void pyshm_ring_close(struct pyshm_ring *ring, unsigned int side);
+
+/**
+ * pyshm_ring_closed() - the PYSHM_RING_CLOSE_* bits set so far
+ */
+unsigned int pyshm_ring_closed(const struct pyshm_ring *ring);
+
+/**
+ * pyshm_ring_discard_all() - consume and release every published record
+ *
+ * Return: the number discarded, or -EBADMSG.
+ */
+int pyshm_ring_discard_all(struct pyshm_ring *ring);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PYSHM_RING_H */

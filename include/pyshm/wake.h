@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Documentation
+ * =============
+ *
+ * Wakeups: how a consumer with nothing to read sleeps, and how a producer
+ * wakes it. A producer makes a system call only when the consumer sleeps.
+ *
+ * Two paths, one API. With io_uring, each sleeping consumer owns a small
+ * io_uring (its waiter) and sleeps in io_uring_enter(); producers wake it
+ * with IORING_OP_MSG_RING, submitted from a per-thread ring, one submission
+ * per batch. Where io_uring is refused (ENOSYS, seccomp, io_uring_disabled)
+ * or PYSHM_WAKE=futex, consumers sleep on a futex word in shared memory.
+ * Both work across processes: the futex is not private, and a waiter's
+ * io_uring fd reaches another process by inheritance (since Linux 6.7,
+ * io_uring fds cannot travel over SCM_RIGHTS).
+ *
+ * A waiter's fd is pollable: it turns readable when a wakeup arrives, so an
+ * event loop can watch it.
+ */
+#ifndef PYSHM_WAKE_H
+#define PYSHM_WAKE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum pyshm_wake_kind {
+	PYSHM_WAKE_FUTEX = 1,
+	PYSHM_WAKE_URING = 2,
+};
+
+struct pyshm_waiter;
+
+/**
+ * pyshm_wake_default() - the wakeup path this process uses by default
+ *
+ * PYSHM_WAKE=uring|futex when set; else io_uring when the kernel accepts a
+ * ring and supports IORING_OP_MSG_RING; else futex.
+ *
+ * Return: PYSHM_WAKE_URING or PYSHM_WAKE_FUTEX; -ENOSYS when PYSHM_WAKE=uring
+ * but io_uring is refused; -EINVAL when PYSHM_WAKE names no path.
+ */
+int pyshm_wake_default(void);
+
+/**
+ * pyshm_wake_name() - "uring", "futex", or NULL for an unknown kind
+ */
+const char *pyshm_wake_name(int kind);
+
+/**
+ * pyshm_waiter_create() - a consumer's means of sleeping
+ * @kind: PYSHM_WAKE_URING, PYSHM_WAKE_FUTEX, or 0 for pyshm_wake_default()
+ * @out: the new waiter
+ *
+ * Return: 0; -EINVAL for an unknown @kind; -ENOSYS when io_uring is asked
+ * for but refused; -ENOMEM/-EMFILE.
+ */
+int pyshm_waiter_create(int kind, struct pyshm_waiter **out);
+
+/**
+ * pyshm_waiter_free() - release a waiter; NULL is ignored
+ */
+void pyshm_waiter_free(struct pyshm_waiter *w);
+
+/**
+ * pyshm_waiter_kind() - PYSHM_WAKE_URING or PYSHM_WAKE_FUTEX
+ */
+int pyshm_waiter_kind(const struct pyshm_waiter *w);
+
+/**
+ * pyshm_waiter_fd() - the io_uring fd producers target and event loops poll
+ *
+ * Return: the fd, or -EOPNOTSUPP for a futex waiter.
+ */
+int pyshm_waiter_fd(const struct pyshm_waiter *w);
+
+/**
+ * pyshm_waiter_wait() - sleep until a wakeup arrives
+ * @timeout_ns: < 0 waits without limit
+ *
+ * Only for io_uring waiters armed on several rings (pyshm_ring_arm()); a
+ * single ring is waited on with pyshm_ring_wait().
+ *
+ * Return: the number of wakeups consumed (>= 1); -ETIMEDOUT; -EINTR;
+ * -EOPNOTSUPP for a futex waiter.
+ */
+int pyshm_waiter_wait(struct pyshm_waiter *w, int64_t timeout_ns);
+
+/**
+ * pyshm_waiter_drain() - consume wakeups already delivered, without sleeping
+ *
+ * Return: how many were consumed (0 for a futex waiter).
+ */
+int pyshm_waiter_drain(struct pyshm_waiter *w);
+
+/**
+ * pyshm_wake_hold() - start batching this thread's wakeups
+ *
+ * Until pyshm_wake_flush(), io_uring wakeups are queued on the thread's
+ * submission ring instead of being submitted one by one. Holds nest.
+ */
+void pyshm_wake_hold(void);
+
+/**
+ * pyshm_wake_flush() - end a hold; submit queued wakeups in one system call
+ *
+ * Return: the number submitted, or -errno from io_uring_enter().
+ */
+int pyshm_wake_flush(void);
+
+/**
+ * pyshm_spin_ns() / pyshm_set_spin_ns() - the spin budget
+ *
+ * How long a consumer polls before it sleeps. The default is PYSHM_SPIN_NS
+ * from the environment, else 50000 (50 us); 0 sleeps at once.
+ */
+int64_t pyshm_spin_ns(void);
+void pyshm_set_spin_ns(int64_t ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PYSHM_WAKE_H */

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+# Test programs. C tests use the kernel's kselftest harness, taken at build
+# time from Debian's linux-source tarball (never committed).
+
+KSFT_INC := $(O)/ksft
+KSFT_H := $(KSFT_INC)/kselftest_harness.h
+TEST_CFLAGS := $(BASE_CFLAGS) -I$(KSFT_INC) -Wno-unused-parameter -MMD -MP
+# Suites run by `make check`, in order; fragments append theirs.
+CHECK_TARGETS := check-lib check-lib-asan
+
+$(KSFT_H): | $(DEPS_STAMP)
+	@mkdir -p $(KSFT_INC)
+	tar -xJf "$$(ls /usr/src/linux-source-*.tar.xz | sort -V | tail -1)" \
+		-C $(KSFT_INC) --strip-components=4 --wildcards \
+		'*/tools/testing/selftests/kselftest_harness.h' \
+		'*/tools/testing/selftests/kselftest.h'
+	@touch $@
+
+LIBTEST_SRCS := $(sort $(wildcard $(TOP)/selftests/lib/*.c))
+LIBTEST_BINS := $(patsubst $(TOP)/selftests/lib/%.c,$(B)/selftests/lib/%,$(LIBTEST_SRCS))
+
+$(B)/selftests/lib/%: $(TOP)/selftests/lib/%.c $(LIB_A) $(KSFT_H)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_A) $(LIB_LDLIBS)
+
+.PHONY: libtests check-lib check-lib-asan tsan valgrind
+libtests: $(LIBTEST_BINS)
+all: libtests
+
+# Library tests on the host: memfd backend, once per wakeup path.
+check-lib: libtests
+	@O=$(O) $(TOP)/scripts/suite.sh check-lib \
+		$(TOP)/selftests/lib/run.sh $(B)/selftests/lib memfd
+
+check-lib-asan:
+	@$(MAKE) --no-print-directory VARIANT=asan libtests
+	@O=$(O) $(TOP)/scripts/suite.sh check-lib-asan \
+		$(TOP)/selftests/lib/run.sh $(O)/asan/selftests/lib memfd
+
+tsan:
+	@$(MAKE) --no-print-directory VARIANT=tsan libtests
+	@O=$(O) $(TOP)/scripts/suite.sh tsan \
+		env TSAN_OPTIONS=halt_on_error=1 \
+		$(TOP)/selftests/lib/run.sh $(O)/tsan/selftests/lib memfd
+
+valgrind: libtests
+	@O=$(O) $(TOP)/scripts/suite.sh valgrind \
+		env PYSHM_VALGRIND=1 \
+		$(TOP)/selftests/lib/run.sh $(B)/selftests/lib memfd
+
+-include $(LIBTEST_BINS:=.d)
