@@ -105,6 +105,9 @@ static inline void __pyshm_cpu_relax(void)
 #endif
 }
 
+/* Post a wakeup to the io_uring behind @fd, from this thread's ring. */
+int __pyshm_wake_uring(int fd, uint64_t data);
+
 /* futex on shared (not private) memory, so it works across processes. */
 int __pyshm_futex_wait(atomic_uint *word, unsigned int val, int64_t timeout_ns);
 int __pyshm_futex_wake(atomic_uint *word, int n);

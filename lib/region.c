@@ -56,21 +56,20 @@ static void backend_choose(void)
 	}
 }
 
-static int backend_get(const struct region_backend **be)
+/* The backend in use, or NULL with *err set. */
+static const struct region_backend *backend_get(int *err)
 {
 	pthread_once(&backend_once, backend_choose);
-	if (!backend)
-		return backend_err;
-	*be = backend;
-	return 0;
+	*err = backend_err;
+	return backend;
 }
 
 PYSHM_EXPORT int pyshm_backend(void)
 {
-	const struct region_backend *be;
-	int ret = backend_get(&be);
+	int err;
+	const struct region_backend *be = backend_get(&err);
 
-	return ret < 0 ? ret : be->kind;
+	return be ? be->kind : err;
 }
 
 PYSHM_EXPORT const char *pyshm_backend_name(int kind)
@@ -221,8 +220,8 @@ PYSHM_EXPORT int pyshm_region_create(uint64_t size, uint64_t max_size,
 		return -EINVAL;
 	if (max_size > PYSHM_REGION_SIZE_MAX)
 		return -EFBIG;
-	ret = backend_get(&be);
-	if (ret < 0)
+	be = backend_get(&ret);
+	if (!be)
 		return ret;
 
 	ret = be->create(size, max_size, &info);
@@ -288,8 +287,8 @@ PYSHM_EXPORT int pyshm_region_from_fd(int fd, uint64_t max_size,
 		close(fd);
 		return -EINVAL;
 	}
-	ret = backend_get(&be);
-	if (ret == 0)
+	be = backend_get(&ret);
+	if (be)
 		ret = be->describe(fd, max_size, &info);
 	if (ret < 0) {
 		close(fd);
@@ -423,8 +422,8 @@ PYSHM_EXPORT int pyshm_region_import(uint64_t token, struct pyshm_region **out)
 
 	if (!out)
 		return -EINVAL;
-	ret = backend_get(&be);
-	if (ret < 0)
+	be = backend_get(&ret);
+	if (!be)
 		return ret;
 	if (!be->import)
 		return -EOPNOTSUPP;
@@ -436,10 +435,10 @@ PYSHM_EXPORT int pyshm_region_import(uint64_t token, struct pyshm_region **out)
 
 PYSHM_EXPORT int pyshm_region_revoke(uint64_t token)
 {
-	const struct region_backend *be;
-	int ret = backend_get(&be);
+	int ret;
+	const struct region_backend *be = backend_get(&ret);
 
-	if (ret < 0)
+	if (!be)
 		return ret;
 	if (!be->revoke)
 		return -EOPNOTSUPP;

@@ -4,7 +4,8 @@
 
 KSFT_INC := $(O)/ksft
 KSFT_H := $(KSFT_INC)/kselftest_harness.h
-TEST_CFLAGS := $(BASE_CFLAGS) -I$(KSFT_INC) -Wno-unused-parameter -MMD -MP
+# The harness compares ints with unsigned expectations throughout.
+TEST_CFLAGS := $(BASE_CFLAGS) -I$(KSFT_INC) -Wno-unused-parameter -Wno-sign-compare -MMD -MP
 # Suites run by `make check`, in order; fragments append theirs.
 CHECK_TARGETS := check-lib check-lib-asan
 

@@ -1,0 +1,746 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Message rings: a bounded multi-producer, single-consumer queue of
+ * variable-length records in shared memory (Documentation/ring-layout.rst).
+ *
+ * Producers claim space with a CAS on the producer position, fill the
+ * record and publish its header last. The consumer reads headers in
+ * position order, and zeroes each record it releases, so an unpublished
+ * header always reads as zero: a record is either complete or absent.
+ * A producer makes a system call only when the consumer sleeps.
+ */
+#include <limits.h>
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pyshm/ring.h>
+
+#include "internal.h"
+
+#define RING_MAGIC	0x47525950u	/* "PYRG" */
+#define RING_VERSION	1
+
+#define RING_FEAT_OOL	(1u << 0)	/* out-of-line records */
+#define RING_FEAT_URING	(1u << 1)	/* consumers may sleep in io_uring */
+#define RING_FEAT_ALL	(RING_FEAT_OOL | RING_FEAT_URING)
+
+/* ring_shared.sleep: how the consumer sleeps, 0 when awake */
+#define SLEEP_FUTEX	1u
+#define SLEEP_URING	2u
+
+/* Record header flags; the low 28 bits are the payload length. */
+#define REC_COMMIT	(1u << 31)	/* published */
+#define REC_PAD		(1u << 30)	/* skip to the end of the data area */
+#define REC_OOL		(1u << 29)	/* payload is a struct ring_ool */
+#define REC_ABORT	(1u << 28)	/* given up by its producer */
+#define REC_LEN_MASK	((1u << 28) - 1)
+
+/* Byte offsets of the shared fields, published for other implementations. */
+struct ring_offsets {
+	uint32_t producer;
+	uint32_t consumer;
+	uint32_t sleep;
+	uint32_t closed;
+	uint32_t space;
+	uint32_t space_waiters;
+	uint32_t data;
+	uint32_t resv;
+};
+
+struct ring_shared {
+	/* Written once by pyshm_ring_init(); magic last. */
+	uint32_t magic;
+	uint16_t version;
+	uint16_t hdr_size;
+	uint32_t features;
+	uint32_t resv0;
+	uint64_t data_size;
+	struct ring_offsets off;
+	uint64_t resv1;
+	/* Claimed by producers (CAS); never behind consumer. */
+	alignas(64) _Atomic uint64_t producer;
+	/* Released by the consumer; records before it are zeroed. */
+	alignas(64) _Atomic uint64_t consumer;
+	/* Consumer's sleep state (SLEEP_*), a futex word. */
+	alignas(64) atomic_uint sleep;
+	/* PYSHM_RING_CLOSE_* bits. */
+	atomic_uint closed;
+	/* Bumped when space frees up while producers wait; a futex word. */
+	atomic_uint space;
+	atomic_uint space_waiters;
+	uint8_t resv2[48];
+};
+
+_Static_assert(sizeof(struct ring_shared) == PYSHM_RING_HDR_SIZE, "ring header size");
+
+struct rec_hdr {
+	uint32_t len_flags;	/* accessed atomically */
+	uint32_t tag;		/* low 32 bits of position / 8 */
+};
+
+/* What an out-of-line record carries in the ring. */
+struct ring_ool {
+	struct pyshm_region_ref ref;
+	uint64_t len;
+};
+
+struct pyshm_ring {
+	struct pyshm_region *region;
+	struct ring_shared *sh;
+	unsigned char *data;
+	uint64_t data_size;		/* cached: never re-read from shared memory */
+	uint64_t mask;
+	uint64_t inline_max;
+	uint64_t ool_threshold;
+	unsigned int flags;
+	uint64_t cpos;			/* consumer: position of the next record */
+	struct pyshm_xfer *xfer;
+	struct pyshm_waiter *waiter;
+	int peer_fd;
+};
+
+static inline atomic_uint *hdr_word(struct rec_hdr *h)
+{
+	return (atomic_uint *)&h->len_flags;
+}
+
+static inline struct rec_hdr *hdr_at(struct pyshm_ring *ring, uint64_t pos)
+{
+	return (struct rec_hdr *)(ring->data + (pos & ring->mask));
+}
+
+static inline uint32_t tag_of(uint64_t pos)
+{
+	return (uint32_t)(pos >> 3);
+}
+
+static inline uint64_t rec_total(uint64_t len)
+{
+	return ALIGN_UP(sizeof(struct rec_hdr) + len, 8);
+}
+
+static const struct ring_offsets layout = {
+	.producer = offsetof(struct ring_shared, producer),
+	.consumer = offsetof(struct ring_shared, consumer),
+	.sleep = offsetof(struct ring_shared, sleep),
+	.closed = offsetof(struct ring_shared, closed),
+	.space = offsetof(struct ring_shared, space),
+	.space_waiters = offsetof(struct ring_shared, space_waiters),
+	.data = PYSHM_RING_HDR_SIZE,
+};
+
+static bool data_size_ok(uint64_t n)
+{
+	return n >= PYSHM_RING_MIN_DATA && n <= PYSHM_RING_MAX_DATA && !(n & (n - 1));
+}
+
+static int handle_new(struct pyshm_region *r, uint64_t offset, uint64_t data_size,
+		      unsigned int flags, struct pyshm_ring **out)
+{
+	struct pyshm_ring *ring = calloc(1, sizeof(*ring));
+
+	if (!ring)
+		return -ENOMEM;
+	ring->region = pyshm_region_get(r);
+	ring->sh = (struct ring_shared *)((unsigned char *)pyshm_region_data(r) + offset);
+	ring->data = (unsigned char *)ring->sh + PYSHM_RING_HDR_SIZE;
+	ring->data_size = data_size;
+	ring->mask = data_size - 1;
+	ring->inline_max = data_size / 4;
+	ring->ool_threshold = ring->inline_max;
+	ring->flags = flags;
+	ring->peer_fd = -1;
+	ring->cpos = atomic_load_explicit(&ring->sh->consumer, memory_order_acquire);
+	*out = ring;
+	return 0;
+}
+
+static bool range_ok(struct pyshm_region *r, uint64_t offset, uint64_t data_size)
+{
+	uint64_t end;
+
+	if (offset % 64 || __builtin_add_overflow(offset, pyshm_ring_bytes(data_size), &end))
+		return false;
+	return end <= pyshm_region_size(r);
+}
+
+PYSHM_EXPORT int pyshm_ring_init(struct pyshm_region *r, uint64_t offset,
+				 uint64_t data_size, unsigned int flags,
+				 struct pyshm_ring **out)
+{
+	struct ring_shared *sh;
+
+	if (!r || !out || !flags || flags & ~PYSHM_RING_F_ALL ||
+	    !data_size_ok(data_size) || !range_ok(r, offset, data_size) ||
+	    pyshm_region_flags(r) & PYSHM_REGION_SEALED)
+		return -EINVAL;
+
+	sh = (struct ring_shared *)((unsigned char *)pyshm_region_data(r) + offset);
+	sh->version = RING_VERSION;
+	sh->hdr_size = PYSHM_RING_HDR_SIZE;
+	sh->features = RING_FEAT_ALL;
+	sh->data_size = data_size;
+	sh->off = layout;
+	/* Pairs with the acquire in pyshm_ring_attach(): fields before magic. */
+	atomic_store_explicit((atomic_uint *)&sh->magic, RING_MAGIC, memory_order_release);
+	return handle_new(r, offset, data_size, flags, out);
+}
+
+PYSHM_EXPORT int pyshm_ring_attach(struct pyshm_region *r, uint64_t offset,
+				   unsigned int flags, struct pyshm_ring **out)
+{
+	struct ring_shared *sh;
+	uint64_t data_size;
+
+	if (!r || !out || !flags || flags & ~PYSHM_RING_F_ALL || offset % 64 ||
+	    offset > pyshm_region_size(r) ||
+	    pyshm_region_size(r) - offset < PYSHM_RING_HDR_SIZE)
+		return -EINVAL;
+
+	sh = (struct ring_shared *)((unsigned char *)pyshm_region_data(r) + offset);
+	if (atomic_load_explicit((atomic_uint *)&sh->magic, memory_order_acquire) != RING_MAGIC ||
+	    sh->version != RING_VERSION || sh->hdr_size != PYSHM_RING_HDR_SIZE ||
+	    memcmp(&sh->off, &layout, sizeof(layout)))
+		return -EBADMSG;
+	if (sh->features & ~RING_FEAT_ALL)
+		return -EPROTO;
+	data_size = sh->data_size;
+	if (!data_size_ok(data_size) || !range_ok(r, offset, data_size))
+		return -EBADMSG;
+	return handle_new(r, offset, data_size, flags, out);
+}
+
+PYSHM_EXPORT void pyshm_ring_free(struct pyshm_ring *ring)
+{
+	if (!ring)
+		return;
+	pyshm_region_put(ring->region);
+	free(ring);
+}
+
+PYSHM_EXPORT void pyshm_ring_set_xfer(struct pyshm_ring *ring, struct pyshm_xfer *x)
+{
+	ring->xfer = x;
+}
+
+PYSHM_EXPORT void pyshm_ring_set_ool_threshold(struct pyshm_ring *ring, uint64_t bytes)
+{
+	ring->ool_threshold = bytes < ring->inline_max ? bytes : ring->inline_max;
+}
+
+PYSHM_EXPORT void pyshm_ring_set_waiter(struct pyshm_ring *ring, struct pyshm_waiter *w)
+{
+	ring->waiter = w;
+}
+
+PYSHM_EXPORT void pyshm_ring_set_peer(struct pyshm_ring *ring, int fd)
+{
+	ring->peer_fd = fd;
+}
+
+/* Wake the consumer if it sleeps. Every publish and close ends here. */
+static void ring_wake(struct pyshm_ring *ring)
+{
+	struct ring_shared *sh = ring->sh;
+	unsigned int how;
+
+	/* W1: pairs with S1 in ring_sleep(): the consumer either sees what we
+	 * published, or we see it asleep. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (likely(!atomic_load_explicit(&sh->sleep, memory_order_relaxed)))
+		return;
+	how = atomic_exchange_explicit(&sh->sleep, 0, memory_order_relaxed);
+	if (how == SLEEP_URING && ring->peer_fd >= 0)
+		__pyshm_wake_uring(ring->peer_fd, 0);
+	else if (how)
+		__pyshm_futex_wake(&sh->sleep, 1);
+}
+
+/* The consumer moved: let producers waiting for space re-check. */
+static void space_wake(struct ring_shared *sh)
+{
+	/* W2: pairs with S2 in space_wait(): they either see the new consumer
+	 * position or we see them waiting. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (likely(!atomic_load_explicit(&sh->space_waiters, memory_order_relaxed)))
+		return;
+	atomic_fetch_add_explicit(&sh->space, 1, memory_order_relaxed);
+	__pyshm_futex_wake(&sh->space, INT_MAX);
+}
+
+/*
+ * Wait until the consumer position moves past @seen (or the consumer
+ * closes): spin for the budget, then sleep on the space futex.
+ */
+static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
+{
+	struct ring_shared *sh = ring->sh;
+	int64_t spin_end = __pyshm_now_ns() + pyshm_spin_ns();
+	unsigned int seq;
+	int64_t left;
+	int i, ret;
+
+	for (;;) {
+		for (i = 0; i < 64; i++) {
+			if (atomic_load_explicit(&sh->consumer, memory_order_relaxed) != seen ||
+			    atomic_load_explicit(&sh->closed, memory_order_relaxed) &
+			    PYSHM_RING_CLOSE_CONSUMER)
+				return 0;
+			__pyshm_cpu_relax();
+		}
+		if (__pyshm_now_ns() >= spin_end || __pyshm_left(deadline) == 0)
+			break;
+	}
+
+	seq = atomic_load_explicit(&sh->space, memory_order_acquire);
+	/* S2: pairs with W2 in space_wake(). */
+	atomic_fetch_add_explicit(&sh->space_waiters, 1, memory_order_seq_cst);
+	ret = 0;
+	if (atomic_load_explicit(&sh->consumer, memory_order_seq_cst) == seen &&
+	    !(atomic_load_explicit(&sh->closed, memory_order_relaxed) &
+	      PYSHM_RING_CLOSE_CONSUMER)) {
+		left = __pyshm_left(deadline);
+		ret = left == 0 ? -ETIMEDOUT : __pyshm_futex_wait(&sh->space, seq, left);
+	}
+	atomic_fetch_sub_explicit(&sh->space_waiters, 1, memory_order_relaxed);
+	return ret == -EINTR ? 0 : ret;
+}
+
+/*
+ * Claim room for a record of @len payload bytes: returns its position, with
+ * a padding record published first when it has to start the next lap.
+ */
+static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
+		      uint64_t *pos)
+{
+	struct ring_shared *sh = ring->sh;
+	uint64_t rec = rec_total(len), p, c, off, contig, need;
+	int64_t deadline = __pyshm_deadline(timeout_ns);
+	struct rec_hdr *pad;
+	int ret;
+
+	for (;;) {
+		if (atomic_load_explicit(&sh->closed, memory_order_relaxed) &
+		    PYSHM_RING_CLOSE_CONSUMER)
+			return -EPIPE;
+		/* A1: pairs with R2 in pyshm_ring_consume(): the space we
+		 * reuse was zeroed before the consumer released it. */
+		c = atomic_load_explicit(&sh->consumer, memory_order_acquire);
+		p = atomic_load_explicit(&sh->producer, memory_order_relaxed);
+		if (p - c > ring->data_size || (p | c) & 7)
+			return -EBADMSG;
+		off = p & ring->mask;
+		contig = ring->data_size - off;
+		need = rec <= contig ? rec : contig + rec;
+		if (p + need - c > ring->data_size) {
+			if (timeout_ns == 0)
+				return -EAGAIN;
+			ret = space_wait(ring, c, deadline);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(&sh->producer, &p, p + need,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			break;
+	}
+
+	if (need != rec) {
+		pad = hdr_at(ring, p);
+		pad->tag = tag_of(p);
+		/* R1 (pad): pairs with A2 in ring_next(). */
+		atomic_store_explicit(hdr_word(pad), REC_COMMIT | REC_PAD, memory_order_release);
+		p += contig;
+	}
+	*pos = p;
+	return 0;
+}
+
+static void ring_publish(struct pyshm_ring *ring, uint64_t pos, uint32_t word)
+{
+	struct rec_hdr *h = hdr_at(ring, pos);
+
+	h->tag = tag_of(pos);
+	/* R1: pairs with A2 in ring_next(): payload and tag are visible
+	 * before the header says the record is there. */
+	atomic_store_explicit(hdr_word(h), word, memory_order_release);
+	ring_wake(ring);
+}
+
+PYSHM_EXPORT int pyshm_ring_reserve(struct pyshm_ring *ring, size_t len,
+				    int64_t timeout_ns, struct pyshm_ring_rec *rec)
+{
+	uint64_t pos;
+	int ret;
+
+	if (!ring || !rec || !(ring->flags & PYSHM_RING_PRODUCER))
+		return -EINVAL;
+	if (len > ring->inline_max)
+		return -EMSGSIZE;
+	ret = ring_claim(ring, len, timeout_ns, &pos);
+	if (ret < 0)
+		return ret;
+	rec->pos = pos;
+	rec->len = len;
+	rec->total = rec_total(len);
+	rec->data = hdr_at(ring, pos) + 1;
+	rec->ool = NULL;
+	rec->hdr = (uint32_t)len;
+	return 0;
+}
+
+PYSHM_EXPORT void pyshm_ring_commit(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
+{
+	ring_publish(ring, rec->pos, REC_COMMIT | rec->hdr);
+}
+
+PYSHM_EXPORT void pyshm_ring_abort(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
+{
+	/* The consumer skips it; it must still wake to see what follows. */
+	ring_publish(ring, rec->pos, REC_COMMIT | REC_ABORT | rec->hdr);
+}
+
+static void copy_iov(unsigned char *dst, const struct iovec *iov, int iovcnt)
+{
+	int i;
+
+	for (i = 0; i < iovcnt; i++) {
+		memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+}
+
+/* Send @len bytes through a region of their own, referenced from the ring. */
+static int send_ool(struct pyshm_ring *ring, const struct iovec *iov, int iovcnt,
+		    size_t len, int64_t timeout_ns)
+{
+	struct pyshm_ring_rec rec;
+	struct pyshm_region *r;
+	struct ring_ool *ool;
+	int ret;
+
+	ret = pyshm_ring_reserve(ring, sizeof(*ool), timeout_ns, &rec);
+	if (ret < 0)
+		return ret;
+	ret = pyshm_region_create(len, 0, 0, &r);
+	if (ret < 0)
+		goto err_abort;
+	copy_iov(pyshm_region_data(r), iov, iovcnt);
+	ool = rec.data;
+	ool->len = len;
+	ret = pyshm_xfer_send(ring->xfer, r, &ool->ref);
+	/* In flight, the reference holds the region. */
+	pyshm_region_put(r);
+	if (ret < 0)
+		goto err_abort;
+	rec.hdr |= REC_OOL;
+	pyshm_ring_commit(ring, &rec);
+	return 0;
+
+err_abort:
+	pyshm_ring_abort(ring, &rec);
+	return ret;
+}
+
+PYSHM_EXPORT int pyshm_ring_sendv(struct pyshm_ring *ring, const struct iovec *iov,
+				  int iovcnt, int64_t timeout_ns)
+{
+	struct pyshm_ring_rec rec;
+	size_t len = 0;
+	int i, ret;
+
+	if (!ring || iovcnt < 0 || (iovcnt && !iov) || !(ring->flags & PYSHM_RING_PRODUCER))
+		return -EINVAL;
+	for (i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_base && iov[i].iov_len)
+			return -EINVAL;
+		if (__builtin_add_overflow(len, iov[i].iov_len, &len))
+			return -EMSGSIZE;
+	}
+	if (len > ring->ool_threshold && ring->xfer) {
+		if (len > PYSHM_REGION_SIZE_MAX)
+			return -EMSGSIZE;
+		return send_ool(ring, iov, iovcnt, len, timeout_ns);
+	}
+	ret = pyshm_ring_reserve(ring, len, timeout_ns, &rec);
+	if (ret < 0)
+		return ret;
+	copy_iov(rec.data, iov, iovcnt);
+	pyshm_ring_commit(ring, &rec);
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_ring_send(struct pyshm_ring *ring, const void *buf,
+				 size_t len, int64_t timeout_ns)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return pyshm_ring_sendv(ring, &iov, 1, timeout_ns);
+}
+
+/* Release [cpos, cpos + total): zero it for the next lap, then move on. */
+static void ring_release(struct pyshm_ring *ring, uint64_t total)
+{
+	struct rec_hdr *h = hdr_at(ring, ring->cpos);
+
+	memset(h + 1, 0, total - sizeof(*h));
+	h->tag = 0;
+	atomic_store_explicit(hdr_word(h), 0, memory_order_relaxed);
+	ring->cpos += total;
+	/* R2: pairs with A1 in ring_claim(): zeroes before the position. */
+	atomic_store_explicit(&ring->sh->consumer, ring->cpos, memory_order_release);
+	space_wake(ring->sh);
+}
+
+/*
+ * Look at the record at the consumer position: 1 with @rec filled, 0 when
+ * there is none yet, -EPIPE at the end, -EBADMSG for corruption. Padding and
+ * aborted records are released on the way.
+ */
+static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
+{
+	struct ring_shared *sh = ring->sh;
+	uint64_t off, total, prod;
+	struct rec_hdr *h;
+	uint32_t word;
+
+	for (;;) {
+		h = hdr_at(ring, ring->cpos);
+		/* A2: pairs with R1 in ring_publish(). */
+		word = atomic_load_explicit(hdr_word(h), memory_order_acquire);
+		if (!word) {
+			if (!(atomic_load_explicit(&sh->closed, memory_order_acquire) &
+			      PYSHM_RING_CLOSE_PRODUCERS))
+				return 0;
+			/* Records published before the close are visible now. */
+			word = atomic_load_explicit(hdr_word(h), memory_order_acquire);
+			if (!word)
+				return -EPIPE;
+		}
+		if (!(word & REC_COMMIT) || h->tag != tag_of(ring->cpos))
+			return -EBADMSG;
+		off = ring->cpos & ring->mask;
+		if (word & REC_PAD) {
+			if (!off)
+				return -EBADMSG;
+			ring_release(ring, ring->data_size - off);
+			continue;
+		}
+		total = rec_total(word & REC_LEN_MASK);
+		prod = atomic_load_explicit(&sh->producer, memory_order_relaxed);
+		if (total > ring->data_size - off || total > prod - ring->cpos)
+			return -EBADMSG;
+		if (word & REC_ABORT) {
+			ring_release(ring, total);
+			continue;
+		}
+		rec->pos = ring->cpos;
+		rec->total = total;
+		rec->hdr = word;
+		rec->data = h + 1;
+		rec->len = word & REC_LEN_MASK;
+		rec->ool = NULL;
+		return 1;
+	}
+}
+
+/* Map the region an out-of-line record refers to. */
+static int ool_open(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
+{
+	struct ring_ool ool;
+	struct pyshm_region *r;
+	int ret;
+
+	if (rec->len != sizeof(ool) || !ring->xfer)
+		return -EBADMSG;
+	memcpy(&ool, rec->data, sizeof(ool));
+	ret = pyshm_xfer_recv(ring->xfer, &ool.ref, &r);
+	if (ret < 0)
+		return ret;
+	if (ool.len > pyshm_region_size(r)) {
+		pyshm_region_put(r);
+		return -EBADMSG;
+	}
+	rec->ool = r;
+	rec->data = pyshm_region_data(r);
+	rec->len = ool.len;
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_ring_peek(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
+{
+	int ret;
+
+	if (!ring || !rec || !(ring->flags & PYSHM_RING_CONSUMER))
+		return -EINVAL;
+	rec->total = 0;
+	ret = ring_next(ring, rec);
+	if (ret == 0)
+		return -EAGAIN;
+	if (ret < 0)
+		return ret;
+	if (rec->hdr & REC_OOL) {
+		ret = ool_open(ring, rec);
+		if (ret < 0) {
+			/* Leave a record pyshm_ring_consume() can skip. */
+			rec->data = NULL;
+			rec->len = 0;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+PYSHM_EXPORT void pyshm_ring_consume(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
+{
+	if (rec->pos != ring->cpos || !rec->total)
+		return;
+	pyshm_region_put(rec->ool);
+	rec->ool = NULL;
+	ring_release(ring, rec->total);
+	rec->total = 0;
+}
+
+/* 1 when the consumer has something to look at (a record or the close). */
+static int ring_ready(struct pyshm_ring *ring)
+{
+	unsigned int word;
+
+	word = atomic_load_explicit(hdr_word(hdr_at(ring, ring->cpos)), memory_order_acquire);
+	/* Padding only says where the next record will be. */
+	if (word == (REC_COMMIT | REC_PAD))
+		word = atomic_load_explicit(hdr_word(hdr_at(ring, (ring->cpos | ring->mask) + 1)),
+					    memory_order_acquire);
+	return word || atomic_load_explicit(&ring->sh->closed, memory_order_acquire) &
+		       PYSHM_RING_CLOSE_PRODUCERS;
+}
+
+static unsigned int sleep_kind(struct pyshm_ring *ring)
+{
+	return ring->waiter && pyshm_waiter_kind(ring->waiter) == PYSHM_WAKE_URING ?
+	       SLEEP_URING : SLEEP_FUTEX;
+}
+
+/* Announce that we are about to sleep; false if a record beat us to it. */
+static bool sleep_announce(struct pyshm_ring *ring, unsigned int how)
+{
+	atomic_store_explicit(&ring->sh->sleep, how, memory_order_relaxed);
+	/* S1: pairs with W1 in ring_wake(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!ring_ready(ring))
+		return true;
+	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+	return false;
+}
+
+PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
+{
+	int64_t deadline, spin_end, left;
+	unsigned int how;
+	int i, ret;
+
+	if (!ring || !(ring->flags & PYSHM_RING_CONSUMER))
+		return -EINVAL;
+	if (ring_ready(ring))
+		return 0;
+	deadline = __pyshm_deadline(timeout_ns);
+	spin_end = __pyshm_now_ns() + pyshm_spin_ns();
+	do {
+		for (i = 0; i < 64; i++) {
+			if (ring_ready(ring))
+				return 0;
+			__pyshm_cpu_relax();
+		}
+	} while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0);
+
+	how = sleep_kind(ring);
+	for (;;) {
+		if (how == SLEEP_URING)
+			pyshm_waiter_drain(ring->waiter);
+		if (!sleep_announce(ring, how))
+			return 0;
+		left = __pyshm_left(deadline);
+		if (left == 0)
+			ret = -ETIMEDOUT;
+		else if (how == SLEEP_URING)
+			ret = pyshm_waiter_wait(ring->waiter, left);
+		else
+			ret = __pyshm_futex_wait(&ring->sh->sleep, how, left);
+		/* A waker already cleared it; after a timeout or signal we do. */
+		atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+		if (ring_ready(ring))
+			return 0;
+		if (ret == -ETIMEDOUT || ret == -EINTR)
+			return ret;
+	}
+}
+
+PYSHM_EXPORT int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
+				 int64_t timeout_ns)
+{
+	int64_t deadline = __pyshm_deadline(timeout_ns);
+	int ret;
+
+	/* A padding record makes the ring look ready before the record that
+	 * follows it is published: then wait again. */
+	do {
+		ret = pyshm_ring_wait(ring, __pyshm_left(deadline));
+		if (ret < 0)
+			return ret;
+		ret = pyshm_ring_peek(ring, rec);
+	} while (ret == -EAGAIN && __pyshm_left(deadline) != 0);
+	return ret == -EAGAIN ? -ETIMEDOUT : ret;
+}
+
+PYSHM_EXPORT int pyshm_ring_arm(struct pyshm_ring *ring)
+{
+	if (!ring || !(ring->flags & PYSHM_RING_CONSUMER))
+		return -EINVAL;
+	if (sleep_kind(ring) != SLEEP_URING)
+		return -EOPNOTSUPP;
+	return sleep_announce(ring, SLEEP_URING) ? 0 : -EAGAIN;
+}
+
+PYSHM_EXPORT void pyshm_ring_disarm(struct pyshm_ring *ring)
+{
+	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+}
+
+PYSHM_EXPORT void pyshm_ring_close(struct pyshm_ring *ring, unsigned int side)
+{
+	struct ring_shared *sh = ring->sh;
+
+	side &= PYSHM_RING_CLOSE_PRODUCERS | PYSHM_RING_CLOSE_CONSUMER;
+	atomic_fetch_or_explicit(&sh->closed, side, memory_order_seq_cst);
+	if (side & PYSHM_RING_CLOSE_PRODUCERS)
+		ring_wake(ring);
+	if (side & PYSHM_RING_CLOSE_CONSUMER) {
+		atomic_fetch_add_explicit(&sh->space, 1, memory_order_relaxed);
+		__pyshm_futex_wake(&sh->space, INT_MAX);
+	}
+}
+
+PYSHM_EXPORT unsigned int pyshm_ring_closed(const struct pyshm_ring *ring)
+{
+	return atomic_load_explicit(&ring->sh->closed, memory_order_acquire);
+}
+
+PYSHM_EXPORT int pyshm_ring_discard_all(struct pyshm_ring *ring)
+{
+	struct pyshm_ring_rec rec;
+	int n = 0, ret;
+
+	if (!ring || !(ring->flags & PYSHM_RING_CONSUMER))
+		return -EINVAL;
+	for (;;) {
+		ret = pyshm_ring_peek(ring, &rec);
+		if (ret == -EAGAIN || ret == -EPIPE)
+			return n;
+		if (ret < 0 && !rec.total)
+			return ret;
+		pyshm_ring_consume(ring, &rec);
+		n++;
+	}
+}

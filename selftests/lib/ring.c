@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Ring tests: argument checks, ordering and no-tear checks with threads and
+ * processes, wrap-around, full-ring waits, out-of-line records, closing,
+ * corruption detection and sleeping consumers. The wakeup path comes from
+ * PYSHM_WAKE (run.sh runs this file once per path).
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "kselftest_harness.h"
+#include "common.h"
+
+#define DATA (64u << 10)
+
+FIXTURE(ring) {
+	struct leak_snap before;
+	struct pyshm_region *r;
+	struct pyshm_ring *prod, *cons;
+	struct pyshm_waiter *w;
+};
+
+static void ring_pair(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(ring) *self, uint32_t data)
+{
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(data), 0, 0, &self->r));
+	ASSERT_EQ(0, pyshm_ring_init(self->r, 0, data, PYSHM_RING_CONSUMER, &self->cons));
+	ASSERT_EQ(0, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &self->prod));
+	ASSERT_EQ(0, pyshm_waiter_create(0, &self->w));
+	pyshm_ring_set_waiter(self->cons, self->w);
+	if (pyshm_waiter_kind(self->w) == PYSHM_WAKE_URING)
+		pyshm_ring_set_peer(self->prod, pyshm_waiter_fd(self->w));
+}
+
+static void ring_unpair(FIXTURE_DATA(ring) *self)
+{
+	pyshm_ring_free(self->prod);
+	pyshm_ring_free(self->cons);
+	pyshm_waiter_free(self->w);
+	pyshm_region_put(self->r);
+	self->r = NULL;
+}
+
+FIXTURE_SETUP(ring)
+{
+	self->before = leak_snap();
+	ring_pair(_metadata, self, DATA);
+}
+
+FIXTURE_TEARDOWN(ring)
+{
+	if (self->r)
+		ring_unpair(self);
+	ASSERT_NO_LEAK(self->before);
+}
+
+/* Receive one record and check it is whole; returns its producer/seq. */
+static int recv_one(struct pyshm_ring *cons, int64_t timeout, struct trec *out)
+{
+	struct pyshm_ring_rec rec;
+	int ret = pyshm_ring_recv(cons, &rec, timeout);
+
+	if (ret < 0)
+		return ret;
+	if (!trec_ok(rec.data, rec.len))
+		return -EILSEQ;
+	memcpy(out, rec.data, sizeof(*out));
+	pyshm_ring_consume(cons, &rec);
+	return 0;
+}
+
+static int send_one(struct pyshm_ring *prod, uint32_t producer, uint32_t seq,
+		    uint32_t len, int64_t timeout)
+{
+	static __thread unsigned char buf[1 << 21];
+	struct trec *t = (struct trec *)buf;
+
+	return pyshm_ring_send(prod, t, trec_fill(t, producer, seq, len), timeout);
+}
+
+TEST_F(ring, init_rejects_bad_arguments)
+{
+	struct pyshm_ring *ring = (void *)0xcc;
+	struct pyshm_region *sealed;
+
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 8, 4096, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 3000, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 2048, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 1ull << 31, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 2 * DATA, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 64, DATA, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, UINT64_MAX - 63, 4096,
+					   PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, DATA, 0, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, DATA, ~0u, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, DATA, 0x80000000u, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(NULL, 0, DATA, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, DATA, PYSHM_RING_PRODUCER, NULL));
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(4096), 0, 0, &sealed));
+	ASSERT_EQ(0, pyshm_region_seal(sealed));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(sealed, 0, 4096, PYSHM_RING_PRODUCER, &ring));
+	pyshm_region_put(sealed);
+	EXPECT_EQ((void *)0xcc, ring);
+}
+
+TEST_F(ring, attach_rejects_what_is_not_a_ring)
+{
+	struct pyshm_ring *ring = (void *)0xcc;
+	struct pyshm_region *z;
+	uint32_t *hdr = pyshm_region_data(self->r);
+	uint32_t saved;
+
+	ASSERT_EQ(0, pyshm_region_create(8192, 0, 0, &z));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_attach(z, 0, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_attach(z, 8192, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_attach(z, 8, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_attach(z, 0, 0, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_attach(z, 0, ~0u, &ring));
+	pyshm_region_put(z);
+
+	/* version, then features, then data size, then an offset */
+	saved = hdr[1];
+	hdr[1] = saved + 1;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &ring));
+	hdr[1] = saved;
+	saved = hdr[2];
+	hdr[2] |= 0x80000000u;
+	EXPECT_EQ(-EPROTO, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &ring));
+	hdr[2] = saved;
+	saved = hdr[4];
+	hdr[4] = DATA * 2;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &ring));
+	hdr[4] = 3000;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &ring));
+	hdr[4] = saved;
+	saved = hdr[6];
+	hdr[6] = 4;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &ring));
+	hdr[6] = saved;
+	EXPECT_EQ((void *)0xcc, ring);
+	ASSERT_EQ(0, pyshm_ring_attach(self->r, 0, PYSHM_RING_PRODUCER, &ring));
+	pyshm_ring_free(ring);
+	pyshm_ring_free(NULL);
+}
+
+TEST_F(ring, records_arrive_whole_and_in_order)
+{
+	struct trec t;
+	uint32_t i;
+
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(0, send_one(self->prod, 1, i, trec_len(i, 4000), 0));
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		EXPECT_EQ(i, t.seq);
+	}
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, send_one(self->prod, 1, i, trec_len(i, 4000), 0));
+	for (i = 0; i < 10; i++) {
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		EXPECT_EQ(i, t.seq);
+	}
+}
+
+TEST_F(ring, empty_ring_says_so)
+{
+	struct pyshm_ring_rec rec;
+
+	EXPECT_EQ(-EAGAIN, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_ring_wait(self->cons, 0));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_ring_wait(self->cons, 20 * 1000 * 1000));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_ring_recv(self->cons, &rec, 1000));
+}
+
+TEST_F(ring, handles_only_work_in_their_direction)
+{
+	struct pyshm_ring_rec rec;
+
+	EXPECT_EQ(-EINVAL, pyshm_ring_send(self->cons, "x", 1, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_reserve(self->cons, 1, 0, &rec));
+	EXPECT_EQ(-EINVAL, pyshm_ring_peek(self->prod, &rec));
+	EXPECT_EQ(-EINVAL, pyshm_ring_wait(self->prod, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_discard_all(self->prod));
+	EXPECT_EQ(-EINVAL, pyshm_ring_arm(self->prod));
+	EXPECT_EQ(-EINVAL, pyshm_ring_send(NULL, "x", 1, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_sendv(self->prod, NULL, 1, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_sendv(self->prod, NULL, -1, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_send(self->prod, NULL, 1, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_peek(self->cons, NULL));
+}
+
+TEST_F(ring, empty_records_and_gathered_records)
+{
+	struct pyshm_ring_rec rec;
+	struct iovec iov[3] = {
+		{ .iov_base = "abc", .iov_len = 3 },
+		{ .iov_base = NULL, .iov_len = 0 },
+		{ .iov_base = "defgh", .iov_len = 5 },
+	};
+
+	ASSERT_EQ(0, pyshm_ring_send(self->prod, NULL, 0, 0));
+	ASSERT_EQ(0, pyshm_ring_sendv(self->prod, iov, 3, 0));
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_EQ(0, rec.len);
+	pyshm_ring_consume(self->cons, &rec);
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &rec));
+	ASSERT_EQ(8, rec.len);
+	EXPECT_EQ(0, memcmp(rec.data, "abcdefgh", 8));
+	pyshm_ring_consume(self->cons, &rec);
+	/* Consuming twice is harmless. */
+	pyshm_ring_consume(self->cons, &rec);
+	EXPECT_EQ(-EAGAIN, pyshm_ring_peek(self->cons, &rec));
+}
+
+TEST_F(ring, full_ring_makes_the_producer_wait_then_time_out)
+{
+	struct trec t;
+	int n = 0, ret;
+
+	while ((ret = send_one(self->prod, 1, n, 1000, 0)) == 0)
+		n++;
+	EXPECT_EQ(-EAGAIN, ret);
+	EXPECT_LT(DATA / 1100, n);
+	EXPECT_EQ(-ETIMEDOUT, send_one(self->prod, 1, n, 1000, 20 * 1000 * 1000));
+	ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+	EXPECT_EQ(0, t.seq);
+	/* One record freed: room for one more, and nothing was lost. */
+	ASSERT_EQ(0, send_one(self->prod, 1, n, 1000, 0));
+	for (ret = 1; ret <= n; ret++) {
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		EXPECT_EQ(ret, t.seq);
+	}
+}
+
+struct drain_args {
+	struct pyshm_ring *cons;
+	int n;
+	int got;
+	int bad;
+};
+
+static void *drain_slowly(void *arg)
+{
+	struct drain_args *a = arg;
+	struct trec t;
+
+	usleep(50 * 1000);
+	while (a->got < a->n) {
+		if (recv_one(a->cons, 5LL * 1000 * 1000 * 1000, &t) || t.seq != (uint32_t)a->got)
+			a->bad++;
+		a->got++;
+	}
+	return NULL;
+}
+
+TEST_F(ring, blocked_producer_resumes_when_space_frees)
+{
+	struct drain_args a = { .cons = self->cons, .n = 500 };
+	pthread_t th;
+	int i;
+
+	ASSERT_EQ(0, pthread_create(&th, NULL, drain_slowly, &a));
+	for (i = 0; i < a.n; i++)
+		ASSERT_EQ(0, send_one(self->prod, 1, i, 2000, -1));
+	pthread_join(th, NULL);
+	EXPECT_EQ(a.n, a.got);
+	EXPECT_EQ(0, a.bad);
+}
+
+TEST_F(ring, too_large_without_a_transfer_is_refused)
+{
+	struct pyshm_ring_rec rec;
+	char *big = calloc(1, DATA);
+
+	ASSERT_NE(NULL, big);
+	EXPECT_EQ(-EMSGSIZE, pyshm_ring_send(self->prod, big, DATA / 4 + 1, 0));
+	EXPECT_EQ(-EMSGSIZE, pyshm_ring_reserve(self->prod, DATA / 4 + 1, 0, &rec));
+	EXPECT_EQ(0, pyshm_ring_send(self->prod, big, DATA / 4, 0));
+	free(big);
+}
+
+TEST_F(ring, closing_ends_both_directions)
+{
+	struct pyshm_ring_rec rec;
+	struct trec t;
+
+	ASSERT_EQ(0, send_one(self->prod, 1, 0, 10, 0));
+	ASSERT_EQ(0, send_one(self->prod, 1, 1, 10, 0));
+	pyshm_ring_close(self->prod, PYSHM_RING_CLOSE_PRODUCERS);
+	EXPECT_EQ(PYSHM_RING_CLOSE_PRODUCERS, pyshm_ring_closed(self->cons));
+	/* What was sent before the close is still delivered. */
+	ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+	ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+	EXPECT_EQ(1, t.seq);
+	EXPECT_EQ(-EPIPE, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_EQ(0, pyshm_ring_wait(self->cons, -1));
+
+	pyshm_ring_close(self->cons, PYSHM_RING_CLOSE_CONSUMER);
+	EXPECT_EQ(-EPIPE, send_one(self->prod, 1, 2, 10, 0));
+	EXPECT_EQ(-EPIPE, pyshm_ring_reserve(self->prod, 10, -1, &rec));
+}
+
+TEST_F(ring, consumer_close_releases_a_waiting_producer)
+{
+	int n = 0;
+	pid_t pid;
+
+	while (send_one(self->prod, 1, n, 1000, 0) == 0)
+		n++;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		usleep(50 * 1000);
+		pyshm_ring_close(self->cons, PYSHM_RING_CLOSE_CONSUMER);
+		_exit(0);
+	}
+	EXPECT_EQ(-EPIPE, send_one(self->prod, 1, n, 1000, -1));
+	EXPECT_EQ(0, wait_child(pid));
+}
+
+TEST_F(ring, reserve_commit_and_abort)
+{
+	struct pyshm_ring_rec rec, got;
+
+	ASSERT_EQ(0, pyshm_ring_reserve(self->prod, 5, 0, &rec));
+	memcpy(rec.data, "first", 5);
+	pyshm_ring_abort(self->prod, &rec);
+	ASSERT_EQ(0, pyshm_ring_reserve(self->prod, 6, 0, &rec));
+	memcpy(rec.data, "second", 6);
+	/* Not committed yet: nothing to see. */
+	EXPECT_EQ(-EAGAIN, pyshm_ring_peek(self->cons, &got));
+	pyshm_ring_commit(self->prod, &rec);
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &got));
+	ASSERT_EQ(6, got.len);
+	EXPECT_EQ(0, memcmp(got.data, "second", 6));
+	pyshm_ring_consume(self->cons, &got);
+	EXPECT_EQ(-EAGAIN, pyshm_ring_peek(self->cons, &got));
+}
+
+/* Out-of-order commits: a later record waits for the earlier one. */
+TEST_F(ring, later_commit_waits_for_earlier_record)
+{
+	struct pyshm_ring_rec a, b, got;
+
+	ASSERT_EQ(0, pyshm_ring_reserve(self->prod, 1, 0, &a));
+	ASSERT_EQ(0, pyshm_ring_reserve(self->prod, 1, 0, &b));
+	*(char *)a.data = 'a';
+	*(char *)b.data = 'b';
+	pyshm_ring_commit(self->prod, &b);
+	EXPECT_EQ(-EAGAIN, pyshm_ring_peek(self->cons, &got));
+	pyshm_ring_commit(self->prod, &a);
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &got));
+	EXPECT_EQ('a', *(char *)got.data);
+	pyshm_ring_consume(self->cons, &got);
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &got));
+	EXPECT_EQ('b', *(char *)got.data);
+	pyshm_ring_consume(self->cons, &got);
+}
+
+TEST_F(ring, wrap_around_keeps_records_whole)
+{
+	uint32_t sent = 0, got = 0, i;
+	uint64_t bytes = 0;
+	struct trec t;
+
+	/* Uneven sizes make records meet the end of the data area at every
+	 * offset; the ring is kept partly full. */
+	ring_unpair(self);
+	ring_pair(_metadata, self, 4096);
+	for (i = 0; i < 20000; i++) {
+		uint32_t len = (i * 37) % 1000;
+
+		while (send_one(self->prod, 1, sent, len, 0) == -EAGAIN) {
+			ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+			ASSERT_EQ(got, t.seq);
+			got++;
+		}
+		sent++;
+		bytes += len;
+	}
+	while (got < sent) {
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		ASSERT_EQ(got, t.seq);
+		got++;
+	}
+	EXPECT_LT(1000 * 4096, bytes);
+}
+
+struct prod_args {
+	struct pyshm_ring *prod;
+	uint32_t id;
+	uint32_t n;
+	uint32_t max_len;
+	int err;
+};
+
+static void *producer_thread(void *arg)
+{
+	struct prod_args *a = arg;
+	uint32_t i;
+
+	for (i = 0; i < a->n && !a->err; i++)
+		a->err = send_one(a->prod, a->id, i, trec_len(i, a->max_len), -1);
+	return NULL;
+}
+
+/* Receive @total records from @nprod producers: per-producer order, no loss,
+ * no tearing. Returns the number of problems. */
+static int consume_all(struct pyshm_ring *cons, int nprod, uint32_t total)
+{
+	uint32_t next[16] = { 0 }, i;
+	int bad = 0, ret;
+	struct trec t;
+
+	for (i = 0; i < total; i++) {
+		ret = recv_one(cons, 10LL * 1000 * 1000 * 1000, &t);
+		if (ret < 0 || t.producer >= (uint32_t)nprod || t.seq != next[t.producer]) {
+			if (bad++ < 5)
+				fprintf(stderr, "# record %u: ret %d producer %u seq %u\n",
+					i, ret, t.producer, t.seq);
+			if (ret < 0)
+				return bad;
+			continue;
+		}
+		next[t.producer]++;
+	}
+	return bad;
+}
+
+static void mpsc_threads(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(ring) *self, int nprod, uint32_t n)
+{
+	struct prod_args a[8];
+	pthread_t th[8];
+	int i;
+
+	for (i = 0; i < nprod; i++) {
+		a[i] = (struct prod_args){ .prod = self->prod, .id = i, .n = n, .max_len = 4000 };
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, producer_thread, &a[i]));
+	}
+	EXPECT_EQ(0, consume_all(self->cons, nprod, n * nprod));
+	for (i = 0; i < nprod; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, a[i].err);
+	}
+}
+
+TEST_F(ring, threads_keep_per_producer_order)
+{
+	mpsc_threads(_metadata, self, 4, 20000);
+}
+
+TEST_F(ring, threads_keep_order_with_a_sleeping_consumer)
+{
+	pyshm_set_spin_ns(0);
+	mpsc_threads(_metadata, self, 3, 5000);
+}
+
+TEST_F(ring, processes_keep_per_producer_order)
+{
+	pid_t pid[3];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		pid[i] = fork();
+		ASSERT_LE(0, pid[i]);
+		if (pid[i] == 0) {
+			struct prod_args a = { .prod = self->prod, .id = i, .n = 20000,
+					       .max_len = 4000 };
+
+			producer_thread(&a);
+			_exit(a.err ? 1 : 0);
+		}
+	}
+	EXPECT_EQ(0, consume_all(self->cons, 3, 60000));
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, wait_child(pid[i]));
+}
+
+TEST_F(ring, sleeping_consumer_is_woken_by_another_process)
+{
+	struct trec t;
+	pid_t pid;
+	int i;
+
+	pyshm_set_spin_ns(0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (i = 0; i < 20; i++) {
+			usleep(2000);
+			if (send_one(self->prod, 0, i, 64, -1))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 20; i++) {
+		ASSERT_EQ(0, recv_one(self->cons, 5LL * 1000 * 1000 * 1000, &t));
+		EXPECT_EQ(i, t.seq);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+}
+
+static void ool_threads(struct __test_metadata *_metadata, FIXTURE_DATA(ring) *self,
+			struct pyshm_xfer *x)
+{
+	struct prod_args a = { .prod = self->prod, .id = 0, .n = 200, .max_len = 1 << 20 };
+	struct pyshm_ring_rec rec;
+	pthread_t th;
+	uint32_t i;
+
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, 1024);
+	ASSERT_EQ(0, pthread_create(&th, NULL, producer_thread, &a));
+	for (i = 0; i < a.n; i++) {
+		ASSERT_EQ(0, pyshm_ring_recv(self->cons, &rec, -1));
+		ASSERT_TRUE(trec_ok(rec.data, rec.len));
+		ASSERT_EQ(i, ((struct trec *)rec.data)->seq);
+		ASSERT_EQ(rec.ool != NULL, rec.len > 1024);
+		pyshm_ring_consume(self->cons, &rec);
+	}
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, a.err);
+}
+
+TEST_F(ring, out_of_line_records_between_threads)
+{
+	struct pyshm_xfer *x;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	ool_threads(_metadata, self, x);
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, out_of_line_records_between_processes)
+{
+	struct pyshm_xfer *x;
+	struct pyshm_ring_rec rec;
+	int sv[2], i;
+	pid_t pid;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct prod_args a = { .prod = self->prod, .n = 100, .max_len = 1 << 20 };
+
+		close(sv[0]);
+		if (pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[1], &x))
+			_exit(1);
+		pyshm_ring_set_xfer(self->prod, x);
+		pyshm_ring_set_ool_threshold(self->prod, 1024);
+		producer_thread(&a);
+		_exit(a.err ? 2 : 0);
+	}
+	close(sv[1]);
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[0], &x));
+	pyshm_ring_set_xfer(self->cons, x);
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(0, pyshm_ring_recv(self->cons, &rec, -1));
+		ASSERT_TRUE(trec_ok(rec.data, rec.len));
+		ASSERT_EQ(i, ((struct trec *)rec.data)->seq);
+		pyshm_ring_consume(self->cons, &rec);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, discard_releases_out_of_line_regions)
+{
+	struct pyshm_xfer *x;
+	struct pyshm_stats st;
+	int i;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, send_one(self->prod, 0, i, i % 2 ? 100000 : 10, 0));
+	ASSERT_EQ(0, pyshm_stats(&st, sizeof(st)));
+	EXPECT_EQ(self->before.regions + 1 + 5, st.regions);
+	EXPECT_EQ(10, pyshm_ring_discard_all(self->cons));
+	ASSERT_EQ(0, pyshm_stats(&st, sizeof(st)));
+	EXPECT_EQ(self->before.regions + 1, st.regions);
+	EXPECT_EQ(0, pyshm_ring_discard_all(self->cons));
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, out_of_line_record_without_a_transfer_is_refused_by_the_consumer)
+{
+	struct pyshm_xfer *x;
+	struct pyshm_ring_rec rec;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	ASSERT_EQ(0, send_one(self->prod, 0, 0, 100000, 0));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
+	/* The bad record can be skipped; its region is released then. */
+	pyshm_ring_set_xfer(self->cons, x);
+	EXPECT_EQ(1, pyshm_ring_discard_all(self->cons));
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, corrupted_record_header_is_detected)
+{
+	struct pyshm_ring_rec rec;
+	uint32_t *data = (uint32_t *)((char *)pyshm_region_data(self->r) + PYSHM_RING_HDR_SIZE);
+
+	ASSERT_EQ(0, pyshm_ring_send(self->prod, "abcd", 4, 0));
+	data[1] ^= 1;				/* tag */
+	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
+	data[1] ^= 1;
+	data[0] = (1u << 31) | 100000;		/* length past the producer */
+	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
+	data[0] = 4;				/* not committed, yet not zero */
+	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
+	data[0] = (1u << 31) | (1u << 30);	/* padding at offset 0 */
+	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
+	data[0] = (1u << 31) | 4;
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &rec));
+	pyshm_ring_consume(self->cons, &rec);
+}
+
+TEST_F(ring, corrupted_positions_are_detected)
+{
+	uint64_t *prodpos = (uint64_t *)((char *)pyshm_region_data(self->r) + 64);
+	struct pyshm_ring_rec rec;
+
+	*prodpos = 3 * DATA;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_send(self->prod, "x", 1, 0));
+	*prodpos = 5;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_reserve(self->prod, 1, 0, &rec));
+	*prodpos = 0;
+	EXPECT_EQ(0, pyshm_ring_send(self->prod, "x", 1, 0));
+}
+
+TEST_F(ring, arm_reports_through_the_waiter_fd)
+{
+	struct pollfd pfd;
+
+	if (pyshm_waiter_kind(self->w) != PYSHM_WAKE_URING) {
+		EXPECT_EQ(-EOPNOTSUPP, pyshm_ring_arm(self->cons));
+		return;
+	}
+	pfd.fd = pyshm_waiter_fd(self->w);
+	pfd.events = POLLIN;
+	ASSERT_EQ(0, pyshm_ring_arm(self->cons));
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, pyshm_ring_send(self->prod, "x", 1, 0));
+	EXPECT_EQ(1, poll(&pfd, 1, 1000));
+	EXPECT_EQ(1, pyshm_waiter_drain(self->w));
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	/* Something is there: arming says so instead. */
+	EXPECT_EQ(-EAGAIN, pyshm_ring_arm(self->cons));
+	pyshm_ring_disarm(self->cons);
+	EXPECT_EQ(1, pyshm_ring_discard_all(self->cons));
+}
+
+TEST_F(ring, ool_threshold_is_clamped_to_the_inline_limit)
+{
+	struct pyshm_xfer *x;
+	struct pyshm_ring_rec rec;
+	char *big = calloc(1, DATA);
+
+	ASSERT_NE(NULL, big);
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, UINT64_MAX);
+	ASSERT_EQ(0, pyshm_ring_send(self->prod, big, DATA / 2, 0));
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_NE(NULL, rec.ool);
+	EXPECT_EQ(DATA / 2, rec.len);
+	pyshm_ring_consume(self->cons, &rec);
+	free(big);
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_HARNESS_MAIN
