@@ -13,13 +13,6 @@
 
 #include "internal.h"
 
-/*
- * The kmod backend is linked in when lib/region_kmod.c is built; the weak
- * references let the memfd-only configuration link without it.
- */
-extern const struct region_backend __pyshm_backend_kmod __attribute__((weak));
-int __pyshm_kmod_open(void) __attribute__((weak));
-
 static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
 static const struct region_backend *backend;
 static int backend_err;
@@ -35,7 +28,8 @@ static struct {
 
 static bool kmod_available(void)
 {
-	return &__pyshm_backend_kmod && __pyshm_kmod_open && __pyshm_kmod_open() == 0;
+	/* A strong reference: it also pulls region_kmod.o out of libpyshm.a. */
+	return __pyshm_kmod_open() == 0;
 }
 
 static void backend_choose(void)
