@@ -245,10 +245,10 @@ static void ring_wake(struct pyshm_ring *ring)
 	struct ring_shared *sh = ring->sh;
 	unsigned int how;
 
-	/* W1: pairs with S1 in ring_sleep(): the consumer either sees what we
-	 * published, or we see it asleep. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (likely(!atomic_load_explicit(&sh->sleep, memory_order_relaxed)))
+	/* W1: pairs with S1 in sleep_announce(). The publish before this is
+	 * seq_cst as well, so either the consumer sees what we published, or
+	 * we see it asleep. */
+	if (likely(!atomic_load_explicit(&sh->sleep, memory_order_seq_cst)))
 		return;
 	how = atomic_exchange_explicit(&sh->sleep, 0, memory_order_relaxed);
 	if (how == SLEEP_URING && ring->peer_fd >= 0)
@@ -260,10 +260,10 @@ static void ring_wake(struct pyshm_ring *ring)
 /* The consumer moved: let producers waiting for space re-check. */
 static void space_wake(struct ring_shared *sh)
 {
-	/* W2: pairs with S2 in space_wait(): they either see the new consumer
-	 * position or we see them waiting. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (likely(!atomic_load_explicit(&sh->space_waiters, memory_order_relaxed)))
+	/* W2: pairs with S2 in space_wait(). The position store before this
+	 * is seq_cst as well, so they either see the new consumer position or
+	 * we see them waiting. */
+	if (likely(!atomic_load_explicit(&sh->space_waiters, memory_order_seq_cst)))
 		return;
 	atomic_fetch_add_explicit(&sh->space, 1, memory_order_relaxed);
 	__pyshm_futex_wake(&sh->space, INT_MAX);
@@ -324,10 +324,17 @@ static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
 		if (atomic_load_explicit(&sh->closed, memory_order_relaxed) &
 		    PYSHM_RING_CLOSE_CONSUMER)
 			return -EPIPE;
-		/* A1: pairs with R2 in pyshm_ring_consume(): the space we
-		 * reuse was zeroed before the consumer released it. */
+		/*
+		 * Producer first, then consumer: p was within data_size of the
+		 * consumer position when read, and that only moves forward.
+		 * A consumer past p means p is stale: try again.
+		 */
+		p = atomic_load_explicit(&sh->producer, memory_order_acquire);
+		/* A1: pairs with R2 in ring_release(): the space we reuse was
+		 * zeroed before the consumer released it. */
 		c = atomic_load_explicit(&sh->consumer, memory_order_acquire);
-		p = atomic_load_explicit(&sh->producer, memory_order_relaxed);
+		if (c > p)
+			continue;
 		if (p - c > ring->data_size || (p | c) & 7)
 			return -EBADMSG;
 		off = p & ring->mask;
@@ -364,8 +371,8 @@ static void ring_publish(struct pyshm_ring *ring, uint64_t pos, uint32_t word)
 
 	h->tag = tag_of(pos);
 	/* R1: pairs with A2 in ring_next(): payload and tag are visible
-	 * before the header says the record is there. */
-	atomic_store_explicit(hdr_word(h), word, memory_order_release);
+	 * before the header says the record is there. seq_cst for W1. */
+	atomic_store_explicit(hdr_word(h), word, memory_order_seq_cst);
 	ring_wake(ring);
 }
 
@@ -407,6 +414,8 @@ static void copy_iov(unsigned char *dst, const struct iovec *iov, int iovcnt)
 	int i;
 
 	for (i = 0; i < iovcnt; i++) {
+		if (!iov[i].iov_len)
+			continue;
 		memcpy(dst, iov[i].iov_base, iov[i].iov_len);
 		dst += iov[i].iov_len;
 	}
@@ -489,8 +498,9 @@ static void ring_release(struct pyshm_ring *ring, uint64_t total)
 	h->tag = 0;
 	atomic_store_explicit(hdr_word(h), 0, memory_order_relaxed);
 	ring->cpos += total;
-	/* R2: pairs with A1 in ring_claim(): zeroes before the position. */
-	atomic_store_explicit(&ring->sh->consumer, ring->cpos, memory_order_release);
+	/* R2: pairs with A1 in ring_claim(): zeroes before the position.
+	 * seq_cst for W2. */
+	atomic_store_explicit(&ring->sh->consumer, ring->cpos, memory_order_seq_cst);
 	space_wake(ring->sh);
 }
 
@@ -608,12 +618,13 @@ static int ring_ready(struct pyshm_ring *ring)
 {
 	unsigned int word;
 
-	word = atomic_load_explicit(hdr_word(hdr_at(ring, ring->cpos)), memory_order_acquire);
+	/* seq_cst: the loads after S1 in sleep_announce(). */
+	word = atomic_load_explicit(hdr_word(hdr_at(ring, ring->cpos)), memory_order_seq_cst);
 	/* Padding only says where the next record will be. */
 	if (word == (REC_COMMIT | REC_PAD))
 		word = atomic_load_explicit(hdr_word(hdr_at(ring, (ring->cpos | ring->mask) + 1)),
-					    memory_order_acquire);
-	return word || atomic_load_explicit(&ring->sh->closed, memory_order_acquire) &
+					    memory_order_seq_cst);
+	return word || atomic_load_explicit(&ring->sh->closed, memory_order_seq_cst) &
 		       PYSHM_RING_CLOSE_PRODUCERS;
 }
 
@@ -626,9 +637,8 @@ static unsigned int sleep_kind(struct pyshm_ring *ring)
 /* Announce that we are about to sleep; false if a record beat us to it. */
 static bool sleep_announce(struct pyshm_ring *ring, unsigned int how)
 {
-	atomic_store_explicit(&ring->sh->sleep, how, memory_order_relaxed);
 	/* S1: pairs with W1 in ring_wake(). */
-	atomic_thread_fence(memory_order_seq_cst);
+	atomic_store_explicit(&ring->sh->sleep, how, memory_order_seq_cst);
 	if (!ring_ready(ring))
 		return true;
 	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);

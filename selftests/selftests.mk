@@ -6,6 +6,8 @@ KSFT_INC := $(O)/ksft
 KSFT_H := $(KSFT_INC)/kselftest_harness.h
 # The harness compares ints with unsigned expectations throughout.
 TEST_CFLAGS := $(BASE_CFLAGS) -I$(KSFT_INC) -Wno-unused-parameter -Wno-sign-compare -MMD -MP
+# Tests that expect SIGSEGV/SIGBUS must get them, not ASan's report.
+ASAN_OPTIONS := handle_segv=0:handle_sigbus=0:detect_leaks=1
 # Suites run by `make check`, in order; fragments append theirs.
 CHECK_TARGETS := check-lib check-lib-asan
 
@@ -36,12 +38,13 @@ check-lib: libtests
 check-lib-asan:
 	@$(MAKE) --no-print-directory VARIANT=asan libtests
 	@O=$(O) $(TOP)/scripts/suite.sh check-lib-asan \
+		env ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=print_stacktrace=1 \
 		$(TOP)/selftests/lib/run.sh $(O)/asan/selftests/lib memfd
 
 tsan:
 	@$(MAKE) --no-print-directory VARIANT=tsan libtests
 	@O=$(O) $(TOP)/scripts/suite.sh tsan \
-		env TSAN_OPTIONS=halt_on_error=1 \
+		env TSAN_OPTIONS=halt_on_error=1:handle_segv=0:handle_sigbus=0 \
 		$(TOP)/selftests/lib/run.sh $(O)/tsan/selftests/lib memfd
 
 valgrind: libtests

@@ -84,8 +84,10 @@ TEST_F(region, references_share_one_mapping)
 {
 	struct pyshm_region *r, *again, *found;
 	struct pyshm_stats st;
+	uint64_t id;
 
 	ASSERT_EQ(0, pyshm_region_create(4096, 0, 0, &r));
+	id = pyshm_region_id(r);
 	again = pyshm_region_get(r);
 	EXPECT_EQ(r, again);
 	ASSERT_EQ(0, pyshm_region_lookup(pyshm_region_id(r), &found));
@@ -97,7 +99,7 @@ TEST_F(region, references_share_one_mapping)
 	/* Still mapped: one reference left. */
 	((char *)pyshm_region_data(r))[0] = 1;
 	pyshm_region_put(r);
-	EXPECT_EQ(-ENOENT, pyshm_region_lookup(pyshm_region_id(r), &found));
+	EXPECT_EQ(-ENOENT, pyshm_region_lookup(id, &found));
 }
 
 TEST_F(region, lookup_rejects_unknown_ids)

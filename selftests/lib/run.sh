@@ -11,10 +11,12 @@ status=0
 for t in "$dir"/*; do
 	[ -x "$t" ] && [ -f "$t" ] || continue
 	case $t in *.d) continue ;; esac
-	for wake in uring futex; do
+	wakes="uring futex"
+	[ "${PYSHM_VALGRIND:-0}" = 1 ] && wakes=futex
+	for wake in $wakes; do
 		echo "# $(basename "$t") backend=$backend wake=$wake"
 		if [ "${PYSHM_VALGRIND:-0}" = 1 ]; then
-			PYSHM_BACKEND=$backend PYSHM_WAKE=$wake valgrind -q \
+			PYSHM_BACKEND=$backend PYSHM_WAKE=$wake PYSHM_SPIN_NS=0 valgrind -q \
 				--error-exitcode=99 --leak-check=full \
 				--errors-for-leak-kinds=definite --trace-children=yes "$t" || status=1
 		else

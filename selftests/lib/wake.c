@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Wakeup tests: choosing the path, waiters of each kind, batched io_uring
+ * wakeups, wakeups across processes, and the spin budget.
+ */
+#include <poll.h>
+#include <stdlib.h>
+
+#include "kselftest_harness.h"
+#include "common.h"
+
+#define RING_DATA 4096u
+
+FIXTURE(wake) {
+	struct leak_snap before;
+	int kind;
+};
+
+FIXTURE_SETUP(wake)
+{
+	self->kind = pyshm_wake_default();
+	ASSERT_LT(0, self->kind) TH_LOG("PYSHM_WAKE: %s", getenv("PYSHM_WAKE"));
+	self->before = leak_snap();
+}
+
+FIXTURE_TEARDOWN(wake)
+{
+	ASSERT_NO_LEAK(self->before);
+}
+
+TEST_F(wake, default_follows_the_environment)
+{
+	const char *env = getenv("PYSHM_WAKE");
+
+	if (env && !strcmp(env, "futex"))
+		EXPECT_EQ(PYSHM_WAKE_FUTEX, self->kind);
+	if (env && !strcmp(env, "uring"))
+		EXPECT_EQ(PYSHM_WAKE_URING, self->kind);
+	EXPECT_STREQ("uring", pyshm_wake_name(PYSHM_WAKE_URING));
+	EXPECT_STREQ("futex", pyshm_wake_name(PYSHM_WAKE_FUTEX));
+	EXPECT_EQ(NULL, pyshm_wake_name(0));
+}
+
+TEST_F(wake, waiter_rejects_bad_arguments)
+{
+	struct pyshm_waiter *w = (void *)0xcc;
+
+	EXPECT_EQ(-EINVAL, pyshm_waiter_create(3, &w));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_create(-1, &w));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_create(0, NULL));
+	EXPECT_EQ((void *)0xcc, w);
+	pyshm_waiter_free(NULL);
+}
+
+TEST_F(wake, futex_waiter_has_no_fd)
+{
+	struct pyshm_waiter *w;
+
+	ASSERT_EQ(0, pyshm_waiter_create(PYSHM_WAKE_FUTEX, &w));
+	EXPECT_EQ(PYSHM_WAKE_FUTEX, pyshm_waiter_kind(w));
+	EXPECT_EQ(-EOPNOTSUPP, pyshm_waiter_fd(w));
+	EXPECT_EQ(-EOPNOTSUPP, pyshm_waiter_wait(w, 0));
+	EXPECT_EQ(0, pyshm_waiter_drain(w));
+	pyshm_waiter_free(w);
+}
+
+TEST_F(wake, uring_waiter_times_out_and_drains)
+{
+	struct pyshm_waiter *w;
+	int ret = pyshm_waiter_create(PYSHM_WAKE_URING, &w);
+
+	if (self->kind != PYSHM_WAKE_URING && ret == -ENOSYS)
+		SKIP(return, "io_uring refused here");
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(PYSHM_WAKE_URING, pyshm_waiter_kind(w));
+	EXPECT_LE(0, pyshm_waiter_fd(w));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_waiter_wait(w, 0));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_waiter_wait(w, 10 * 1000 * 1000));
+	EXPECT_EQ(0, pyshm_waiter_drain(w));
+	pyshm_waiter_free(w);
+}
+
+/* Several rings armed on one io_uring waiter; batched wakeups reach it. */
+TEST_F(wake, batched_wakeups_reach_one_waiter)
+{
+	struct pyshm_region *r;
+	struct pyshm_ring *prod[3], *cons[3];
+	struct pyshm_waiter *w;
+	struct pollfd pfd;
+	int i, n;
+
+	if (self->kind != PYSHM_WAKE_URING)
+		SKIP(return, "io_uring path only");
+	ASSERT_EQ(0, pyshm_waiter_create(0, &w));
+	ASSERT_EQ(0, pyshm_region_create(3 * pyshm_ring_bytes(RING_DATA), 0, 0, &r));
+	for (i = 0; i < 3; i++) {
+		uint64_t off = i * pyshm_ring_bytes(RING_DATA);
+
+		ASSERT_EQ(0, pyshm_ring_init(r, off, RING_DATA, PYSHM_RING_CONSUMER, &cons[i]));
+		ASSERT_EQ(0, pyshm_ring_attach(r, off, PYSHM_RING_PRODUCER, &prod[i]));
+		pyshm_ring_set_waiter(cons[i], w);
+		pyshm_ring_set_peer(prod[i], pyshm_waiter_fd(w));
+		ASSERT_EQ(0, pyshm_ring_arm(cons[i]));
+	}
+	pfd.fd = pyshm_waiter_fd(w);
+	pfd.events = POLLIN;
+
+	pyshm_wake_hold();
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, pyshm_ring_send(prod[i], "x", 1, 0));
+	/* Held: nothing submitted yet. */
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	EXPECT_EQ(3, pyshm_wake_flush());
+	n = 0;
+	while (n < 3) {
+		int got = pyshm_waiter_wait(w, 1000LL * 1000 * 1000);
+
+		ASSERT_LT(0, got);
+		n += got;
+	}
+	EXPECT_EQ(3, n);
+	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(-EAGAIN, pyshm_ring_arm(cons[i]));
+		EXPECT_EQ(1, pyshm_ring_discard_all(cons[i]));
+		pyshm_ring_free(prod[i]);
+		pyshm_ring_free(cons[i]);
+	}
+	EXPECT_EQ(0, pyshm_wake_flush());	/* flush without hold */
+	pyshm_region_put(r);
+	pyshm_waiter_free(w);
+}
+
+/* A waiter inherited by a child process is woken from that process. */
+TEST_F(wake, wakeup_crosses_processes)
+{
+	struct pyshm_region *r;
+	struct pyshm_ring *prod, *cons;
+	struct pyshm_waiter *w;
+	struct pyshm_ring_rec rec;
+	pid_t pid;
+
+	pyshm_set_spin_ns(0);
+	ASSERT_EQ(0, pyshm_waiter_create(0, &w));
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(RING_DATA), 0, 0, &r));
+	ASSERT_EQ(0, pyshm_ring_init(r, 0, RING_DATA, PYSHM_RING_CONSUMER, &cons));
+	ASSERT_EQ(0, pyshm_ring_attach(r, 0, PYSHM_RING_PRODUCER, &prod));
+	pyshm_ring_set_waiter(cons, w);
+	if (pyshm_waiter_kind(w) == PYSHM_WAKE_URING)
+		pyshm_ring_set_peer(prod, pyshm_waiter_fd(w));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		usleep(50 * 1000);
+		_exit(pyshm_ring_send(prod, "late", 4, 0) ? 1 : 0);
+	}
+	ASSERT_EQ(0, pyshm_ring_recv(cons, &rec, 5LL * 1000 * 1000 * 1000));
+	EXPECT_EQ(4, rec.len);
+	pyshm_ring_consume(cons, &rec);
+	EXPECT_EQ(0, wait_child(pid));
+	pyshm_ring_free(prod);
+	pyshm_ring_free(cons);
+	pyshm_region_put(r);
+	pyshm_waiter_free(w);
+}
+
+TEST(spin_budget_is_tunable)
+{
+	int64_t def = pyshm_spin_ns();
+
+	EXPECT_LE(0, def);
+	pyshm_set_spin_ns(1234);
+	EXPECT_EQ(1234, pyshm_spin_ns());
+	pyshm_set_spin_ns(-5);
+	EXPECT_EQ(0, pyshm_spin_ns());
+	pyshm_set_spin_ns(def);
+}
+
+TEST_HARNESS_MAIN
