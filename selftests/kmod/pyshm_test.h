@@ -33,6 +33,12 @@
 /* The junk every flags and reserved word is fuzzed with. */
 static const uint64_t junk_values[] = { ~0ULL, 0x80000000ULL, 1 };
 
+/*
+ * Skip the test from FIXTURE_SETUP: this harness would run the body after a
+ * plain SKIP(return) there. 255 is the harness's "skipped" exit status.
+ */
+#define SKIP_TEST(fmt, ...) SKIP(_exit(255), fmt, ##__VA_ARGS__)
+
 #define poison(field) memset(&(field), POISON_BYTE, sizeof(field))
 
 static inline long page_size(void)
