@@ -11,6 +11,7 @@
 #include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/string.h>
 
 #include "internal.h"
 
@@ -19,7 +20,7 @@
  * @value: the current value; read locklessly
  * @min: smallest value allowed
  * @max: largest value allowed
- * @bytes: accepts memparse() suffixes (K, M, G, ...)
+ * @bytes: a byte count, which may end in K, M, G or T
  * @auto_zero: 0 is allowed too, meaning "computed" (see its user)
  */
 struct limit {
@@ -30,19 +31,54 @@ struct limit {
 	bool auto_zero;
 };
 
+/* A byte count with an optional K, M, G or T suffix; overflow is an error. */
+static int parse_bytes(const char *val, unsigned long *out)
+{
+	size_t len = strcspn(val, "\n");
+	unsigned int shift = 0;
+	unsigned long v;
+	char buf[32];
+	int ret;
+
+	if (!len || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	switch (buf[len - 1]) {
+	case 'k': case 'K':
+		shift = 10;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		break;
+	case 't': case 'T':
+		shift = 40;
+		break;
+	}
+	if (shift)
+		buf[len - 1] = '\0';
+	ret = kstrtoul(buf, 0, &v);
+	if (ret)
+		return ret;
+	if (v > ULONG_MAX >> shift)
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
 static int limit_set(const char *val, const struct kernel_param *kp)
 {
 	struct limit *lim = kp->arg;
 	unsigned long v;
-	char *end;
 	int ret;
 
-	if (lim->bytes) {
-		v = memparse(val, &end);
-		ret = end == val || (*end && *end != '\n') ? -EINVAL : 0;
-	} else {
+	if (lim->bytes)
+		ret = parse_bytes(val, &v);
+	else
 		ret = kstrtoul(val, 0, &v);
-	}
 	if (!ret && !(v == 0 && lim->auto_zero) && (v < lim->min || v > lim->max))
 		ret = -EINVAL;
 	if (ret) {

@@ -6,6 +6,8 @@ rc=0
 for t in "$B"/selftests/kmod/*; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
 	echo "# $(basename "$t")"
+	t0=$(date +%s.%N)
 	"$t" || rc=1
+	echo "# $(basename "$t"): $(echo "$(date +%s.%N) - $t0" | bc) s"
 done
 exit $rc
