@@ -4,13 +4,13 @@
  * and imports tokens that only it knows; nothing of one domain is reachable
  * from another.
  *
- * Lock order, outermost first; locks on one line are never held together:
+ * Lock order, outermost first:
  *
- *   mmap_lock (held by mm around ->mmap and vma open/close)
- *     region->lock
- *       shmem inode lock (grow)
- *   domain->lock                 (never with region->lock)
- *   regions_lock, users_lock     (spinlocks; nothing nests inside them)
+ *   mmap_lock (mm, around ->mmap and vma open/close) or the shmem inode
+ *   lock (grow; shmem takes mmap_lock inside it when a write faults)
+ *     region->lock           (only spinlocks and trylocks nest inside)
+ *   domain->lock             (never held with region->lock)
+ *   regions_lock, users_lock (spinlocks; nothing nests inside them)
  *
  * References: a region file, each mapping and each token hold their region;
  * a region holds the module. A domain is its file: ioctls run with the file

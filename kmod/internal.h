@@ -48,9 +48,10 @@ struct pyshm_user {
  * @id: unique among the regions of this boot
  * @max_size: the size limit given at create; fixed
  * @shmem: the backing shmem file; its inode size is the region size, which
- *	only grows, under @lock and the inode lock
+ *	only grows, under the inode lock and @lock
  * @user: the user the region is charged to (its creator)
- * @lock: guards @sealed and size changes; nests inside mmap_lock
+ * @lock: guards @sealed and size changes; nests inside mmap_lock and the
+ *	shmem inode lock
  * @sealed: no writable mapping may be made and the size is frozen; set once
  * @nr_writable: mappings that may write (VM_MAYWRITE); read under @lock by
  *	seal, changed by mmap under @lock and by vma open/close (which only

@@ -16,6 +16,7 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
+#include <linux/xarray.h>
 
 #include "internal.h"
 
@@ -210,6 +211,11 @@ static int region_mmap(struct file *file, struct vm_area_struct *vma)
 	 */
 	if (!(vma->vm_flags & VM_WRITE))
 		vma->vm_flags &= ~VM_MAYWRITE;
+	/*
+	 * Small pages keep the SIGBUS boundary exact: with shmem_enabled=always
+	 * a huge folio could map bytes past the current size.
+	 */
+	vma->vm_flags |= VM_NOHUGEPAGE;
 
 	ret = call_mmap(region->shmem, vma);
 	if (ret)
@@ -255,6 +261,7 @@ static long region_grow(struct pyshm_region *region, void __user *argp)
 	if (args.size > region->max_size)
 		return -EFBIG;
 
+	inode_lock(inode);
 	mutex_lock(&region->lock);
 	old = region_size(region);
 	if (region->sealed) {
@@ -270,12 +277,39 @@ static long region_grow(struct pyshm_region *region, void __user *argp)
 				PAGE_ALIGN(args.size) - PAGE_ALIGN(old), 0);
 	if (ret)
 		goto out_unlock;
-	inode_lock(inode);
 	i_size_write(inode, args.size);
-	inode_unlock(inode);
 out_unlock:
 	mutex_unlock(&region->lock);
+	inode_unlock(inode);
 	return ret;
+}
+
+/*
+ * Whether a page of the region is pinned for DMA (FOLL_PIN: RDMA, vfio...):
+ * such a pin, taken through a writable mapping since unmapped, could still
+ * write after a seal. Like memfd's F_SEAL_WRITE, refuse the seal then.
+ */
+static bool region_dma_pinned(struct pyshm_region *region)
+{
+	XA_STATE(xas, &region->shmem->f_mapping->i_pages, 0);
+	struct folio *folio;
+	bool pinned = false;
+
+	rcu_read_lock();
+	xas_for_each(&xas, folio, ULONG_MAX) {
+		if (xas_retry(&xas, folio) || xa_is_value(folio))
+			continue;
+		if (folio_maybe_dma_pinned(folio)) {
+			pinned = true;
+			break;
+		}
+		if (need_resched()) {
+			xas_pause(&xas);
+			cond_resched_rcu();
+		}
+	}
+	rcu_read_unlock();
+	return pinned;
 }
 
 static long region_seal(struct pyshm_region *region, void __user *argp)
@@ -291,7 +325,7 @@ static long region_seal(struct pyshm_region *region, void __user *argp)
 
 	mutex_lock(&region->lock);
 	if (!region->sealed) {
-		if (atomic_read(&region->nr_writable))
+		if (atomic_read(&region->nr_writable) || region_dma_pinned(region))
 			ret = -EBUSY;
 		else
 			WRITE_ONCE(region->sealed, true);

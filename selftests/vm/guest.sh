@@ -55,6 +55,21 @@ check() {
 dmesg -n 5 2>/dev/null
 echo "guest: $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 
+# Nonsense parameters are refused at load, with a message.
+ok=0
+for bad in max_region_size=1 max_user_regions=0 max_domain_tokens=abc \
+	max_user_bytes=-1; do
+	if insmod "$KO" $bad 2>/dev/null; then
+		echo "# insmod pyshm.ko $bad: loaded"
+		rmmod pyshm
+		ok=1
+	elif ! dmesg | grep -q "pyshm: ${bad%%=*}=.* refused"; then
+		echo "# insmod pyshm.ko $bad: no message"
+		ok=1
+	fi
+done
+check $ok "insmod_refuses_nonsense_parameters"
+
 insmod "$KO" $PARAMS
 check $? "insmod_pyshm_ko"
 [ -c /dev/pyshm ] && [ "$(stat -c %a /dev/pyshm)" = 666 ]
