@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-# pyshm.ko and its selftests.
+# pyshm.ko (its selftests: selftests/kmod/kmod.mk).
 #
 # The module is built out of tree against $(KDIR) in $(KMOD_OUT), a folder of
 # symlinks to the sources plus the Kbuild file, so kbuild writes nothing into
@@ -10,11 +10,8 @@ KMOD_OUT ?= $(O)/kmod/$(KVER)
 KMOD_KO := $(KMOD_OUT)/pyshm.ko
 KMOD_SRCS := $(sort $(wildcard $(TOP)/kmod/*.c $(TOP)/kmod/*.h))
 
-KMODTEST_SRCS := $(sort $(wildcard $(TOP)/selftests/kmod/*.c))
-KMODTEST_BINS := $(patsubst $(TOP)/selftests/kmod/%.c,$(B)/selftests/kmod/%,$(KMODTEST_SRCS))
-
-.PHONY: kmod kmodtests
-all: kmod kmodtests
+.PHONY: kmod
+all: kmod
 
 # kbuild tracks its own dependencies, so it always runs (about 1 s when
 # nothing changed). It gets a clean environment: a command-line O= or CC=
@@ -37,11 +34,3 @@ else
 	@env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u O \
 		$(MAKE) -j2 -C $(KDIR) M=$(KMOD_OUT) PYSHM_WERROR=y modules
 endif
-
-kmodtests: $(KMODTEST_BINS)
-
-$(B)/selftests/kmod/%: $(TOP)/selftests/kmod/%.c $(KSFT_H)
-	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $< -pthread
-
--include $(KMODTEST_BINS:=.d)

@@ -9,6 +9,8 @@
 #
 # make bench-kmod: the same boot running bench/kmod/ instead.
 
+include $(TOP)/selftests/kmod/kmod.mk
+
 VM_BOOT := $(TOP)/selftests/vm/boot.sh
 VM_SUITES ?= $(patsubst $(TOP)/%,%,$(sort $(wildcard $(TOP)/selftests/vm/suites/*.sh)))
 # What the suites run, built on the host before the boot.
