@@ -13,4 +13,10 @@ $(B)/selftests/kmod/%: $(TOP)/selftests/kmod/%.c $(KSFT_H)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -pthread
 
+
+# The kmod backend of the library, tested where it differs from memfd.
+$(B)/selftests/kmod/lib_kmod: $(TOP)/selftests/kmod/lib_kmod.c $(KSFT_H) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_A) $(LIB_LDLIBS)
+
 -include $(KMODTEST_BINS:=.d)
