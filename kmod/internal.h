@@ -58,7 +58,7 @@ struct pyshm_user {
  *	happen while another such mapping exists, so seal can't miss them)
  * @nr_maps: mappings, for debugfs
  * @nr_pins: export pins, for debugfs
- * @shmem_ops: shmem's vm_operations, which ours wrap; set by every mmap
+ * @shmem_ops: shmem's vm_operations, which ours wrap; set by the first mmap
  * @node: in the list of live regions (region.c), under regions_lock
  * @rcu: frees the struct and drops the module reference after a grace period
  */

@@ -220,7 +220,9 @@ static int region_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = call_mmap(region->shmem, vma);
 	if (ret)
 		goto out_unlock;
-	region->shmem_ops = vma->vm_ops;
+	/* Set before the first mapping of the region can fault; never changes. */
+	if (!region->shmem_ops)
+		region->shmem_ops = vma->vm_ops;
 	vma_set_file(vma, region->shmem);
 	vma->vm_ops = &region_vm_ops;
 	vma->vm_private_data = region;
