@@ -281,16 +281,14 @@ static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
 	int64_t left;
 	int i, ret;
 
-	for (;;) {
-		for (i = 0; i < 64; i++) {
+	while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0) {
+		for (i = 0; i < 16; i++) {
 			if (atomic_load_explicit(&sh->consumer, memory_order_relaxed) != seen ||
 			    atomic_load_explicit(&sh->closed, memory_order_relaxed) &
 			    PYSHM_RING_CLOSE_CONSUMER)
 				return 0;
 			__pyshm_cpu_relax();
 		}
-		if (__pyshm_now_ns() >= spin_end || __pyshm_left(deadline) == 0)
-			break;
 	}
 
 	seq = atomic_load_explicit(&sh->space, memory_order_acquire);
@@ -656,14 +654,16 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 	if (ring_ready(ring))
 		return 0;
 	deadline = __pyshm_deadline(timeout_ns);
-	spin_end = __pyshm_now_ns() + pyshm_spin_ns();
-	do {
-		for (i = 0; i < 64; i++) {
-			if (ring_ready(ring))
-				return 0;
-			__pyshm_cpu_relax();
-		}
-	} while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0);
+	if (pyshm_spin_ns() > 0) {
+		spin_end = __pyshm_now_ns() + pyshm_spin_ns();
+		do {
+			for (i = 0; i < 16; i++) {
+				if (ring_ready(ring))
+					return 0;
+				__pyshm_cpu_relax();
+			}
+		} while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0);
+	}
 
 	how = sleep_kind(ring);
 	for (;;) {

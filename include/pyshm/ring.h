@@ -39,7 +39,7 @@ extern "C" {
 #define PYSHM_RING_HDR_SIZE	256u
 /* Smallest and largest data area; it must be a power of two. */
 #define PYSHM_RING_MIN_DATA	4096u
-#define PYSHM_RING_MAX_DATA	(1u << 30)
+#define PYSHM_RING_MAX_DATA	(1u << 28)
 
 /* pyshm_ring_init()/pyshm_ring_attach() flags */
 #define PYSHM_RING_PRODUCER	(1u << 0)	/* this handle sends */

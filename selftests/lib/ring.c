@@ -87,7 +87,7 @@ TEST_F(ring, init_rejects_bad_arguments)
 	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 8, 4096, PYSHM_RING_PRODUCER, &ring));
 	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 3000, PYSHM_RING_PRODUCER, &ring));
 	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 2048, PYSHM_RING_PRODUCER, &ring));
-	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 1ull << 31, PYSHM_RING_PRODUCER, &ring));
+	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 1ull << 29, PYSHM_RING_PRODUCER, &ring));
 	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 0, 2 * DATA, PYSHM_RING_PRODUCER, &ring));
 	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, 64, DATA, PYSHM_RING_PRODUCER, &ring));
 	EXPECT_EQ(-EINVAL, pyshm_ring_init(self->r, UINT64_MAX - 63, 4096,

@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`: pyshm against its peers, side by side in one run, as ratios.
+# Never part of `make check`: tests do not time anything.
+
+BENCH_CFLAGS := $(BASE_CFLAGS) -I$(TOP)/bench
+BENCH_BINS := $(B)/bench/ring_bench
+
+$(B)/bench/%: $(TOP)/bench/%.c $(TOP)/bench/bench.h $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(LIB_A) $(LIB_LDLIBS)
+
+.PHONY: bench bench-lib
+bench: bench-lib
+
+bench-lib: $(BENCH_BINS)
+	$(B)/bench/ring_bench
