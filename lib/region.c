@@ -315,6 +315,11 @@ PYSHM_EXPORT uint64_t pyshm_region_size(struct pyshm_region *r)
 	return old;
 }
 
+PYSHM_EXPORT uint64_t pyshm_region_known_size(const struct pyshm_region *r)
+{
+	return atomic_load_explicit(&((struct pyshm_region *)r)->size, memory_order_relaxed);
+}
+
 PYSHM_EXPORT uint64_t pyshm_region_max_size(const struct pyshm_region *r)
 {
 	return r->max_size;

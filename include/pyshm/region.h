@@ -155,6 +155,15 @@ void *pyshm_region_data(const struct pyshm_region *r);
 uint64_t pyshm_region_size(struct pyshm_region *r);
 
 /**
+ * pyshm_region_known_size() - the size this process last saw, without a
+ *	system call
+ *
+ * Equal to pyshm_region_size() except that growth by another process shows
+ * only after the next pyshm_region_size(). Never more than the real size.
+ */
+uint64_t pyshm_region_known_size(const struct pyshm_region *r);
+
+/**
  * pyshm_region_max_size() - the size the mapping covers
  */
 uint64_t pyshm_region_max_size(const struct pyshm_region *r);

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pyshm_workers._core: the per-interpreter module state, the process-global
+ * C state, and the functions the extension's files share.
+ *
+ * Every PyObject here belongs to one interpreter: each interpreter that
+ * imports the module gets its own types, exceptions and cached objects.
+ * What interpreters share is C only (regions, rings, payloads), held through
+ * atomic reference counts.
+ */
+#ifndef PYSHM_PYMOD_STATE_H
+#define PYSHM_PYMOD_STATE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <pthread.h>
+
+#include <pyshm/pyshm.h>
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define PYMOD_HAVE_SUBINTERPRETERS 1
+#else
+#define PYMOD_HAVE_SUBINTERPRETERS 0
+#endif
+
+typedef struct {
+	/* types */
+	PyTypeObject *sab_type;
+	PyTypeObject *int32_type;
+	PyTypeObject *int64_type;
+	PyTypeObject *port_type;
+	PyTypeObject *handle_type;
+	/* exceptions */
+	PyObject *DataCloneError;
+	PyObject *WorkerError;
+	/* Atomics.wait() results */
+	PyObject *str_ok;
+	PyObject *str_not_equal;
+	PyObject *str_timed_out;
+	/* imported lazily by the clone code, see clone.c */
+	PyObject *clone_cache;
+	/* capi: type -> capsule of struct pyshm_clone_ops (registered types) */
+	PyObject *capi_types;
+} pymod_state;
+
+/*
+ * Process-global C state, shared by every interpreter that loaded the
+ * module. Guarded by lock; never holds PyObjects.
+ */
+struct pymod_globals {
+	pthread_mutex_t lock;
+	int module_count;	/* module instances alive, all interpreters */
+};
+
+extern struct pymod_globals pymod_globals;
+
+extern PyModuleDef pymod_def;
+
+static inline pymod_state *get_state(PyObject *mod)
+{
+	return (pymod_state *)PyModule_GetState(mod);
+}
+
+pymod_state *get_state_by_type(PyTypeObject *tp);
+
+static inline pymod_state *get_state_by_cls(PyTypeObject *cls)
+{
+	return (pymod_state *)PyType_GetModuleState(cls);
+}
+
+/* The module state of the current interpreter (imports the module). */
+pymod_state *get_state_current(void);
+
+/*
+ * Map a libpyshm error (-errno) to a Python exception: -ETIMEDOUT gives
+ * TimeoutError, -ENOMEM MemoryError, -EINVAL ValueError, else OSError.
+ * Always returns NULL, for `return pymod_raise_from_errno(...)`.
+ */
+PyObject *pymod_raise_from_errno(pymod_state *st, int err, const char *what);
+
+/* sab.c */
+int sab_init_types(PyObject *mod, pymod_state *st);
+/* A new SharedArrayBuffer over @r, stealing the reference. */
+PyObject *sab_from_region(pymod_state *st, struct pyshm_region *r);
+/* The region of a SharedArrayBuffer (borrowed), or NULL. */
+struct pyshm_region *sab_region(pymod_state *st, PyObject *obj);
+
+/* atomics.c */
+int atomics_init_types(PyObject *mod, pymod_state *st);
+/*
+ * Typed array accessors for the clone: element size (4 or 8), its
+ * SharedArrayBuffer, byte offset and length (-1: tracks the buffer).
+ */
+int typed_array_info(pymod_state *st, PyObject *obj, int *elsize, PyObject **sab,
+		     Py_ssize_t *byte_offset, Py_ssize_t *length);
+PyObject *typed_array_new(pymod_state *st, int elsize, PyObject *sab,
+			  Py_ssize_t byte_offset, Py_ssize_t length);
+
+#endif /* PYSHM_PYMOD_STATE_H */
