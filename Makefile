@@ -48,6 +48,7 @@ include lib/lib.mk
 -include kmod/kmod.mk
 -include pymod/pymod.mk
 include selftests/selftests.mk
+-include selftests/py/py.mk
 -include selftests/vm/vm.mk
 -include bench/bench.mk
 -include examples/examples.mk

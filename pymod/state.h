@@ -19,6 +19,8 @@
 
 #include <pyshm/pyshm.h>
 
+struct clone_msg;
+
 #if PY_VERSION_HEX >= 0x030C0000
 #define PYMOD_HAVE_SUBINTERPRETERS 1
 #else
@@ -97,5 +99,51 @@ int typed_array_info(pymod_state *st, PyObject *obj, int *elsize, PyObject **sab
 		     Py_ssize_t *byte_offset, Py_ssize_t *length);
 PyObject *typed_array_new(pymod_state *st, int elsize, PyObject *sab,
 			  Py_ssize_t byte_offset, Py_ssize_t length);
+
+/*
+ * clone.c: the structured clone (Documentation/wire-format.rst).
+ *
+ * A clone environment says where a message goes: how its
+ * SharedArrayBuffers travel (xfer) and how MessagePorts in its transfer
+ * list are handed over (port hooks, provided by port.c; NULL hooks make a
+ * port in the transfer list a DataCloneError).
+ */
+struct clone_env {
+	struct pyshm_xfer *xfer;
+	/* Append what the receiver needs to rebuild @port, and detach it.
+	 * Called only once the whole message has encoded. 0 or -1 + exc. */
+	int (*port_export)(struct clone_env *env, PyObject *port,
+			   struct clone_msg *out);
+	/* Rebuild a port from the bytes port_export() appended; advances
+	 * *pos past them. New reference or NULL + exc. */
+	PyObject *(*port_import)(struct clone_env *env, const uint8_t *buf,
+				 size_t len, size_t *pos);
+	/* Release a port of a message that is discarded unread. */
+	void (*port_drop)(struct clone_env *env, const uint8_t *buf, size_t len,
+			  size_t *pos);
+	void *port_ctx;
+};
+
+/* An encoded message; buf is PyMem_Raw-allocated (any interpreter or
+ * thread may free it). */
+struct clone_msg {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+};
+
+void clone_msg_free(struct clone_msg *m);
+/* Encode @obj; on failure (-1, exception set) nothing was sent: no region
+ * reference is left in flight and no port was detached. */
+int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer,
+		 struct clone_env *env, struct clone_msg *out);
+/* Decode a message (treated as hostile input). New reference, or NULL with
+ * DataCloneError for malformed bytes. Consumes what the message holds. */
+PyObject *clone_decode(pymod_state *st, const void *buf, size_t len,
+		       struct clone_env *env);
+/* Release what an unread message holds (region references, ports). */
+void clone_discard(const void *buf, size_t len, struct clone_env *env);
+/* The environment of structured_clone(): same process, same interpreter. */
+struct clone_env *clone_local_env(void);
 
 #endif /* PYSHM_PYMOD_STATE_H */
