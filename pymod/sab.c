@@ -208,6 +208,8 @@ static PyObject *sab_slice(SabObject *self, PyObject *const *args, Py_ssize_t na
 	    (nargs > 1 && bound_arg(args[1], &stop) < 0))
 		return NULL;
 	PySlice_AdjustIndices(len, &start, &stop, 1);
+	if (stop < start)
+		stop = start;
 	ret = pyshm_region_create((uint64_t)(stop - start), 0, 0, &r);
 	if (ret < 0)
 		return pymod_raise_from_errno(st, ret, "slice");

@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Helpers shared by the pyshm_workers tests."""
+
+import gc
+import os
+import sys
+import unittest
+
+import pyshm_workers as pw
+from pyshm_workers import _core
+
+HAVE_SUBINTERPRETERS = sys.version_info >= (3, 12)
+NO_SUBINTERPRETERS = "own-GIL subinterpreters need Python 3.12+"
+
+try:
+    import numpy
+except ImportError:
+    numpy = None
+NO_NUMPY = "numpy is only installed for Debian's /usr/bin/python3"
+
+
+def subinterpreters():
+    """The low-level subinterpreter module of this Python (3.12 or 3.13)."""
+    try:
+        import _interpreters as mod
+    except ImportError:
+        import _xxsubinterpreters as mod
+    return mod
+
+
+def new_isolated_interpreter():
+    """An own-GIL subinterpreter that refuses single-phase extensions."""
+    mod = subinterpreters()
+    if sys.version_info >= (3, 13):
+        return mod.create("isolated")
+    return mod.create(isolated=True)
+
+
+def run_in_interpreter(iid, code):
+    """Run code in a subinterpreter; raise if it raised."""
+    mod = subinterpreters()
+    if sys.version_info >= (3, 13):
+        exc = mod.exec(iid, code)
+        if exc is not None:
+            raise RuntimeError(f"subinterpreter raised: {exc.formatted}")
+    else:
+        mod.run_string(iid, code)
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+class LeakCheck(unittest.TestCase):
+    """A test case that checks live regions and fds come back to where they
+    started."""
+
+    def setUp(self):
+        gc.collect()
+        self._regions = _core.stats()["regions"]
+        self._fds = open_fds()
+
+    def assertNoLeak(self):
+        gc.collect()
+        self.assertEqual(_core.stats()["regions"], self._regions, "regions leaked")
+        self.assertLessEqual(open_fds(), self._fds + 1, "fds leaked")
+
+    def tearDown(self):
+        self.assertNoLeak()
+
+
+def fork_and_check(fn):
+    """Run fn() in a forked child; return its exit status (0 = passed)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if fn() in (None, True) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+del pw
