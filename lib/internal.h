@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <pyshm/region.h>
@@ -104,6 +105,17 @@ static inline void __pyshm_cpu_relax(void)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
 }
+
+/* getpid(), cached; refreshed in children of fork(). */
+pid_t __pyshm_getpid(void);
+
+/* The eventfd a futex waiter reports through (made on demand), or -errno. */
+struct pyshm_waiter;
+int __pyshm_waiter_efd(struct pyshm_waiter *w);
+
+/* The futex bridge (bridge.c): once *word != val, write efd. One-shot. */
+int __pyshm_bridge_arm(atomic_uint *word, unsigned int val, int efd);
+void __pyshm_bridge_disarm(atomic_uint *word, int efd);
 
 /* Post a wakeup to the io_uring behind @fd, from this thread's ring. */
 int __pyshm_wake_uring(int fd, uint64_t data);

@@ -45,7 +45,7 @@ struct ring_offsets {
 	uint32_t space;
 	uint32_t space_waiters;
 	uint32_t data;
-	uint32_t resv;
+	uint32_t waiter;
 };
 
 struct ring_shared {
@@ -69,7 +69,10 @@ struct ring_shared {
 	/* Bumped when space frees up while producers wait; a futex word. */
 	atomic_uint space;
 	atomic_uint space_waiters;
-	uint8_t resv2[48];
+	/* An io_uring sleeper's process and waiter fd (SLEEP_URING). */
+	atomic_uint waiter_pid;
+	atomic_int waiter_fd;
+	uint8_t resv2[40];
 };
 
 _Static_assert(sizeof(struct ring_shared) == PYSHM_RING_HDR_SIZE, "ring header size");
@@ -95,8 +98,10 @@ struct pyshm_ring {
 	uint64_t ool_threshold;
 	unsigned int flags;
 	uint64_t cpos;			/* consumer: position of the next record */
-	struct pyshm_xfer *xfer;
+	struct pyshm_xfer *xfer;	/* sends out-of-line records */
+	struct pyshm_xfer *xfers[4];	/* receives them, by PYSHM_XFER_* kind */
 	struct pyshm_waiter *waiter;
+	bool armed_futex;		/* armed on the futex bridge */
 	int peer_fd;
 };
 
@@ -128,6 +133,7 @@ static const struct ring_offsets layout = {
 	.space = offsetof(struct ring_shared, space),
 	.space_waiters = offsetof(struct ring_shared, space_waiters),
 	.data = PYSHM_RING_HDR_SIZE,
+	.waiter = offsetof(struct ring_shared, waiter_pid),
 };
 
 static bool data_size_ok(uint64_t n)
@@ -222,6 +228,8 @@ PYSHM_EXPORT void pyshm_ring_free(struct pyshm_ring *ring)
 PYSHM_EXPORT void pyshm_ring_set_xfer(struct pyshm_ring *ring, struct pyshm_xfer *x)
 {
 	ring->xfer = x;
+	if (x)
+		ring->xfers[pyshm_xfer_kind(x)] = x;
 }
 
 PYSHM_EXPORT void pyshm_ring_set_ool_threshold(struct pyshm_ring *ring, uint64_t bytes)
@@ -250,11 +258,20 @@ static void ring_wake(struct pyshm_ring *ring)
 	 * we see it asleep. */
 	if (likely(!atomic_load_explicit(&sh->sleep, memory_order_seq_cst)))
 		return;
-	how = atomic_exchange_explicit(&sh->sleep, 0, memory_order_relaxed);
-	if (how == SLEEP_URING && ring->peer_fd >= 0)
-		__pyshm_wake_uring(ring->peer_fd, 0);
-	else if (how)
+	/* Acquire: pairs with S1; the waiter slot is read after the sleep. */
+	how = atomic_exchange_explicit(&sh->sleep, 0, memory_order_acquire);
+	if (how == SLEEP_URING) {
+		/* The consumer's io_uring, by its fd in this process: ours
+		 * when it lives here, else the one this handle was given. */
+		if (atomic_load_explicit(&sh->waiter_pid, memory_order_relaxed) ==
+		    (unsigned int)__pyshm_getpid())
+			__pyshm_wake_uring(atomic_load_explicit(&sh->waiter_fd,
+								memory_order_relaxed), 0);
+		else if (ring->peer_fd >= 0)
+			__pyshm_wake_uring(ring->peer_fd, 0);
+	} else if (how) {
 		__pyshm_futex_wake(&sh->sleep, 1);
+	}
 }
 
 /* The consumer moved: let producers waiting for space re-check. */
@@ -557,14 +574,18 @@ static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 /* Map the region an out-of-line record refers to. */
 static int ool_open(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 {
+	struct pyshm_xfer *x;
 	struct ring_ool ool;
 	struct pyshm_region *r;
 	int ret;
 
-	if (rec->len != sizeof(ool) || !ring->xfer)
+	if (rec->len != sizeof(ool))
 		return -EBADMSG;
 	memcpy(&ool, rec->data, sizeof(ool));
-	ret = pyshm_xfer_recv(ring->xfer, &ool.ref, &r);
+	x = ool.ref.kind < 4 ? ring->xfers[ool.ref.kind] : NULL;
+	if (!x)
+		return -EBADMSG;
+	ret = pyshm_xfer_recv(x, &ool.ref, &r);
 	if (ret < 0)
 		return ret;
 	if (ool.len > pyshm_region_size(r)) {
@@ -635,7 +656,13 @@ static unsigned int sleep_kind(struct pyshm_ring *ring)
 /* Announce that we are about to sleep; false if a record beat us to it. */
 static bool sleep_announce(struct pyshm_ring *ring, unsigned int how)
 {
-	/* S1: pairs with W1 in ring_wake(). */
+	if (how == SLEEP_URING) {
+		atomic_store_explicit(&ring->sh->waiter_pid, (unsigned int)__pyshm_getpid(),
+				      memory_order_relaxed);
+		atomic_store_explicit(&ring->sh->waiter_fd, pyshm_waiter_fd(ring->waiter),
+				      memory_order_relaxed);
+	}
+	/* S1: pairs with W1 in ring_wake(); publishes the waiter slot. */
 	atomic_store_explicit(&ring->sh->sleep, how, memory_order_seq_cst);
 	if (!ring_ready(ring))
 		return true;
@@ -680,8 +707,8 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 			ret = __pyshm_futex_wait(&ring->sh->sleep, how, left);
 		/* A waker already cleared it; after a timeout or signal we do. */
 		atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
-		if (ring_ready(ring))
-			return 0;
+		if (ring_ready(ring) || ret >= 0)
+			return 0;	/* woken: maybe by pyshm_ring_kick() */
 		if (ret == -ETIMEDOUT || ret == -EINTR)
 			return ret;
 	}
@@ -706,16 +733,43 @@ PYSHM_EXPORT int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec 
 
 PYSHM_EXPORT int pyshm_ring_arm(struct pyshm_ring *ring)
 {
-	if (!ring || !(ring->flags & PYSHM_RING_CONSUMER))
+	unsigned int how;
+	int efd, ret;
+
+	if (!ring || !(ring->flags & PYSHM_RING_CONSUMER) || !ring->waiter)
 		return -EINVAL;
-	if (sleep_kind(ring) != SLEEP_URING)
-		return -EOPNOTSUPP;
-	return sleep_announce(ring, SLEEP_URING) ? 0 : -EAGAIN;
+	how = sleep_kind(ring);
+	if (how == SLEEP_FUTEX) {
+		efd = __pyshm_waiter_efd(ring->waiter);
+		if (efd < 0)
+			return efd;
+	}
+	if (!sleep_announce(ring, how))
+		return -EAGAIN;
+	if (how == SLEEP_FUTEX) {
+		/* The bridge turns the futex wakeup into the eventfd. */
+		ret = __pyshm_bridge_arm(&ring->sh->sleep, SLEEP_FUTEX, efd);
+		if (ret < 0) {
+			atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+			return ret;
+		}
+		ring->armed_futex = true;
+	}
+	return 0;
 }
 
 PYSHM_EXPORT void pyshm_ring_disarm(struct pyshm_ring *ring)
 {
 	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+	if (ring->armed_futex) {
+		__pyshm_bridge_disarm(&ring->sh->sleep, __pyshm_waiter_efd(ring->waiter));
+		ring->armed_futex = false;
+	}
+}
+
+PYSHM_EXPORT void pyshm_ring_kick(struct pyshm_ring *ring)
+{
+	ring_wake(ring);
 }
 
 PYSHM_EXPORT void pyshm_ring_close(struct pyshm_ring *ring, unsigned int side)

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * Wakeup paths. The consumer side: waiters (an io_uring to sleep in, or
- * nothing for the futex path). The producer side: a lazily created
- * per-thread io_uring that submits IORING_OP_MSG_RING to a waiter's ring,
- * optionally batched; and futex wait/wake on shared memory.
+ * Wakeup paths. The consumer side: waiters (an io_uring to sleep in, or the
+ * futex path, whose pollable fd is an eventfd fed by a bridge thread). The
+ * producer side: a lazily created per-thread io_uring that submits
+ * IORING_OP_MSG_RING to a waiter's ring, optionally batched; and futex
+ * wait/wake on shared memory.
  */
 #include <limits.h>
 #include <liburing.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,13 +23,54 @@
 
 struct pyshm_waiter {
 	int kind;
-	struct io_uring ring;		/* PYSHM_WAKE_URING only */
+	struct io_uring ring;		/* PYSHM_WAKE_URING */
+	atomic_int efd;			/* PYSHM_WAKE_FUTEX: eventfd, made on demand */
 };
+
+/* What pyshm_waiter_create_fd() hands to another process. */
+struct waiter_blob {
+	uint32_t magic;
+	uint32_t size;
+	struct io_uring_params params;
+};
+
+#define WAITER_BLOB_MAGIC 0x54494157u	/* "WAIT" */
+
+_Static_assert(sizeof(struct waiter_blob) <= PYSHM_WAITER_BLOB_SIZE, "blob size");
 
 static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
 static int wake_kind;			/* the default, or -errno */
 static bool uring_usable;
 static _Atomic int64_t spin_ns = -1;
+
+/* This process's pid, refreshed in the child after fork(). */
+static atomic_uint fork_gen;
+static atomic_int cached_pid;
+
+static void on_fork_child(void)
+{
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_init(void)
+{
+	pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+pid_t __pyshm_getpid(void)
+{
+	int pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
+	if (likely(pid))
+		return pid;
+	pthread_once(&fork_once, fork_init);
+	pid = (int)getpid();
+	atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	return pid;
+}
 
 /* Can this process create a ring that has IORING_OP_MSG_RING? */
 static bool uring_probe(void)
@@ -76,6 +120,32 @@ PYSHM_EXPORT const char *pyshm_wake_name(int kind)
 	return NULL;
 }
 
+/* Resolve kind 0 to the default and check it can be had. */
+static int waiter_kind(int kind)
+{
+	if (kind != 0 && kind != PYSHM_WAKE_URING && kind != PYSHM_WAKE_FUTEX)
+		return -EINVAL;
+	pthread_once(&wake_once, wake_init);
+	if (kind == 0)
+		kind = wake_kind;
+	if (kind < 0)
+		return kind;
+	if (kind == PYSHM_WAKE_URING && !uring_usable)
+		return -ENOSYS;
+	return kind;
+}
+
+static struct pyshm_waiter *waiter_alloc(int kind)
+{
+	struct pyshm_waiter *w = calloc(1, sizeof(*w));
+
+	if (w) {
+		w->kind = kind;
+		atomic_init(&w->efd, -1);
+	}
+	return w;
+}
+
 PYSHM_EXPORT int pyshm_waiter_create(int kind, struct pyshm_waiter **out)
 {
 	struct pyshm_waiter *w;
@@ -83,21 +153,12 @@ PYSHM_EXPORT int pyshm_waiter_create(int kind, struct pyshm_waiter **out)
 
 	if (!out)
 		return -EINVAL;
-	pthread_once(&wake_once, wake_init);
-	if (kind == 0) {
-		kind = wake_kind;
-		if (kind < 0)
-			return kind;
-	}
-	if (kind != PYSHM_WAKE_URING && kind != PYSHM_WAKE_FUTEX)
-		return -EINVAL;
-	if (kind == PYSHM_WAKE_URING && !uring_usable)
-		return -ENOSYS;
-
-	w = calloc(1, sizeof(*w));
+	kind = waiter_kind(kind);
+	if (kind < 0)
+		return kind;
+	w = waiter_alloc(kind);
 	if (!w)
 		return -ENOMEM;
-	w->kind = kind;
 	if (kind == PYSHM_WAKE_URING) {
 		/* Wakeups only ever post CQEs here; a few SQEs suffice. */
 		ret = io_uring_queue_init(4, &w->ring, 0);
@@ -110,12 +171,61 @@ PYSHM_EXPORT int pyshm_waiter_create(int kind, struct pyshm_waiter **out)
 	return 0;
 }
 
+PYSHM_EXPORT int pyshm_waiter_create_fd(int *fd, void *blob, size_t len)
+{
+	struct waiter_blob b = { .magic = WAITER_BLOB_MAGIC, .size = sizeof(b) };
+	int kind, ret;
+
+	if (!fd || !blob || len < sizeof(b))
+		return -EINVAL;
+	kind = waiter_kind(PYSHM_WAKE_URING);
+	if (kind < 0)
+		return kind;
+	/* Only set up, not mapped: the process that adopts it maps it. */
+	ret = io_uring_setup(4, &b.params);
+	if (ret < 0)
+		return ret;
+	memset(blob, 0, len);
+	memcpy(blob, &b, sizeof(b));
+	*fd = ret;
+	return (int)sizeof(b);
+}
+
+PYSHM_EXPORT int pyshm_waiter_adopt(int fd, const void *blob, size_t len,
+				    struct pyshm_waiter **out)
+{
+	struct waiter_blob b;
+	struct pyshm_waiter *w;
+	int ret;
+
+	if (fd < 0 || !blob || !out || len < sizeof(b))
+		return -EINVAL;
+	memcpy(&b, blob, sizeof(b));
+	if (b.magic != WAITER_BLOB_MAGIC || b.size != sizeof(b))
+		return -EINVAL;
+	w = waiter_alloc(PYSHM_WAKE_URING);
+	if (!w)
+		return -ENOMEM;
+	ret = io_uring_queue_mmap(fd, &b.params, &w->ring);
+	if (ret < 0) {
+		free(w);
+		return ret;
+	}
+	*out = w;
+	return 0;
+}
+
 PYSHM_EXPORT void pyshm_waiter_free(struct pyshm_waiter *w)
 {
+	int efd;
+
 	if (!w)
 		return;
 	if (w->kind == PYSHM_WAKE_URING)
 		io_uring_queue_exit(&w->ring);
+	efd = atomic_load(&w->efd);
+	if (efd >= 0)
+		close(efd);
 	free(w);
 }
 
@@ -124,32 +234,71 @@ PYSHM_EXPORT int pyshm_waiter_kind(const struct pyshm_waiter *w)
 	return w->kind;
 }
 
+/* The futex path's pollable fd, made on first use. */
+static int waiter_efd(struct pyshm_waiter *w)
+{
+	int efd = atomic_load(&w->efd), fresh, expected = -1;
+
+	if (efd >= 0)
+		return efd;
+	fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fresh < 0)
+		return -errno;
+	if (!atomic_compare_exchange_strong(&w->efd, &expected, fresh)) {
+		close(fresh);
+		return expected;
+	}
+	return fresh;
+}
+
 PYSHM_EXPORT int pyshm_waiter_fd(const struct pyshm_waiter *w)
 {
-	return w->kind == PYSHM_WAKE_URING ? w->ring.ring_fd : -EOPNOTSUPP;
+	if (w->kind == PYSHM_WAKE_URING)
+		return w->ring.ring_fd;
+	return waiter_efd((struct pyshm_waiter *)w);
 }
 
 PYSHM_EXPORT int pyshm_waiter_drain(struct pyshm_waiter *w)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
+	uint64_t cnt;
+	int efd;
 
-	if (w->kind != PYSHM_WAKE_URING)
-		return 0;
-	io_uring_for_each_cqe(&w->ring, head, cqe)
-		n++;
-	io_uring_cq_advance(&w->ring, n);
-	return (int)n;
+	if (w->kind == PYSHM_WAKE_URING) {
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+			n++;
+		io_uring_cq_advance(&w->ring, n);
+		return (int)n;
+	}
+	efd = atomic_load(&w->efd);
+	if (efd >= 0 && read(efd, &cnt, sizeof(cnt)) == sizeof(cnt))
+		return cnt > INT_MAX ? INT_MAX : (int)cnt;
+	return 0;
 }
 
 PYSHM_EXPORT int pyshm_waiter_wait(struct pyshm_waiter *w, int64_t timeout_ns)
 {
 	struct __kernel_timespec ts;
 	struct io_uring_cqe *cqe;
+	struct pollfd pfd;
 	int ret;
 
-	if (w->kind != PYSHM_WAKE_URING)
-		return -EOPNOTSUPP;
+	if (w->kind == PYSHM_WAKE_FUTEX) {
+		pfd.fd = waiter_efd(w);
+		if (pfd.fd < 0)
+			return pfd.fd;
+		pfd.events = POLLIN;
+		ret = poll(&pfd, 1, timeout_ns < 0 ? -1 :
+			   (int)((timeout_ns + 999999) / 1000000 > INT_MAX ? INT_MAX :
+				 (timeout_ns + 999999) / 1000000));
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return -ETIMEDOUT;
+		ret = pyshm_waiter_drain(w);
+		return ret > 0 ? ret : 1;
+	}
 	if (timeout_ns >= 0) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
@@ -160,6 +309,12 @@ PYSHM_EXPORT int pyshm_waiter_wait(struct pyshm_waiter *w, int64_t timeout_ns)
 	if (ret < 0)
 		return ret;
 	return pyshm_waiter_drain(w);
+}
+
+/* Internal: the eventfd a futex waiter reports through (made on demand). */
+int __pyshm_waiter_efd(struct pyshm_waiter *w)
+{
+	return waiter_efd(w);
 }
 
 /*
@@ -176,7 +331,6 @@ struct submit_ring {
 
 static pthread_once_t submit_once = PTHREAD_ONCE_INIT;
 static pthread_key_t submit_key;
-static atomic_uint fork_gen;
 static __thread struct submit_ring *tls_submit;
 
 static void submit_ring_free(void *p)
@@ -187,15 +341,10 @@ static void submit_ring_free(void *p)
 	free(sr);
 }
 
-static void on_fork_child(void)
-{
-	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
-}
-
 static void submit_init(void)
 {
 	pthread_key_create(&submit_key, submit_ring_free);
-	pthread_atfork(NULL, NULL, on_fork_child);
+	pthread_once(&fork_once, fork_init);
 }
 
 static struct submit_ring *submit_ring_get(int *err)

@@ -91,8 +91,7 @@ static struct pyshm_region *local_take(const struct pyshm_region_ref *ref)
 	return r;
 }
 
-static int sock_send(struct pyshm_xfer *x, struct pyshm_region *r,
-		     struct pyshm_region_ref *ref)
+static int sock_send(struct pyshm_xfer *x, int fd, uint64_t *cookie)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -107,17 +106,17 @@ static int sock_send(struct pyshm_xfer *x, struct pyshm_region *r,
 		.msg_control = u.buf,
 		.msg_controllen = sizeof(u.buf),
 	};
-	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-	int fd = pyshm_region_fd(r);
+	struct cmsghdr *cmsg;
 
 	memset(&u, 0, sizeof(u));
+	cmsg = CMSG_FIRSTHDR(&msg);
 	cmsg->cmsg_level = SOL_SOCKET;
 	cmsg->cmsg_type = SCM_RIGHTS;
 	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cmsg), &fd, sizeof(fd));
 	if (sendmsg(x->sock, &msg, MSG_NOSIGNAL) < 0)
 		return -errno;
-	ref->cookie = seq;
+	*cookie = seq;
 	return 0;
 }
 
@@ -284,7 +283,7 @@ PYSHM_EXPORT int pyshm_xfer_send(struct pyshm_xfer *x, struct pyshm_region *r,
 	case PYSHM_XFER_LOCAL:
 		return local_send(r, ref);
 	case PYSHM_XFER_SOCKET:
-		return sock_send(x, r, ref);
+		return sock_send(x, pyshm_region_fd(r), &ref->cookie);
 	case PYSHM_XFER_KMOD:
 		ret = pyshm_region_export(r, PYSHM_EXPORT_ONESHOT, &ref->cookie);
 		return ret < 0 ? ret : 0;
@@ -333,6 +332,24 @@ PYSHM_EXPORT int pyshm_xfer_recv(struct pyshm_xfer *x,
 	}
 	*out = r;
 	return 0;
+}
+
+PYSHM_EXPORT int pyshm_xfer_send_fd(struct pyshm_xfer *x, int fd, uint64_t *cookie)
+{
+	if (!x || fd < 0 || !cookie)
+		return -EINVAL;
+	if (x->kind != PYSHM_XFER_SOCKET)
+		return -EOPNOTSUPP;
+	return sock_send(x, fd, cookie);
+}
+
+PYSHM_EXPORT int pyshm_xfer_recv_fd(struct pyshm_xfer *x, uint64_t cookie)
+{
+	if (!x)
+		return -EINVAL;
+	if (x->kind != PYSHM_XFER_SOCKET)
+		return -EOPNOTSUPP;
+	return sock_take(x, cookie);
 }
 
 PYSHM_EXPORT void pyshm_xfer_drop(struct pyshm_xfer *x,

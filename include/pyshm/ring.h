@@ -107,10 +107,12 @@ int pyshm_ring_attach(struct pyshm_region *r, uint64_t offset,
 void pyshm_ring_free(struct pyshm_ring *ring);
 
 /**
- * pyshm_ring_set_xfer() - how out-of-line records reach the consumer
+ * pyshm_ring_set_xfer() - how out-of-line records travel
  *
- * Both producer and consumer handles need the same kind. Without one,
- * records above the inline limit give -EMSGSIZE. The ring does not own @x.
+ * A producer handle sends with the last transfer set; a consumer handle
+ * receives with the one of the kind each record names, so it may be given
+ * several (one per kind). Without one, records above the inline limit give
+ * -EMSGSIZE. The ring does not own @x.
  */
 void pyshm_ring_set_xfer(struct pyshm_ring *ring, struct pyshm_xfer *x);
 
@@ -125,14 +127,17 @@ void pyshm_ring_set_ool_threshold(struct pyshm_ring *ring, uint64_t bytes);
  * pyshm_ring_set_waiter() - how this consumer handle sleeps
  *
  * NULL or a futex waiter: sleep on the ring's futex word. An io_uring
- * waiter: every producer must be able to reach its fd (see
- * pyshm_ring_set_peer()). The ring does not own @w.
+ * waiter: every producer must be able to reach its fd: producers in this
+ * process always can (the ring header names the sleeper's pid and fd),
+ * others only through pyshm_ring_set_peer(). Callable before every wait,
+ * to switch as producers come and go. The ring does not own @w.
  */
 void pyshm_ring_set_waiter(struct pyshm_ring *ring, struct pyshm_waiter *w);
 
 /**
  * pyshm_ring_set_peer() - the consumer's io_uring fd, in this process
- * @fd: the consumer waiter's fd as seen here, or -1
+ * @fd: the fd, in this process, of the io_uring a consumer in another
+ *	process sleeps in (inherited at spawn), or -1
  */
 void pyshm_ring_set_peer(struct pyshm_ring *ring, int fd);
 
@@ -196,9 +201,11 @@ void pyshm_ring_consume(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
  * @timeout_ns: < 0 without limit
  *
  * Spins for the spin budget, then sleeps through the handle's waiter.
+ * A wakeup returns 0 even if nothing is there yet (pyshm_ring_kick(), or a
+ * record still being written): peek, and wait again on -EAGAIN.
  *
- * Return: 0 when a record (or the close) is there; -ETIMEDOUT; -EINTR when
- * a signal interrupted the sleep; -EBADMSG.
+ * Return: 0 when a record (or the close) may be there; -ETIMEDOUT; -EINTR
+ * when a signal interrupted the sleep; -EBADMSG.
  */
 int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns);
 
@@ -209,13 +216,15 @@ int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
 		    int64_t timeout_ns);
 
 /**
- * pyshm_ring_arm() - ask to be woken through the handle's io_uring waiter
+ * pyshm_ring_arm() - ask to be woken through the waiter's fd
  *
- * For event loops: arm every ring, poll the waiter's fd, then
- * pyshm_ring_disarm() and peek.
+ * For event loops: arm, poll pyshm_waiter_fd(), then pyshm_ring_disarm(),
+ * pyshm_waiter_drain() and peek. Works with both kinds of waiter: a futex
+ * waiter's eventfd is signalled by a bridge thread.
  *
  * Return: 0 when armed; -EAGAIN when a record (or the close) is already
- * there (not armed); -EOPNOTSUPP without an io_uring waiter.
+ * there (not armed); -EINVAL without a waiter; -ENOSPC when the futex
+ * bridge already watches 127 rings.
  */
 int pyshm_ring_arm(struct pyshm_ring *ring);
 
@@ -223,6 +232,15 @@ int pyshm_ring_arm(struct pyshm_ring *ring);
  * pyshm_ring_disarm() - undo pyshm_ring_arm()
  */
 void pyshm_ring_disarm(struct pyshm_ring *ring);
+
+/**
+ * pyshm_ring_kick() - wake the consumer if it sleeps, with or without a
+ *	record, so it re-examines its situation
+ *
+ * Any handle may kick; an io_uring sleeper is reachable from its own
+ * process or through the fd given with pyshm_ring_set_peer().
+ */
+void pyshm_ring_kick(struct pyshm_ring *ring);
 
 /**
  * pyshm_ring_close() - mark one side closed and wake the other

@@ -60,6 +60,34 @@ const char *pyshm_wake_name(int kind);
  */
 int pyshm_waiter_create(int kind, struct pyshm_waiter **out);
 
+/* Room for the description pyshm_waiter_create_fd() writes. */
+#define PYSHM_WAITER_BLOB_SIZE	192
+
+/**
+ * pyshm_waiter_create_fd() - an io_uring waiter for another process
+ * @fd: the new ring's fd (close-on-exec); pass it to the child process
+ * @blob: receives a description the child needs to map the ring
+ * @len: size of @blob, at least PYSHM_WAITER_BLOB_SIZE
+ *
+ * This process keeps the fd only to wake the child (pyshm_ring_set_peer())
+ * and never maps the ring; the child adopts it with pyshm_waiter_adopt().
+ * io_uring fds cannot be sent over SCM_RIGHTS (Linux 6.7 and later), so
+ * inheritance at spawn is the way to hand it over.
+ *
+ * Return: bytes of @blob used; -EINVAL; -ENOSYS when io_uring is refused.
+ */
+int pyshm_waiter_create_fd(int *fd, void *blob, size_t len);
+
+/**
+ * pyshm_waiter_adopt() - map an io_uring waiter made by another process
+ * @fd: the inherited fd, owned by the waiter on success
+ * @blob: the description from pyshm_waiter_create_fd()
+ *
+ * Return: 0; -EINVAL for a bad description; -errno from mmap.
+ */
+int pyshm_waiter_adopt(int fd, const void *blob, size_t len,
+		       struct pyshm_waiter **out);
+
 /**
  * pyshm_waiter_free() - release a waiter; NULL is ignored
  */
@@ -71,9 +99,13 @@ void pyshm_waiter_free(struct pyshm_waiter *w);
 int pyshm_waiter_kind(const struct pyshm_waiter *w);
 
 /**
- * pyshm_waiter_fd() - the io_uring fd producers target and event loops poll
+ * pyshm_waiter_fd() - the fd event loops poll
  *
- * Return: the fd, or -EOPNOTSUPP for a futex waiter.
+ * For an io_uring waiter, its ring (which producers also target); for a
+ * futex waiter, an eventfd that a bridge thread signals when an armed ring
+ * (pyshm_ring_arm()) is woken.
+ *
+ * Return: the fd, or -errno when an eventfd cannot be made.
  */
 int pyshm_waiter_fd(const struct pyshm_waiter *w);
 
@@ -81,18 +113,17 @@ int pyshm_waiter_fd(const struct pyshm_waiter *w);
  * pyshm_waiter_wait() - sleep until a wakeup arrives
  * @timeout_ns: < 0 waits without limit
  *
- * Only for io_uring waiters armed on several rings (pyshm_ring_arm()); a
- * single ring is waited on with pyshm_ring_wait().
+ * For waiters armed on one or several rings (pyshm_ring_arm()); a single
+ * ring is usually waited on with pyshm_ring_wait().
  *
- * Return: the number of wakeups consumed (>= 1); -ETIMEDOUT; -EINTR;
- * -EOPNOTSUPP for a futex waiter.
+ * Return: the number of wakeups consumed (>= 1); -ETIMEDOUT; -EINTR.
  */
 int pyshm_waiter_wait(struct pyshm_waiter *w, int64_t timeout_ns);
 
 /**
  * pyshm_waiter_drain() - consume wakeups already delivered, without sleeping
  *
- * Return: how many were consumed (0 for a futex waiter).
+ * Return: how many were consumed.
  */
 int pyshm_waiter_drain(struct pyshm_waiter *w);
 

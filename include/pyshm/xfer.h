@@ -98,6 +98,26 @@ int pyshm_xfer_recv(struct pyshm_xfer *x, const struct pyshm_region_ref *ref,
  */
 void pyshm_xfer_drop(struct pyshm_xfer *x, const struct pyshm_region_ref *ref);
 
+/**
+ * pyshm_xfer_send_fd() - send any fd along a socket transfer
+ * @cookie: receives the number the receiver claims it with
+ *
+ * For what is not a region (a socket end, say); the fd is duplicated into
+ * the receiver, this process keeps its own.
+ *
+ * Return: 0; -EOPNOTSUPP for other kinds; -errno from sendmsg().
+ */
+int pyshm_xfer_send_fd(struct pyshm_xfer *x, int fd, uint64_t *cookie);
+
+/**
+ * pyshm_xfer_recv_fd() - claim an fd sent with pyshm_xfer_send_fd()
+ *
+ * Return: the fd (close-on-exec, owned by the caller); -EBADMSG when
+ * nothing was sent with @cookie; -EOPNOTSUPP for other kinds.
+ */
+int pyshm_xfer_recv_fd(struct pyshm_xfer *x, uint64_t cookie);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,15 +52,106 @@ TEST_F(wake, waiter_rejects_bad_arguments)
 	pyshm_waiter_free(NULL);
 }
 
-TEST_F(wake, futex_waiter_has_no_fd)
+TEST_F(wake, futex_waiter_reports_through_an_eventfd)
 {
 	struct pyshm_waiter *w;
+	int fd;
 
 	ASSERT_EQ(0, pyshm_waiter_create(PYSHM_WAKE_FUTEX, &w));
 	EXPECT_EQ(PYSHM_WAKE_FUTEX, pyshm_waiter_kind(w));
-	EXPECT_EQ(-EOPNOTSUPP, pyshm_waiter_fd(w));
-	EXPECT_EQ(-EOPNOTSUPP, pyshm_waiter_wait(w, 0));
+	fd = pyshm_waiter_fd(w);
+	EXPECT_LE(0, fd);
+	EXPECT_EQ(fd, pyshm_waiter_fd(w));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_waiter_wait(w, 0));
+	EXPECT_EQ(-ETIMEDOUT, pyshm_waiter_wait(w, 5 * 1000 * 1000));
 	EXPECT_EQ(0, pyshm_waiter_drain(w));
+	pyshm_waiter_free(w);
+}
+
+TEST_F(wake, waiter_fd_rejects_bad_arguments)
+{
+	char blob[PYSHM_WAITER_BLOB_SIZE];
+	struct pyshm_waiter *w = (void *)0xcc;
+	int fd = -1;
+
+	EXPECT_EQ(-EINVAL, pyshm_waiter_create_fd(NULL, blob, sizeof(blob)));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_create_fd(&fd, NULL, sizeof(blob)));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_create_fd(&fd, blob, 8));
+	memset(blob, 0, sizeof(blob));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_adopt(0, blob, sizeof(blob), &w));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_adopt(-1, blob, sizeof(blob), &w));
+	EXPECT_EQ(-EINVAL, pyshm_waiter_adopt(0, blob, 4, &w));
+	EXPECT_EQ((void *)0xcc, w);
+}
+
+/* A waiter made for a child, adopted there, woken from here. */
+TEST_F(wake, inherited_waiter_is_woken_from_the_parent)
+{
+	char blob[PYSHM_WAITER_BLOB_SIZE];
+	struct pyshm_region *r;
+	struct pyshm_ring *prod, *cons;
+	int fd, ret;
+	pid_t pid;
+
+	if (self->kind != PYSHM_WAKE_URING)
+		SKIP(return, "io_uring path only");
+	ret = pyshm_waiter_create_fd(&fd, blob, sizeof(blob));
+	ASSERT_LT(0, ret);
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(RING_DATA), 0, 0, &r));
+	ASSERT_EQ(0, pyshm_ring_init(r, 0, RING_DATA, PYSHM_RING_CONSUMER, &cons));
+	ASSERT_EQ(0, pyshm_ring_attach(r, 0, PYSHM_RING_PRODUCER, &prod));
+	pyshm_ring_set_peer(prod, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct pyshm_waiter *w;
+		struct pyshm_ring_rec rec;
+
+		pyshm_set_spin_ns(0);
+		if (pyshm_waiter_adopt(fd, blob, sizeof(blob), &w))
+			_exit(1);
+		pyshm_ring_set_waiter(cons, w);
+		if (pyshm_ring_recv(cons, &rec, 5LL * 1000 * 1000 * 1000))
+			_exit(2);
+		_exit(rec.len == 5 ? 0 : 3);
+	}
+	usleep(50 * 1000);
+	ASSERT_EQ(0, pyshm_ring_send(prod, "hello", 5, 0));
+	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+	pyshm_ring_free(prod);
+	pyshm_ring_free(cons);
+	pyshm_region_put(r);
+}
+
+/* A kick wakes a sleeping consumer that has nothing to read. */
+TEST_F(wake, kick_wakes_a_sleeping_consumer)
+{
+	struct pyshm_region *r;
+	struct pyshm_ring *prod, *cons;
+	struct pyshm_waiter *w;
+	pid_t pid;
+
+	pyshm_set_spin_ns(0);
+	ASSERT_EQ(0, pyshm_waiter_create(0, &w));
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(RING_DATA), 0, 0, &r));
+	ASSERT_EQ(0, pyshm_ring_init(r, 0, RING_DATA, PYSHM_RING_CONSUMER, &cons));
+	ASSERT_EQ(0, pyshm_ring_attach(r, 0, PYSHM_RING_PRODUCER, &prod));
+	pyshm_ring_set_waiter(cons, w);
+	pyshm_ring_set_peer(prod, pyshm_waiter_kind(w) == PYSHM_WAKE_URING ?
+			    pyshm_waiter_fd(w) : -1);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		usleep(50 * 1000);
+		pyshm_ring_kick(prod);
+		_exit(0);
+	}
+	EXPECT_EQ(0, pyshm_ring_wait(cons, 5LL * 1000 * 1000 * 1000));
+	EXPECT_EQ(0, wait_child(pid));
+	pyshm_ring_free(prod);
+	pyshm_ring_free(cons);
+	pyshm_region_put(r);
 	pyshm_waiter_free(w);
 }
 

@@ -3,6 +3,7 @@
  * Region transfer tests: each kind carries a region and holds it while in
  * flight; forged, replayed and foreign references are refused.
  */
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "kselftest_harness.h"
@@ -177,6 +178,39 @@ TEST_F(xfer, unclaimed_socket_fds_are_closed_with_the_transfer)
 	pyshm_xfer_drop(b, &ref);	/* stashes the first, takes the second */
 	pyshm_xfer_free(a);
 	pyshm_xfer_free(b);
+}
+
+TEST_F(xfer, any_fd_travels_over_a_socket_transfer)
+{
+	struct pyshm_xfer *a, *b, *local;
+	int sv[2], pipefd[2], got;
+	uint64_t cookie;
+	char c;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[0], &a));
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[1], &b));
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &local));
+	ASSERT_EQ(0, pipe(pipefd));
+	EXPECT_EQ(-EINVAL, pyshm_xfer_send_fd(a, -1, &cookie));
+	EXPECT_EQ(-EINVAL, pyshm_xfer_send_fd(a, pipefd[1], NULL));
+	EXPECT_EQ(-EOPNOTSUPP, pyshm_xfer_send_fd(local, pipefd[1], &cookie));
+	EXPECT_EQ(-EOPNOTSUPP, pyshm_xfer_recv_fd(local, 1));
+	ASSERT_EQ(0, pyshm_xfer_send_fd(a, pipefd[1], &cookie));
+	EXPECT_EQ(-EBADMSG, pyshm_xfer_recv_fd(b, cookie + 1));
+	got = pyshm_xfer_recv_fd(b, cookie);
+	ASSERT_LE(0, got);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(got, F_GETFD));
+	ASSERT_EQ(1, write(got, "z", 1));
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	EXPECT_EQ('z', c);
+	EXPECT_EQ(-EBADMSG, pyshm_xfer_recv_fd(b, cookie));
+	close(got);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	pyshm_xfer_free(a);
+	pyshm_xfer_free(b);
+	pyshm_xfer_free(local);
 }
 
 TEST_F(xfer, kmod_tokens_are_one_shot)
