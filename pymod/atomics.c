@@ -13,7 +13,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "state.h"
+#include "worker.h"
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
 
 typedef struct {
 	PyObject_HEAD
@@ -249,6 +253,32 @@ static long futex_wait(void *word, uint32_t val, const struct timespec *ts)
 	return syscall(SYS_futex, word, FUTEX_WAIT, val, ts, NULL, 0);
 }
 
+/*
+ * In a worker interpreter, also wake when terminate() sets @stop: both
+ * words at once with futex_waitv() (absolute timeout). Returns 1 when
+ * stopped, else as futex_wait().
+ */
+static long futex_wait_or_stop(void *word, uint32_t val, double deadline,
+			       atomic_uint *stop)
+{
+	struct futex_waitv v[2] = {
+		{ .val = val, .uaddr = (uintptr_t)word, .flags = FUTEX_32 },
+		{ .val = 0, .uaddr = (uintptr_t)stop, .flags = FUTEX_32 },
+	};
+	struct timespec abs, *absp = NULL;
+	long ret;
+
+	if (deadline > 0) {
+		abs.tv_sec = (time_t)deadline;
+		abs.tv_nsec = (long)((deadline - (double)abs.tv_sec) * 1e9);
+		absp = &abs;
+	}
+	ret = syscall(SYS_futex_waitv, v, 2, 0, absp, CLOCK_MONOTONIC);
+	if (ret == 1 || atomic_load(stop))
+		return 1;
+	return ret < 0 ? -1 : 0;
+}
+
 static int timeout_arg(PyObject *arg, double *secs)
 {
 	if (arg == Py_None) {
@@ -310,9 +340,18 @@ static PyObject *array_wait(ArrayObject *a, PyObject *args, PyObject *kwds)
 			tsp = &ts;
 		}
 		Py_BEGIN_ALLOW_THREADS
-		ret = futex_wait(p, (uint32_t)expected, tsp);
+		if (st->self_worker)
+			ret = futex_wait_or_stop(p, (uint32_t)expected, secs >= 0 ? deadline : 0,
+						 &st->self_worker->terminate);
+		else
+			ret = futex_wait(p, (uint32_t)expected, tsp);
 		err = ret < 0 ? errno : 0;
 		Py_END_ALLOW_THREADS
+		if (ret == 1 || worker_check_terminated(st) < 0) {
+			if (!PyErr_Occurred())
+				PyErr_SetNone(PyExc_SystemExit);
+			return NULL;
+		}
 		if (ret == 0)
 			return Py_NewRef(st->str_ok);
 		if (err == ETIMEDOUT)

@@ -5,7 +5,7 @@
  * Multi-phase init with heap types only, so every interpreter (including
  * own-GIL subinterpreters) gets its own copy.
  */
-#include "state.h"
+#include "worker.h"
 
 struct pymod_globals pymod_globals = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -140,7 +140,10 @@ static int mod_exec(PyObject *mod)
 	st->str_timed_out = PyUnicode_InternFromString("timed-out");
 	if (!st->str_ok || !st->str_not_equal || !st->str_timed_out)
 		return -1;
-	if (sab_init_types(mod, st) < 0 || atomics_init_types(mod, st) < 0)
+	if (sab_init_types(mod, st) < 0 || atomics_init_types(mod, st) < 0 ||
+	    port_init_types(mod, st) < 0 || worker_init_types(mod, st) < 0 ||
+	    PyModule_AddFunctions(mod, port_module_methods) < 0 ||
+	    PyModule_AddFunctions(mod, worker_module_methods) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);
@@ -158,6 +161,7 @@ static int mod_traverse(PyObject *mod, visitproc visit, void *arg)
 	Py_VISIT(st->int64_type);
 	Py_VISIT(st->port_type);
 	Py_VISIT(st->handle_type);
+	Py_VISIT(st->port_class);
 	Py_VISIT(st->DataCloneError);
 	Py_VISIT(st->WorkerError);
 	Py_VISIT(st->clone_cache);
@@ -174,6 +178,7 @@ static int mod_clear(PyObject *mod)
 	Py_CLEAR(st->int64_type);
 	Py_CLEAR(st->port_type);
 	Py_CLEAR(st->handle_type);
+	Py_CLEAR(st->port_class);
 	Py_CLEAR(st->DataCloneError);
 	Py_CLEAR(st->WorkerError);
 	Py_CLEAR(st->str_ok);
@@ -181,6 +186,8 @@ static int mod_clear(PyObject *mod)
 	Py_CLEAR(st->str_timed_out);
 	Py_CLEAR(st->clone_cache);
 	Py_CLEAR(st->capi_types);
+	worker_put(st->self_worker);
+	st->self_worker = NULL;
 	return 0;
 }
 

@@ -34,6 +34,10 @@ typedef struct {
 	PyTypeObject *int64_type;
 	PyTypeObject *port_type;
 	PyTypeObject *handle_type;
+	/* the Python MessagePort subclass (adds arecv), once registered */
+	PyObject *port_class;
+	/* this interpreter's own worker (interpreter mode), else NULL */
+	struct worker *self_worker;
 	/* exceptions */
 	PyObject *DataCloneError;
 	PyObject *WorkerError;
@@ -45,6 +49,9 @@ typedef struct {
 	PyObject *clone_cache;
 	/* capi: type -> capsule of struct pyshm_clone_ops (registered types) */
 	PyObject *capi_types;
+	/* clone.c: the C datetime API of this interpreter's datetime module
+	 * (a PyDateTime_CAPI *), NULL when it uses _pydatetime */
+	void *clone_dt_capi;
 } pymod_state;
 
 /*
@@ -54,6 +61,9 @@ typedef struct {
 struct pymod_globals {
 	pthread_mutex_t lock;
 	int module_count;	/* module instances alive, all interpreters */
+	/* capi.c: destructors of registered payload types, by wire name */
+	struct capi_dtor *capi_dtors;
+	size_t capi_ndtors;
 };
 
 extern struct pymod_globals pymod_globals;
@@ -122,6 +132,9 @@ struct clone_env {
 	void (*port_drop)(struct clone_env *env, const uint8_t *buf, size_t len,
 			  size_t *pos);
 	void *port_ctx;
+	/* Optional: check, before anything is encoded, that @port can be
+	 * transferred (not detached...). 0, or -1 + DataCloneError. */
+	int (*port_check)(struct clone_env *env, PyObject *port);
 };
 
 /* An encoded message; buf is PyMem_Raw-allocated (any interpreter or
@@ -133,6 +146,8 @@ struct clone_msg {
 };
 
 void clone_msg_free(struct clone_msg *m);
+/* Append @n bytes (port_export()'s way to write). 0, or -1 + MemoryError. */
+int clone_msg_append(struct clone_msg *m, const void *p, size_t n);
 /* Encode @obj; on failure (-1, exception set) nothing was sent: no region
  * reference is left in flight and no port was detached. */
 int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer,
@@ -143,7 +158,12 @@ PyObject *clone_decode(pymod_state *st, const void *buf, size_t len,
 		       struct clone_env *env);
 /* Release what an unread message holds (region references, ports). */
 void clone_discard(const void *buf, size_t len, struct clone_env *env);
-/* The environment of structured_clone(): same process, same interpreter. */
+/* The environment of structured_clone(): same process, same interpreter.
+ * NULL (no exception) only when out of memory. */
 struct clone_env *clone_local_env(void);
+/* Module exec: the clone's cache, its module functions and the _C_API
+ * capsule (capi.c). 0 or -1 + exception. */
+int clone_init(PyObject *mod, pymod_state *st);
+int capi_init(PyObject *mod, pymod_state *st);
 
 #endif /* PYSHM_PYMOD_STATE_H */

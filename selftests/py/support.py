@@ -59,14 +59,14 @@ class LeakCheck(unittest.TestCase):
         gc.collect()
         self._regions = _core.stats()["regions"]
         self._fds = open_fds()
+        # A cleanup, not tearDown: it runs after the test's own cleanups
+        # (which end its workers).
+        self.addCleanup(self.assertNoLeak)
 
     def assertNoLeak(self):
         gc.collect()
         self.assertEqual(_core.stats()["regions"], self._regions, "regions leaked")
         self.assertLessEqual(open_fds(), self._fds + 1, "fds leaked")
-
-    def tearDown(self):
-        self.assertNoLeak()
 
 
 def fork_and_check(fn):

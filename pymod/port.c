@@ -1,0 +1,1041 @@
+// SPDX-License-Identifier: MIT
+/*
+ * MessageChannel and MessagePort: channels in shared memory (two rings in
+ * one region), their ends as process-local C handles, the Python type over
+ * them, and how a port travels inside a message: by handle within a
+ * process, rebuilt from its region (and socket end) in another process.
+ */
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "port.h"
+#include "worker.h"
+
+typedef struct {
+	PyObject_HEAD
+	struct port *port;		/* NULL once transferred or closed */
+	PyObject *weakreflist;
+} PortObject;
+
+static pthread_once_t xlocal_once = PTHREAD_ONCE_INIT;
+static struct pyshm_xfer *xlocal;
+
+static void xlocal_init(void)
+{
+	pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &xlocal);
+}
+
+struct pyshm_xfer *port_xfer_local(void)
+{
+	pthread_once(&xlocal_once, xlocal_init);
+	return xlocal;
+}
+
+static inline uint64_t ring_offset(int side)
+{
+	return CHAN_HDR_SIZE + (uint64_t)side * pyshm_ring_bytes(CHAN_RING_DATA);
+}
+
+/* getpid() without a system call: refreshed in the child after fork(). */
+static atomic_uint cached_pid;
+
+static void pid_forget(void)
+{
+	atomic_store(&cached_pid, 0);
+}
+
+static void pid_atfork(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+#define likely_pid(pid) __builtin_expect((pid) != 0, 1)
+
+static inline unsigned int my_pid(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	unsigned int pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
+	if (likely_pid(pid))
+		return pid;
+	pthread_once(&once, pid_atfork);
+	pid = (unsigned int)getpid();
+	atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	return pid;
+}
+
+/* ---- C handles ----------------------------------------------------------- */
+
+struct port *port_get(struct port *p)
+{
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return p;
+}
+
+void port_put(struct port *p)
+{
+	if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pyshm_ring_free(p->tx);
+	pyshm_ring_free(p->rx);
+	pyshm_waiter_free(p->uwaiter);
+	pyshm_waiter_free(p->fwaiter);
+	pyshm_xfer_free(p->xremote);
+	pyshm_region_put(p->chan);
+	worker_put(p->worker);
+	pthread_mutex_destroy(&p->rx_lock);
+	PyMem_RawFree(p);
+}
+
+int port_attach(struct pyshm_region *chan, int side, int sock, struct port **out)
+{
+	struct chan_hdr *hdr = pyshm_region_data(chan);
+	struct port *p = NULL;
+	int ret;
+
+	if (pyshm_region_size(chan) < ring_offset(2) || hdr->magic != CHAN_MAGIC ||
+	    hdr->version != CHAN_VERSION || hdr->ring_data != CHAN_RING_DATA ||
+	    (side != 0 && side != 1)) {
+		ret = -EBADMSG;
+		goto err_put;
+	}
+	p = PyMem_RawCalloc(1, sizeof(*p));
+	if (!p) {
+		ret = -ENOMEM;
+		goto err_put;
+	}
+	/* From here on the handle owns @chan: port_put() releases it. */
+	atomic_init(&p->refs, 1);
+	p->chan = chan;
+	p->hdr = hdr;
+	p->side = side;
+	p->sock = -1;
+	pthread_mutex_init(&p->rx_lock, NULL);
+	ret = pyshm_ring_attach(chan, ring_offset(side), PYSHM_RING_PRODUCER, &p->tx);
+	if (!ret)
+		ret = pyshm_ring_attach(chan, ring_offset(!side), PYSHM_RING_CONSUMER, &p->rx);
+	if (ret)
+		goto err_put;
+	if (pyshm_wake_default() == PYSHM_WAKE_URING &&
+	    pyshm_waiter_create(PYSHM_WAKE_URING, &p->uwaiter) < 0)
+		p->uwaiter = NULL;	/* the futex path still works */
+	/* Regions reach other processes as kmod tokens, or over the socket. */
+	if (pyshm_backend() == PYSHM_BACKEND_KMOD) {
+		ret = pyshm_xfer_create(PYSHM_XFER_KMOD, sock, &p->xremote);
+		sock = -1;
+	} else if (sock >= 0) {
+		p->sock = sock;
+		ret = pyshm_xfer_create(PYSHM_XFER_SOCKET, sock, &p->xremote);
+		sock = -1;
+	}
+	if (ret)
+		goto err_put;
+	pyshm_ring_set_xfer(p->rx, port_xfer_local());
+	pyshm_ring_set_xfer(p->rx, p->xremote);
+	pyshm_ring_set_xfer(p->tx, port_xfer_local());
+	pyshm_ring_set_ool_threshold(p->tx, CHAN_OOL_THRESHOLD);
+	atomic_store(&hdr->side[side].pid, my_pid());
+	*out = p;
+	return 0;
+
+err_put:
+	if (sock >= 0)
+		close(sock);
+	if (p)
+		port_put(p);
+	else
+		pyshm_region_put(chan);
+	return ret;
+}
+
+int port_channel_new(unsigned int side_flags, struct port **a, struct port **b)
+{
+	struct pyshm_region *r;
+	struct pyshm_ring *tmp;
+	struct chan_hdr *hdr;
+	int sv[2] = { -1, -1 }, ret, side;
+
+	ret = pyshm_region_create(ring_offset(2), 0, 0, &r);
+	if (ret)
+		return ret;
+	hdr = pyshm_region_data(r);
+	hdr->magic = CHAN_MAGIC;
+	hdr->version = CHAN_VERSION;
+	hdr->ring_data = CHAN_RING_DATA;
+	for (side = 0; side < 2; side++) {
+		atomic_store(&hdr->side[side].flags, side_flags);
+		ret = pyshm_ring_init(r, ring_offset(side), CHAN_RING_DATA,
+				      PYSHM_RING_PRODUCER, &tmp);
+		if (ret)
+			goto err_put;
+		pyshm_ring_free(tmp);
+	}
+	/* memfd regions need a socket to reach another process. */
+	if (pyshm_backend() != PYSHM_BACKEND_KMOD &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		ret = -errno;
+		goto err_put;
+	}
+	ret = port_attach(pyshm_region_get(r), 0, sv[0], a);
+	sv[0] = -1;
+	if (ret)
+		goto err_close;
+	ret = port_attach(r, 1, sv[1], b);
+	if (ret) {
+		port_put(*a);
+		return ret;
+	}
+	return 0;
+
+err_put:
+	pyshm_region_put(r);
+err_close:
+	if (sv[1] >= 0)
+		close(sv[1]);
+	return ret;
+}
+
+/* Which transfer reaches the other end: in this process, or elsewhere. */
+static struct pyshm_xfer *tx_xfer(struct port *p)
+{
+	if (atomic_load_explicit(&p->hdr->side[!p->side].pid, memory_order_acquire) ==
+	    my_pid() || !p->xremote)
+		return port_xfer_local();
+	return p->xremote;
+}
+
+static struct pyshm_xfer *rx_xfer(struct port *p, int kind)
+{
+	if (kind == PYSHM_XFER_LOCAL)
+		return port_xfer_local();
+	if (p->xremote && pyshm_xfer_kind(p->xremote) == kind)
+		return p->xremote;
+	return NULL;
+}
+
+/*
+ * How to sleep on rx: in io_uring only when the sender can reach it (it
+ * lives in this process, or inherited our ring at spawn). @arm: for an
+ * event loop, which always needs a waiter.
+ */
+static struct pyshm_waiter *rx_waiter(struct port *p, bool arm)
+{
+	bool reach = p->uwaiter &&
+		     (p->peer_inherits ||
+		      atomic_load(&p->hdr->side[!p->side].pid) == my_pid());
+
+	if (reach)
+		return p->uwaiter;
+	if (arm && !p->fwaiter && pyshm_waiter_create(PYSHM_WAKE_FUTEX, &p->fwaiter) < 0)
+		p->fwaiter = NULL;
+	return arm ? p->fwaiter : NULL;
+}
+
+/* ---- clone environments ------------------------------------------------- */
+
+struct port_env {
+	struct clone_env env;
+	pymod_state *st;
+	struct port *port;		/* the port sending or receiving */
+};
+
+/* Ports in flight inside this process: cookie -> handle. */
+struct port_inflight {
+	uint64_t cookie;
+	struct port *p;
+	struct port_inflight *next;
+};
+
+static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct port_inflight *inflight;
+static uint64_t inflight_next;
+
+static uint64_t inflight_add(struct port *p)
+{
+	struct port_inflight *e = PyMem_RawMalloc(sizeof(*e));
+
+	if (!e)
+		return 0;
+	pthread_mutex_lock(&inflight_lock);
+	e->cookie = ++inflight_next;
+	e->p = p;
+	e->next = inflight;
+	inflight = e;
+	pthread_mutex_unlock(&inflight_lock);
+	return e->cookie;
+}
+
+static struct port *inflight_take(uint64_t cookie)
+{
+	struct port_inflight **pp, *e;
+	struct port *p = NULL;
+
+	pthread_mutex_lock(&inflight_lock);
+	for (pp = &inflight; (e = *pp); pp = &e->next) {
+		if (e->cookie == cookie) {
+			*pp = e->next;
+			p = e->p;
+			PyMem_RawFree(e);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&inflight_lock);
+	return p;
+}
+
+#define XFER_TAG_LOCAL	'L'
+#define XFER_TAG_REMOTE	'R'
+
+struct remote_port {
+	uint8_t tag;
+	uint8_t side;
+	uint8_t has_sock;
+	uint8_t resv[5];
+	uint64_t sock_cookie;
+	struct pyshm_region_ref chan;
+};
+
+static int msg_append(struct clone_msg *m, const void *src, size_t n)
+{
+	uint8_t *buf;
+	size_t cap;
+
+	if (m->len + n > m->cap) {
+		cap = m->cap ? m->cap : 64;
+		while (cap < m->len + n)
+			cap *= 2;
+		buf = PyMem_RawRealloc(m->buf, cap);
+		if (!buf) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		m->buf = buf;
+		m->cap = cap;
+	}
+	memcpy(m->buf + m->len, src, n);
+	m->len += n;
+	return 0;
+}
+
+static int data_clone_error(pymod_state *st, const char *msg)
+{
+	PyErr_SetString(st->DataCloneError, msg);
+	return -1;
+}
+
+static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_msg *out)
+{
+	struct port_env *pe = (struct port_env *)env;
+	PortObject *po = (PortObject *)obj;
+	struct port *p = po->port;
+	struct remote_port rp = { .tag = XFER_TAG_REMOTE };
+	uint8_t tag = XFER_TAG_LOCAL;
+	uint64_t cookie;
+	int ret;
+
+	if (!p)
+		return data_clone_error(pe->st, "MessagePort is detached (already transferred or closed)");
+	if (p == pe->port)
+		return data_clone_error(pe->st, "a MessagePort cannot be transferred through itself");
+	if (p->link)
+		return data_clone_error(pe->st, "a worker's own port cannot be transferred");
+
+	if (env->xfer == port_xfer_local()) {
+		cookie = inflight_add(p);
+		if (!cookie) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		if (msg_append(out, &tag, 1) < 0 || msg_append(out, &cookie, 8) < 0) {
+			inflight_take(cookie);
+			return -1;
+		}
+		po->port = NULL;
+		return 0;
+	}
+
+	/* To another process: the peer must stop relying on our io_uring. */
+	atomic_store(&p->hdr->side[p->side].pid, 0);
+	pyshm_ring_kick(p->tx);
+	rp.side = (uint8_t)p->side;
+	ret = pyshm_xfer_send(env->xfer, p->chan, &rp.chan);
+	if (!ret && p->sock >= 0 && pyshm_xfer_kind(env->xfer) == PYSHM_XFER_SOCKET) {
+		ret = pyshm_xfer_send_fd(env->xfer, p->sock, &rp.sock_cookie);
+		rp.has_sock = !ret;
+		if (ret)
+			pyshm_xfer_drop(env->xfer, &rp.chan);
+	}
+	if (ret || msg_append(out, &rp, sizeof(rp)) < 0) {
+		atomic_store(&p->hdr->side[p->side].pid, my_pid());
+		if (ret)
+			pymod_raise_from_errno(pe->st, ret, "transfer MessagePort");
+		return -1;
+	}
+	po->port = NULL;
+	atomic_store(&p->detached, true);
+	port_put(p);
+	return 0;
+}
+
+/* Read the port description at *pos; returns the tag or -1. */
+static int port_desc(const uint8_t *buf, size_t len, size_t *pos, uint64_t *cookie,
+		     struct remote_port *rp)
+{
+	if (*pos >= len)
+		return -1;
+	if (buf[*pos] == XFER_TAG_LOCAL) {
+		if (len - *pos < 9)
+			return -1;
+		memcpy(cookie, buf + *pos + 1, 8);
+		*pos += 9;
+		return XFER_TAG_LOCAL;
+	}
+	if (buf[*pos] == XFER_TAG_REMOTE) {
+		if (len - *pos < sizeof(*rp))
+			return -1;
+		memcpy(rp, buf + *pos, sizeof(*rp));
+		*pos += sizeof(*rp);
+		return rp->side > 1 ? -1 : XFER_TAG_REMOTE;
+	}
+	return -1;
+}
+
+/* Rebuild a port that came from another process. */
+static int remote_attach(struct clone_env *env, struct remote_port *rp, struct port **out)
+{
+	struct pyshm_region *chan;
+	int sock = -1, ret;
+
+	ret = pyshm_xfer_recv(env->xfer, &rp->chan, &chan);
+	if (ret)
+		return ret;
+	if (rp->has_sock) {
+		sock = pyshm_xfer_recv_fd(env->xfer, rp->sock_cookie);
+		if (sock < 0) {
+			pyshm_region_put(chan);
+			return sock;
+		}
+	}
+	return port_attach(chan, rp->side, sock, out);
+}
+
+static PyObject *hook_port_import(struct clone_env *env, const uint8_t *buf, size_t len,
+				  size_t *pos)
+{
+	struct port_env *pe = (struct port_env *)env;
+	struct remote_port rp;
+	struct port *p = NULL;
+	uint64_t cookie;
+	int ret;
+
+	switch (port_desc(buf, len, pos, &cookie, &rp)) {
+	case XFER_TAG_LOCAL:
+		p = inflight_take(cookie);
+		if (!p) {
+			PyErr_SetString(pe->st->DataCloneError, "stale MessagePort in message");
+			return NULL;
+		}
+		break;
+	case XFER_TAG_REMOTE:
+		if (env->xfer == port_xfer_local()) {
+			PyErr_SetString(pe->st->DataCloneError, "malformed MessagePort in message");
+			return NULL;
+		}
+		ret = remote_attach(env, &rp, &p);
+		if (ret) {
+			PyErr_Format(pe->st->DataCloneError, "cannot receive MessagePort: %s",
+				     strerror(-ret));
+			return NULL;
+		}
+		/* Wake the peer so it sees where we live now. */
+		pyshm_ring_kick(p->tx);
+		break;
+	default:
+		PyErr_SetString(pe->st->DataCloneError, "malformed MessagePort in message");
+		return NULL;
+	}
+	return port_wrap(pe->st, p);
+}
+
+static void hook_port_drop(struct clone_env *env, const uint8_t *buf, size_t len, size_t *pos)
+{
+	struct remote_port rp;
+	struct port *p = NULL;
+	uint64_t cookie;
+
+	switch (port_desc(buf, len, pos, &cookie, &rp)) {
+	case XFER_TAG_LOCAL:
+		p = inflight_take(cookie);
+		break;
+	case XFER_TAG_REMOTE:
+		if (env->xfer != port_xfer_local() && remote_attach(env, &rp, &p))
+			p = NULL;
+		break;
+	}
+	if (p) {
+		/* A port nobody will receive: its peer sees the channel end. */
+		port_close(p);
+		port_put(p);
+	}
+}
+
+static void port_env_init(struct port_env *pe, pymod_state *st, struct port *p,
+			  struct pyshm_xfer *x)
+{
+	pe->env.xfer = x;
+	pe->env.port_export = hook_port_export;
+	pe->env.port_import = hook_port_import;
+	pe->env.port_drop = hook_port_drop;
+	pe->env.port_ctx = p;
+	pe->st = st;
+	pe->port = p;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* Release what unread messages hold (regions, ports). */
+static void rx_discard(struct port *p)
+{
+	struct pyshm_ring_rec rec;
+	struct port_env pe;
+	struct msg_hdr h;
+	int ret;
+
+	for (;;) {
+		ret = pyshm_ring_peek(p->rx, &rec);
+		if (ret == -EAGAIN || ret == -EPIPE || (ret < 0 && !rec.total))
+			return;
+		if (ret == 0 && rec.len >= sizeof(h)) {
+			memcpy(&h, rec.data, sizeof(h));
+			port_env_init(&pe, NULL, p, rx_xfer(p, h.xfer));
+			if (pe.env.xfer)
+				clone_discard((const uint8_t *)rec.data + sizeof(h),
+					      rec.len - sizeof(h), &pe.env);
+		}
+		pyshm_ring_consume(p->rx, &rec);
+	}
+}
+
+void port_close(struct port *p)
+{
+	bool was = atomic_exchange(&p->detached, true);
+
+	if (was)
+		return;
+	atomic_fetch_or(&p->hdr->side[p->side].flags, SIDE_CLOSED);
+	pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_PRODUCERS);
+	pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_CONSUMER);
+	pthread_mutex_lock(&p->rx_lock);
+	rx_discard(p);
+	pthread_mutex_unlock(&p->rx_lock);
+}
+
+/* ---- sending and receiving -------------------------------------------- */
+
+static int64_t timeout_ns(double t)
+{
+	if (t < 0)
+		return -1;
+	if (t > 9e9)
+		return INT64_MAX / 2;
+	return (int64_t)(t * 1e9);
+}
+
+int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
+		     PyObject *transfer, double timeout)
+{
+	struct clone_msg msg = { 0 };
+	struct msg_hdr h = { .type = (uint8_t)type };
+	struct iovec iov[2];
+	struct port_env pe;
+	int ret;
+
+	port_env_init(&pe, st, p, tx_xfer(p));
+	if (clone_encode(st, obj, transfer, &pe.env, &msg) < 0)
+		return -1;
+	h.xfer = (uint8_t)pyshm_xfer_kind(pe.env.xfer);
+	iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
+	iov[1] = (struct iovec){ .iov_base = msg.buf, .iov_len = msg.len };
+	pyshm_ring_set_xfer(p->tx, pe.env.xfer);
+	ret = pyshm_ring_sendv(p->tx, iov, 2, 0);
+	if (ret == -EAGAIN && timeout != 0) {
+		/* Full: wait for the receiver, without the GIL. */
+		Py_BEGIN_ALLOW_THREADS
+		ret = pyshm_ring_sendv(p->tx, iov, 2, timeout_ns(timeout));
+		Py_END_ALLOW_THREADS
+	}
+	if (ret < 0) {
+		clone_discard(msg.buf, msg.len, &pe.env);
+		clone_msg_free(&msg);
+		/* As in JavaScript, posting to a closed port drops the message. */
+		if (ret == -EPIPE)
+			return 0;
+		pymod_raise_from_errno(st, ret == -EAGAIN ? -ETIMEDOUT : ret, "post_message");
+		return -1;
+	}
+	clone_msg_free(&msg);
+	return 0;
+}
+
+/* Decode the record in @rec (consumed by the caller). */
+static PyObject *rx_record(pymod_state *st, struct port *p, struct pyshm_ring_rec *rec)
+{
+	struct port_env pe;
+	struct msg_hdr h;
+	PyObject *obj;
+
+	if (rec->len < sizeof(h)) {
+		PyErr_SetString(st->DataCloneError, "malformed message (short record)");
+		return NULL;
+	}
+	memcpy(&h, rec->data, sizeof(h));
+	port_env_init(&pe, st, p, rx_xfer(p, h.xfer));
+	if (!pe.env.xfer || (h.type != MSG_DATA && h.type != MSG_ERROR)) {
+		PyErr_Format(st->DataCloneError, "malformed message (type %u, transfer %u)",
+			     h.type, h.xfer);
+		return NULL;
+	}
+	obj = clone_decode(st, (const uint8_t *)rec->data + sizeof(h), rec->len - sizeof(h),
+			   &pe.env);
+	if (obj && h.type == MSG_ERROR) {
+		worker_raise_error(st, p->worker, obj);
+		Py_DECREF(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+/* The receiver's lock, taken without holding the GIL while contended. */
+static void rx_lock(struct port *p)
+{
+	if (pthread_mutex_trylock(&p->rx_lock) == 0)
+		return;
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&p->rx_lock);
+	Py_END_ALLOW_THREADS
+}
+
+static PyObject *port_recv(pymod_state *st, struct port *p, double timeout)
+{
+	int64_t deadline = timeout < 0 ? -1 : 0;
+	struct pyshm_ring_rec rec;
+	PyObject *obj = NULL;
+	int64_t left;
+	int ret;
+
+	port_get(p);
+	rx_lock(p);
+	if (timeout > 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		deadline = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout_ns(timeout);
+	}
+	for (;;) {
+		if (atomic_load(&p->detached)) {
+			PyErr_SetString(PyExc_ValueError, "MessagePort is closed or transferred");
+			break;
+		}
+		ret = pyshm_ring_peek(p->rx, &rec);
+		if (ret == 0 || (ret == -EBADMSG && rec.total)) {
+			obj = ret == 0 ? rx_record(st, p, &rec) : NULL;
+			if (ret)
+				PyErr_SetString(st->DataCloneError, "malformed message (bad region)");
+			pyshm_ring_consume(p->rx, &rec);
+			break;
+		}
+		if (ret == -EPIPE) {
+			if (p->worker)
+				worker_raise_eof(st, p->worker);
+			else
+				PyErr_SetString(PyExc_EOFError, "the other end of the channel is closed");
+			break;
+		}
+		if (ret != -EAGAIN) {
+			pymod_raise_from_errno(st, ret, "recv");
+			break;
+		}
+		if (worker_check_terminated(st) < 0)
+			break;
+		if (deadline == 0) {
+			PyErr_SetString(PyExc_TimeoutError, "recv() timed out");
+			break;
+		}
+		left = -1;
+		if (deadline > 0) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			left = deadline - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+			if (left <= 0) {
+				PyErr_SetString(PyExc_TimeoutError, "recv() timed out");
+				break;
+			}
+		}
+		pyshm_ring_set_waiter(p->rx, rx_waiter(p, false));
+		worker_block(st, p->rx, true);
+		Py_BEGIN_ALLOW_THREADS
+		ret = pyshm_ring_wait(p->rx, left);
+		Py_END_ALLOW_THREADS
+		worker_block(st, p->rx, false);
+		if (ret == -EINTR && PyErr_CheckSignals() < 0)
+			break;
+	}
+	pthread_mutex_unlock(&p->rx_lock);
+	port_put(p);
+	return obj;
+}
+
+/* ---- the Python type ---------------------------------------------------- */
+
+static struct port *live_port(PortObject *self)
+{
+	if (!self->port)
+		PyErr_SetString(PyExc_ValueError, "MessagePort is closed or transferred");
+	return self->port;
+}
+
+static int timeout_arg(PyObject *obj, double *out)
+{
+	if (obj == Py_None) {
+		*out = -1;
+		return 0;
+	}
+	*out = PyFloat_AsDouble(obj);
+	if (*out == -1 && PyErr_Occurred())
+		return -1;
+	if (*out != *out) {
+		PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+		return -1;
+	}
+	if (*out < 0)
+		*out = 0;
+	return 0;
+}
+
+static PyObject *portobj_post_message(PortObject *self, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = { "message", "transfer", "timeout", NULL };
+	pymod_state *st = get_state_by_type(Py_TYPE(self));
+	PyObject *obj, *transfer = NULL, *tmo = Py_None;
+	struct port *p;
+	double timeout;
+	int ret;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$O:post_message", kwlist, &obj,
+					 &transfer, &tmo) ||
+	    timeout_arg(tmo, &timeout) < 0)
+		return NULL;
+	p = live_port(self);
+	if (!p)
+		return NULL;
+	port_get(p);
+	ret = port_send_record(st, p, MSG_DATA, obj, transfer, timeout);
+	port_put(p);
+	if (ret < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static PyObject *portobj_recv(PortObject *self, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PyObject *tmo = Py_None;
+	struct port *p;
+	double timeout;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:recv", kwlist, &tmo) ||
+	    timeout_arg(tmo, &timeout) < 0)
+		return NULL;
+	p = live_port(self);
+	if (!p)
+		return NULL;
+	return port_recv(get_state_by_type(Py_TYPE(self)), p, timeout);
+}
+
+static PyObject *portobj_iternext(PortObject *self)
+{
+	struct port *p = live_port(self);
+	PyObject *obj;
+
+	if (!p)
+		return NULL;
+	obj = port_recv(get_state_by_type(Py_TYPE(self)), p, -1);
+	if (!obj && PyErr_ExceptionMatches(PyExc_EOFError))
+		PyErr_Clear();	/* the end of the stream: StopIteration */
+	return obj;
+}
+
+static PyObject *portobj_close(PortObject *self, PyObject *unused)
+{
+	struct port *p = self->port;
+
+	if (p) {
+		self->port = NULL;
+		port_close(p);
+		port_put(p);
+	}
+	Py_RETURN_NONE;
+}
+
+/* _close_send(): end our sending direction only; we can still read. */
+static PyObject *portobj_close_send(PortObject *self, PyObject *unused)
+{
+	if (self->port)
+		pyshm_ring_close(self->port->tx, PYSHM_RING_CLOSE_PRODUCERS);
+	Py_RETURN_NONE;
+}
+
+/*
+ * For event loops: arm the receiver and return the fd to watch, or -1 when
+ * a message (or the end) is already there.
+ */
+static PyObject *portobj_arm(PortObject *self, PyObject *unused)
+{
+	pymod_state *st = get_state_by_type(Py_TYPE(self));
+	struct pyshm_waiter *w;
+	struct port *p = live_port(self);
+	int ret;
+
+	if (!p)
+		return NULL;
+	w = rx_waiter(p, true);
+	if (!w)
+		return PyErr_NoMemory();
+	pyshm_ring_set_waiter(p->rx, w);
+	ret = pyshm_ring_arm(p->rx);
+	if (ret == -EAGAIN)
+		return PyLong_FromLong(-1);
+	if (ret < 0)
+		return pymod_raise_from_errno(st, ret, "arm");
+	return PyLong_FromLong(pyshm_waiter_fd(w));
+}
+
+static PyObject *portobj_disarm(PortObject *self, PyObject *unused)
+{
+	struct port *p = self->port;
+
+	if (p) {
+		pyshm_ring_disarm(p->rx);
+		if (p->uwaiter)
+			pyshm_waiter_drain(p->uwaiter);
+		if (p->fwaiter)
+			pyshm_waiter_drain(p->fwaiter);
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *portobj_get_closed(PortObject *self, void *closure)
+{
+	return PyBool_FromLong(self->port == NULL);
+}
+
+static PyObject *portobj_reduce(PortObject *self, PyObject *unused)
+{
+	return PyErr_Format(PyExc_TypeError,
+			    "cannot pickle 'MessagePort' object: transfer it with "
+			    "post_message(obj, transfer=[port])");
+}
+
+static void portobj_dealloc(PortObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+
+	PyObject_GC_UnTrack(self);
+	if (self->weakreflist)
+		PyObject_ClearWeakRefs((PyObject *)self);
+	if (self->port) {
+		port_close(self->port);
+		port_put(self->port);
+	}
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+static int portobj_traverse(PortObject *self, visitproc visit, void *arg)
+{
+	Py_VISIT(Py_TYPE(self));
+	return 0;
+}
+
+static PyObject *portobj_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+	PyErr_SetString(PyExc_TypeError, "MessagePorts come from MessageChannel()");
+	return NULL;
+}
+
+PyObject *port_wrap(pymod_state *st, struct port *p)
+{
+	PyTypeObject *tp = st->port_class ? (PyTypeObject *)st->port_class : st->port_type;
+	PortObject *self = (PortObject *)tp->tp_alloc(tp, 0);
+
+	if (!self) {
+		port_close(p);
+		port_put(p);
+		return NULL;
+	}
+	self->port = p;
+	return (PyObject *)self;
+}
+
+void port_detach_object(PyObject *obj)
+{
+	((PortObject *)obj)->port = NULL;
+}
+
+struct port *port_from_object(pymod_state *st, PyObject *obj)
+{
+	if (!st->port_type || !PyObject_TypeCheck(obj, st->port_type))
+		return NULL;
+	return ((PortObject *)obj)->port;
+}
+
+static PyObject *mod_message_channel(PyObject *mod, PyObject *unused)
+{
+	pymod_state *st = get_state(mod);
+	struct port *a, *b;
+	PyObject *pa, *pb;
+	int ret = port_channel_new(0, &a, &b);
+
+	if (ret)
+		return pymod_raise_from_errno(st, ret, "MessageChannel");
+	pa = port_wrap(st, a);
+	if (!pa) {
+		port_close(b);
+		port_put(b);
+		return NULL;
+	}
+	pb = port_wrap(st, b);
+	if (!pb) {
+		Py_DECREF(pa);
+		return NULL;
+	}
+	return Py_BuildValue("(NN)", pa, pb);
+}
+
+/* _link_channel(remote) -> (ours, theirs): a worker's link. With remote,
+ * their end is marked in transit, so the first message (sent before the
+ * process exists) carries references another process can claim. */
+static PyObject *mod_link_channel(PyObject *mod, PyObject *remote)
+{
+	pymod_state *st = get_state(mod);
+	struct port *a, *b;
+	PyObject *pa, *pb;
+	int ret = port_channel_new(SIDE_LINK, &a, &b);
+
+	if (ret)
+		return pymod_raise_from_errno(st, ret, "worker channel");
+	a->link = b->link = true;
+	if (PyObject_IsTrue(remote))
+		atomic_store(&b->hdr->side[b->side].pid, 0);
+	pa = port_wrap(st, a);
+	if (!pa) {
+		port_close(b);
+		port_put(b);
+		return NULL;
+	}
+	pb = port_wrap(st, b);
+	if (!pb) {
+		Py_DECREF(pa);
+		return NULL;
+	}
+	return Py_BuildValue("(NN)", pa, pb);
+}
+
+/* _post_error(port, details): a worker's error record for its parent. */
+static PyObject *mod_post_error(PyObject *mod, PyObject *args)
+{
+	pymod_state *st = get_state(mod);
+	PyObject *port_obj, *details;
+	struct port *p;
+	int ret;
+
+	if (!PyArg_ParseTuple(args, "OO:_post_error", &port_obj, &details))
+		return NULL;
+	p = port_from_object(st, port_obj);
+	if (!p)
+		return PyErr_Format(PyExc_ValueError, "expected a live MessagePort");
+	port_get(p);
+	ret = port_send_record(st, p, MSG_ERROR, details, NULL, -1);
+	port_put(p);
+	if (ret < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+/* _set_port_class(cls): the Python subclass ports are created as. */
+static PyObject *mod_set_port_class(PyObject *mod, PyObject *cls)
+{
+	pymod_state *st = get_state(mod);
+
+	if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->port_type))
+		return PyErr_Format(PyExc_TypeError, "expected a MessagePort subclass");
+	Py_XSETREF(st->port_class, Py_NewRef(cls));
+	Py_RETURN_NONE;
+}
+
+PyMethodDef port_module_methods[] = {
+	{ "MessageChannel", mod_message_channel, METH_NOARGS,
+	  "MessageChannel()\n--\n\nA new channel: a pair (port1, port2) of entangled MessagePorts." },
+	{ "_link_channel", mod_link_channel, METH_O, NULL },
+	{ "_post_error", mod_post_error, METH_VARARGS, NULL },
+	{ "_set_port_class", mod_set_port_class, METH_O, NULL },
+	{ NULL }
+};
+
+static PyMethodDef portobj_methods[] = {
+	{ "post_message", (PyCFunction)(void (*)(void))portobj_post_message,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "post_message(message, transfer=(), *, timeout=None)\n--\n\n"
+	  "Send a structured clone of message; ports in transfer move with it.\n"
+	  "Blocks while the channel is full (TimeoutError after timeout seconds)." },
+	{ "recv", (PyCFunction)(void (*)(void))portobj_recv, METH_VARARGS | METH_KEYWORDS,
+	  "recv(timeout=None)\n--\n\nThe next message. TimeoutError after timeout seconds;\n"
+	  "EOFError once the other end is closed and every message was read." },
+	{ "close", (PyCFunction)portobj_close, METH_NOARGS,
+	  "close()\n--\n\nClose this end; the other end sees the end of the stream." },
+	{ "_close_send", (PyCFunction)portobj_close_send, METH_NOARGS, NULL },
+	{ "_arm", (PyCFunction)portobj_arm, METH_NOARGS, NULL },
+	{ "_disarm", (PyCFunction)portobj_disarm, METH_NOARGS, NULL },
+	{ "__reduce__", (PyCFunction)portobj_reduce, METH_NOARGS, NULL },
+	{ NULL }
+};
+
+static PyGetSetDef portobj_getset[] = {
+	{ "closed", (getter)portobj_get_closed, NULL,
+	  "True once closed or transferred away.", NULL },
+	{ NULL }
+};
+
+static PyMemberDef portobj_members[] = {
+	{ "__weaklistoffset__", T_PYSSIZET, offsetof(PortObject, weakreflist), READONLY },
+	{ NULL }
+};
+
+static PyType_Slot portobj_slots[] = {
+	{ Py_tp_doc, "One end of a MessageChannel." },
+	{ Py_tp_new, portobj_new },
+	{ Py_tp_dealloc, portobj_dealloc },
+	{ Py_tp_traverse, portobj_traverse },
+	{ Py_tp_iter, PyObject_SelfIter },
+	{ Py_tp_iternext, portobj_iternext },
+	{ Py_tp_methods, portobj_methods },
+	{ Py_tp_getset, portobj_getset },
+	{ Py_tp_members, portobj_members },
+	{ 0, NULL }
+};
+
+static PyType_Spec portobj_spec = {
+	.name = "pyshm_workers._core.MessagePort",
+	.basicsize = sizeof(PortObject),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+	.slots = portobj_slots,
+};
+
+int port_init_types(PyObject *mod, pymod_state *st)
+{
+	st->port_type = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &portobj_spec, NULL);
+	if (!st->port_type)
+		return -1;
+	return PyModule_AddType(mod, st->port_type);
+}

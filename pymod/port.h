@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels and their ends (ports), shared by port.c and worker.c.
+ *
+ * A channel is a region with a small header and two rings: ring s carries
+ * messages sent by side s. A port is the process-local handle on one side:
+ * C only, reference counted, owned by at most one MessagePort object at a
+ * time, so it can move between interpreters (and, rebuilt from the region,
+ * between processes).
+ */
+#ifndef PYSHM_PYMOD_PORT_H
+#define PYSHM_PYMOD_PORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "state.h"
+
+#define CHAN_MAGIC	0x4e414843u	/* "CHAN" */
+#define CHAN_VERSION	1
+#define CHAN_HDR_SIZE	256u
+#define CHAN_RING_DATA	(256u << 10)
+/* Messages larger than this travel in a region of their own. */
+#define CHAN_OOL_THRESHOLD (64u << 10)
+
+/* chan_side.flags */
+#define SIDE_CLOSED	(1u << 0)	/* this end was closed */
+#define SIDE_LINK	(1u << 1)	/* a worker's own link: never transferred */
+
+struct chan_side {
+	atomic_uint pid;		/* process holding this end; 0 in transit */
+	atomic_uint flags;
+	uint32_t resv[2];
+};
+
+struct chan_hdr {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t ring_data;
+	struct chan_side side[2];
+	uint8_t resv[256 - 16 - 2 * sizeof(struct chan_side)];
+};
+
+_Static_assert(sizeof(struct chan_hdr) == CHAN_HDR_SIZE, "channel header size");
+
+/* Ring record types: each record starts with a struct msg_hdr. */
+#define MSG_DATA	1	/* a structured clone */
+#define MSG_ERROR	2	/* a worker's target raised: error details */
+
+struct msg_hdr {
+	uint8_t type;
+	uint8_t xfer;		/* PYSHM_XFER_* of the region refs inside */
+	uint16_t resv;
+	uint32_t resv2;
+};
+
+struct worker;
+
+struct port {
+	atomic_long refs;
+	struct pyshm_region *chan;
+	struct chan_hdr *hdr;
+	int side;
+	struct pyshm_ring *tx;		/* producer handle of ring[side] */
+	struct pyshm_ring *rx;		/* consumer handle of ring[!side] */
+	struct pyshm_waiter *uwaiter;	/* io_uring sleeper, when usable */
+	struct pyshm_waiter *fwaiter;	/* futex path: for arming (event loops) */
+	struct pyshm_xfer *xremote;	/* other processes: socket or kmod */
+	int sock;			/* socket end (memfd backend), owned by xremote */
+	bool link;			/* a worker link end */
+	bool peer_inherits;		/* link: the peer inherited our uwaiter */
+	pthread_mutex_t rx_lock;	/* one receiver at a time */
+	atomic_bool detached;		/* transferred away, or closed */
+	struct worker *worker;		/* parent end of a worker link */
+};
+
+/* The transfer all same-process ports share. */
+struct pyshm_xfer *port_xfer_local(void);
+
+/* A new channel; both ends live in this process. */
+int port_channel_new(unsigned int side_flags, struct port **a, struct port **b);
+/* Rebuild the end @side of the channel in @chan (takes the reference). */
+int port_attach(struct pyshm_region *chan, int side, int sock, struct port **out);
+struct port *port_get(struct port *p);
+void port_put(struct port *p);
+/* Close this end: no more sending or receiving; unread messages released. */
+void port_close(struct port *p);
+
+/* The Python side. */
+int port_init_types(PyObject *mod, pymod_state *st);
+PyObject *port_wrap(pymod_state *st, struct port *p);
+struct port *port_from_object(pymod_state *st, PyObject *obj);
+/* Unhook the C port from its MessagePort object (which reads as closed);
+ * the caller keeps the object's reference. */
+void port_detach_object(PyObject *obj);
+
+/* Send a record (header + clone) from this end; GIL held on entry. */
+int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
+		     PyObject *transfer, double timeout);
+
+#endif /* PYSHM_PYMOD_PORT_H */

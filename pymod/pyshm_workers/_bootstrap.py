@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+"""What runs first inside a new worker, interpreter or process.
+
+The parent sends two messages on the link before the worker starts: the
+setup (name, sys.path, where __main__ came from, the target) and then the
+payload (args, kwargs, worker_data), so that objects of classes from the
+parent's __main__ can be decoded once __main__ is in place.
+"""
+
+import sys
+
+
+def interp_main():
+    """Entry point of an interpreter-mode worker (called from C)."""
+    from . import _core
+    return _run(_core._take_link(), interpreter=True)
+
+
+def process_main():
+    """Entry point of a process-mode worker (python -c ... <spec>)."""
+    from . import _core
+    port = _core._child_link(sys.argv[-1])
+    code = _run(port, interpreter=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def _exit_code(code):
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _install_main(main):
+    """Make the parent's __main__ importable here, loaded on first use."""
+    if not main:
+        return
+    import types
+
+    lazy = types.ModuleType("__mp_main__")
+    lazy.__pyshm_origin__ = main
+
+    def load(name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        del lazy.__getattr__
+        if "module" in main:
+            import importlib
+            real = importlib.import_module(main["module"])
+            lazy.__dict__.update(
+                {k: v for k, v in real.__dict__.items() if k != "__name__"})
+        else:
+            import runpy
+            lazy.__dict__.update(runpy.run_path(main["path"], run_name="__mp_main__"))
+        return getattr(lazy, name)
+
+    lazy.__getattr__ = load
+    sys.modules["__mp_main__"] = lazy
+    sys.modules["__main__"] = lazy
+
+
+def _patch_sleep():
+    """time.sleep() that terminate() interrupts (interpreter mode only:
+    signals cannot reach a subinterpreter's thread)."""
+    import time
+    from . import _core
+    time.sleep = _core._sleep
+
+
+def error_details(exc):
+    """What a parent learns about an exception raised in a worker."""
+    import traceback
+    t = type(exc)
+    name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    return {
+        "type": name,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(t, exc, exc.__traceback__)),
+        "exception": exc,
+    }
+
+
+def _report(port, exc):
+    from . import _core
+    details = error_details(exc)
+    try:
+        _core._post_error(port, details)
+    except Exception:
+        # The exception itself could not be cloned: send its description.
+        details["exception"] = None
+        try:
+            _core._post_error(port, details)
+        except Exception:
+            pass
+
+
+def _run(port, interpreter):
+    import pyshm_workers as pw
+    from . import _worker
+
+    setup = port.recv()
+    sys.path[:] = setup["sys_path"]
+    _install_main(setup["main"])
+    if interpreter:
+        _patch_sleep()
+    pw.parent = port
+    _worker._in_worker = True
+    _worker._worker_name = setup["name"]
+    code = 1
+    try:
+        args, kwargs, pw.worker_data = port.recv()
+        target = _worker.resolve_target(setup["target"])
+        target(*args, **kwargs)
+        code = 0
+    except SystemExit as e:
+        code = _exit_code(e.code)
+    except BaseException as e:
+        _report(port, e)
+        code = 1
+    finally:
+        try:
+            _worker.shutdown_all()
+        finally:
+            port.close()
+    return code

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Workers: an own-GIL subinterpreter on its own thread, or a process.
+ * What port.c needs from worker.c, and the struct both share.
+ */
+#ifndef PYSHM_PYMOD_WORKER_H
+#define PYSHM_PYMOD_WORKER_H
+
+#include "port.h"
+
+#define WORKER_INTERP	1
+#define WORKER_PROCESS	2
+
+/* Exit code of a worker ended by terminate() in interpreter mode. */
+#define WORKER_TERMINATED_CODE (-15)
+
+struct worker {
+	atomic_long refs;
+	int mode;
+	/* lock guards the fields marked [L]; never held with a worker's GIL
+	 * being waited for by the worker itself (see worker_terminate()). */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool running;			/* [L] the interpreter runs its target */
+	bool ending;			/* [L] the interpreter is being torn down */
+	bool exited;			/* [L] exit_code is final */
+	bool terminated;		/* [L] terminate() was asked */
+	int exit_code;			/* [L] */
+	/* futex word: set to 1 by terminate(); interruptible sleeps wait on it */
+	atomic_uint terminate;
+	/* futex word: set to 1 once exit_code is final; join() waits on it */
+	atomic_uint done;
+	/* parent side (GIL + the port's rx lock) */
+	bool error_seen;		/* an error record was delivered */
+	bool eof_seen;			/* the end of the stream was reported */
+	struct port *parent_end;	/* closed for the parent when the worker ends */
+	/* interpreter mode */
+	PyInterpreterState *interp;	/* [L] while running */
+	unsigned long thread_id;	/* [L] the worker thread's Python thread id */
+	struct port *link;		/* the worker's end, until it takes it */
+	char **sys_path;		/* the parent's sys.path, for the new interpreter */
+	pthread_mutex_t block_lock;	/* guards blocked[] */
+	struct pyshm_ring *blocked[16];	/* rings the worker sleeps on */
+	/* process mode */
+	pid_t pid;
+	int pidfd;			/* signals and waits without pid reuse races */
+	int lifeline;			/* write end; the child notices our death */
+	int child_waiter;		/* the child's io_uring fd, to wake it */
+};
+
+/* In a worker interpreter being terminated: raise SystemExit, return -1. */
+int worker_check_terminated(pymod_state *st);
+/* Register a ring this interpreter sleeps on, so terminate() can wake it. */
+void worker_block(pymod_state *st, struct pyshm_ring *ring, bool on);
+/* Raise WorkerError for an error record's details (a dict). */
+void worker_raise_error(pymod_state *st, struct worker *w, PyObject *details);
+/* Raise at the end of a worker's stream: WorkerError once for a worker that
+ * died without reporting an error, else EOFError. */
+void worker_raise_eof(pymod_state *st, struct worker *w);
+void worker_put(struct worker *w);
+
+int worker_init_types(PyObject *mod, pymod_state *st);
+extern PyMethodDef worker_module_methods[];
+extern PyMethodDef port_module_methods[];
+
+#endif /* PYSHM_PYMOD_WORKER_H */

@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Worker targets used by the tests. Kept apart from the test modules so
+that a worker imports only this (and pyshm_workers)."""
+
+import os
+import signal
+import sys
+import time
+
+import pyshm_workers as pw
+
+
+def echo():
+    """Send back every message until the parent closes its end."""
+    for msg in pw.parent:
+        pw.parent.post_message(msg)
+
+
+def echo_n(n):
+    for _ in range(n):
+        pw.parent.post_message(pw.parent.recv())
+
+
+def report(*args, **kwargs):
+    pw.parent.post_message({
+        "args": args,
+        "kwargs": kwargs,
+        "worker_data": pw.worker_data,
+        "in_worker": pw.in_worker(),
+        "parent_is_port": isinstance(pw.parent, pw.MessagePort),
+        "pid": os.getpid(),
+    })
+
+
+def count_to(n):
+    for i in range(n):
+        pw.parent.post_message(i)
+
+
+def send_then_raise(n):
+    for i in range(n):
+        pw.parent.post_message(i)
+    raise ValueError(f"bad value {n}")
+
+
+def raise_unclonable():
+    class Local(Exception):
+        pass
+    raise Local("cannot be cloned by reference")
+
+
+def exit_with(code):
+    pw.parent.post_message("bye")
+    sys.exit(code)
+
+
+def hard_exit(code):
+    pw.parent.post_message("bye")
+    os._exit(code)
+
+
+def segfault():
+    pw.parent.post_message("about to crash")
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def sleep_forever():
+    pw.parent.post_message("sleeping")
+    time.sleep(100)
+
+
+def recv_forever():
+    pw.parent.post_message("receiving")
+    pw.parent.recv()
+
+
+def spin_forever():
+    pw.parent.post_message("spinning")
+    x = 0
+    while True:
+        x += 1
+
+
+def wait_forever_on(a):
+    pw.parent.post_message("waiting")
+    a.wait(0, 0)
+
+
+def write_sab(sab, offset, data):
+    memoryview(sab)[offset:offset + len(data)] = data
+    pw.parent.post_message("written")
+
+
+def atomics_increment(a, n):
+    """Add 1 n times to a[0], then bump a[1] and notify the parent."""
+    for _ in range(n):
+        a.add(0, 1)
+    a.add(1, 1)
+    a.notify(1)
+
+
+def atomics_wait_go(a):
+    """Wait until a[0] becomes non-zero, then report a[0]."""
+    while a.load(0) == 0:
+        a.wait(0, 0, 10)
+    pw.parent.post_message(a.load(0))
+
+
+def sequence_to(port, tag, n):
+    for i in range(n):
+        port.post_message((tag, i))
+    port.close()
+
+
+def port_echo():
+    """Receive a port from the parent, then echo on that port."""
+    port = pw.parent.recv()
+    pw.parent.post_message("got port")
+    for msg in port:
+        port.post_message(("echo", msg))
+
+
+def pass_port_on():
+    """Receive a port and send one message on it."""
+    port = pw.parent.recv()
+    port.post_message(f"hello from {pw.worker_data}")
+    port.close()
+
+
+def slow_reader(delay):
+    time.sleep(delay)
+    got = 0
+    for msg in pw.parent:
+        got += 1
+    pw.parent.post_message(got)
+
+
+def nested(depth):
+    if depth == 0:
+        pw.parent.post_message("leaf")
+        return
+    w = pw.Worker(nested, args=(depth - 1,), mode=pw.worker_data or "auto",
+                  worker_data=pw.worker_data)
+    pw.parent.post_message((depth, w.recv()))
+    w.join()
+
+
+def hold_sab_and_sleep(sab):
+    memoryview(sab)[0] = 1
+    pw.parent.post_message("holding")
+    time.sleep(100)
+
+
+def square(x):
+    return x * x
+
+
+def fail(msg):
+    raise KeyError(msg)
+
+
+def die():
+    os._exit(7)
+
+
+def whoami():
+    return os.getpid()
+
+
+def cpu_work(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s

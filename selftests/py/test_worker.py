@@ -1,0 +1,520 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Worker: messaging, errors, exit codes, termination, lifecycle, sharing
+memory, leaks — each in interpreter mode (3.12+) and process mode."""
+
+import asyncio
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import unittest
+
+import pyshm_workers as pw
+from pyshm_workers import _core
+
+import support
+import targets
+
+TIMEOUT = 60
+
+
+class WorkerCases:
+    mode = None
+
+    def start(self, target, *args, kwargs=None, **kw):
+        w = pw.Worker(target, args=args, kwargs=kwargs, mode=self.mode, **kw)
+        self.addCleanup(self.reap, w)
+        return w
+
+    def reap(self, w):
+        if w.is_alive():
+            w.terminate()
+        w.join(TIMEOUT)
+        self.assertFalse(w.is_alive(), "worker did not end")
+
+    # -- construction --------------------------------------------------------
+
+    def test_mode_and_name(self):
+        w = self.start(targets.count_to, 0, name="counter")
+        self.assertEqual(w.mode, self.mode)
+        self.assertEqual(w.name, "counter")
+        w.join(TIMEOUT)
+        self.assertIn("counter", repr(w))
+        w2 = self.start(targets.count_to, 0)
+        self.assertTrue(w2.name.startswith("Worker-"))
+
+    def test_arguments_and_worker_data_arrive(self):
+        w = self.start(targets.report, 1, [2, 3], kwargs={"key": {"a": (4,)}},
+                       worker_data={"cfg": 5})
+        got = w.recv(TIMEOUT)
+        self.assertEqual(got["args"], (1, [2, 3]))
+        self.assertEqual(got["kwargs"], {"key": {"a": (4,)}})
+        self.assertEqual(got["worker_data"], {"cfg": 5})
+        self.assertTrue(got["in_worker"])
+        self.assertTrue(got["parent_is_port"])
+        if self.mode == "process":
+            self.assertNotEqual(got["pid"], os.getpid())
+        else:
+            self.assertEqual(got["pid"], os.getpid())
+
+    def test_target_by_name(self):
+        w = self.start("targets:count_to", 3)
+        self.assertEqual(list(w), [0, 1, 2])
+
+    def test_main_interpreter_is_not_a_worker(self):
+        self.assertFalse(pw.in_worker())
+        self.assertIsNone(pw.parent)
+        self.assertIsNone(pw.worker_data)
+
+    def test_bad_targets_are_refused(self):
+        with self.assertRaises(ValueError):
+            pw.Worker(lambda: None, mode=self.mode)
+        with self.assertRaises(TypeError):
+            pw.Worker(42, mode=self.mode)
+        with self.assertRaises(ValueError):
+            pw.Worker("no_colon", mode=self.mode)
+        with self.assertRaises(ValueError):
+            pw.Worker(":f", mode=self.mode)
+
+        def local():
+            pass
+        with self.assertRaises(ValueError):
+            pw.Worker(local, mode=self.mode)
+
+    def test_bad_arguments_are_refused(self):
+        with self.assertRaises(ValueError):
+            pw.Worker(targets.echo, mode="thread")
+        with self.assertRaises(TypeError):
+            pw.Worker(targets.echo, kwargs=[1], mode=self.mode)
+
+    def test_unclonable_argument_raises_before_anything_starts(self):
+        before = _core.stats()["regions"]
+        with self.assertRaises(pw.DataCloneError) as cm:
+            pw.Worker(targets.report, args=(threading.Lock(),), mode=self.mode)
+        self.assertIn("lock", str(cm.exception))
+        with self.assertRaises(pw.DataCloneError):
+            pw.Worker(targets.report, worker_data=lambda: 1, mode=self.mode)
+        gc.collect()
+        self.assertEqual(_core.stats()["regions"], before)
+
+    # -- messages ------------------------------------------------------------
+
+    def test_echo_keeps_order(self):
+        w = self.start(targets.echo)
+        for i in range(200):
+            w.post_message({"i": i, "payload": [i] * (i % 7)})
+        for i in range(200):
+            self.assertEqual(w.recv(TIMEOUT), {"i": i, "payload": [i] * (i % 7)})
+
+    def test_large_messages_go_out_of_line(self):
+        w = self.start(targets.echo)
+        big = bytes(range(256)) * 4096 * 4     # 4 MiB
+        w.post_message(big)
+        self.assertEqual(w.recv(TIMEOUT), big)
+
+    def test_recv_timeout(self):
+        w = self.start(targets.echo)
+        t0 = time.monotonic()
+        with self.assertRaises(TimeoutError):
+            w.recv(timeout=0.1)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.09)
+        with self.assertRaises(TimeoutError):
+            w.recv(0)
+
+    def test_iteration_ends_when_the_worker_exits(self):
+        w = self.start(targets.count_to, 50)
+        self.assertEqual(list(w), list(range(50)))
+        w.join(TIMEOUT)
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+
+    def test_messages_before_exit_then_eof(self):
+        w = self.start(targets.count_to, 5)
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 0)
+        self.assertEqual([w.recv(TIMEOUT) for _ in range(5)], list(range(5)))
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+
+    def test_many_threads_posting_keep_their_order(self):
+        w = self.start(targets.echo)
+        n, per = 4, 300
+
+        def post(k):
+            for i in range(per):
+                w.post_message((k, i))
+
+        threads = [threading.Thread(target=post, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        seen = [[] for _ in range(n)]
+        for _ in range(n * per):
+            k, i = w.recv(TIMEOUT)
+            seen[k].append(i)
+        for t in threads:
+            t.join()
+        self.assertEqual(seen, [list(range(per))] * n)
+
+    def test_many_workers_each_in_order(self):
+        ws = [self.start(targets.count_to, 500) for _ in range(4)]
+        for w in ws:
+            self.assertEqual(list(w), list(range(500)))
+
+    def test_full_channel_blocks_the_sender_and_loses_nothing(self):
+        w = self.start(targets.slow_reader, 0.5)
+        msg = b"x" * 30000
+        t0 = time.monotonic()
+        blocked = False
+        for i in range(200):
+            before = time.monotonic()
+            w.post_message(msg, timeout=TIMEOUT)
+            blocked |= time.monotonic() - before > 0.05
+        self.assertTrue(blocked, "the channel never filled")
+        w._port._close_send()
+        self.assertEqual(w.recv(TIMEOUT), 200)
+        self.assertLess(time.monotonic() - t0, TIMEOUT)
+
+    def test_post_timeout_when_nobody_reads(self):
+        w = self.start(targets.sleep_forever)
+        self.assertEqual(w.recv(TIMEOUT), "sleeping")
+        with self.assertRaises(TimeoutError):
+            for _ in range(1000):
+                w.post_message(b"y" * 30000, timeout=0.2)
+
+    def test_asyncio_arecv(self):
+        w = self.start(targets.echo)
+
+        async def main():
+            w.post_message("a")
+            first = await asyncio.wait_for(w.arecv(), TIMEOUT)
+            w.post_message("b")
+            second = await asyncio.wait_for(w.arecv(), TIMEOUT)
+            return first, second
+
+        self.assertEqual(asyncio.run(main()), ("a", "b"))
+
+    def test_asyncio_arecv_waits_without_blocking_the_loop(self):
+        w = self.start(targets.echo)
+
+        async def main():
+            ticks = 0
+            task = asyncio.ensure_future(w.arecv())
+            while not task.done() and ticks < 5:
+                await asyncio.sleep(0.01)
+                ticks += 1
+            w.post_message("late")
+            return ticks, await asyncio.wait_for(task, TIMEOUT)
+
+        ticks, got = asyncio.run(main())
+        self.assertEqual(ticks, 5)
+        self.assertEqual(got, "late")
+
+    def test_asyncio_arecv_end_of_stream(self):
+        w = self.start(targets.count_to, 1)
+
+        async def main():
+            first = await w.arecv()
+            with self.assertRaises(EOFError):
+                await asyncio.wait_for(w.arecv(), TIMEOUT)
+            return first
+
+        self.assertEqual(asyncio.run(main()), 0)
+
+    def test_on_message_callback(self):
+        got = []
+        done = threading.Event()
+        w = self.start(targets.count_to, 10)
+
+        def on_message(msg):
+            got.append(msg)
+            if len(got) == 10:
+                done.set()
+
+        w.on_message = on_message
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(got, list(range(10)))
+        with self.assertRaises(TypeError):
+            w.on_message = 5
+
+    def test_on_error_callback(self):
+        errors = []
+        done = threading.Event()
+        w = self.start(targets.send_then_raise, 0)
+        w.on_error = lambda e: (errors.append(e), done.set())
+        w.on_message = lambda m: None
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertIsInstance(errors[0], pw.WorkerError)
+
+    # -- errors and exit codes ----------------------------------------------
+
+    def test_target_exception_becomes_worker_error(self):
+        w = self.start(targets.send_then_raise, 3)
+        self.assertEqual([w.recv(TIMEOUT) for _ in range(3)], [0, 1, 2])
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)
+        err = cm.exception
+        self.assertEqual(err.remote_type, "ValueError")
+        self.assertEqual(err.remote_message, "bad value 3")
+        self.assertIn("send_then_raise", err.remote_traceback)
+        self.assertIn("Traceback", str(err))
+        self.assertIsInstance(err.__cause__, ValueError)
+        self.assertEqual(err.__cause__.args, ("bad value 3",))
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 1)
+
+    def test_unclonable_exception_is_still_reported(self):
+        w = self.start(targets.raise_unclonable)
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)
+        self.assertIn("Local", cm.exception.remote_type)
+        self.assertIn("cannot be cloned by reference", str(cm.exception))
+
+    def test_iteration_raises_worker_error(self):
+        w = self.start(targets.send_then_raise, 2)
+        got = []
+        with self.assertRaises(pw.WorkerError):
+            for msg in w:
+                got.append(msg)
+        self.assertEqual(got, [0, 1])
+
+    def test_sys_exit_code(self):
+        w = self.start(targets.exit_with, 3)
+        self.assertEqual(w.recv(TIMEOUT), "bye")
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 3)
+        self.assertFalse(w.is_alive())
+
+    def test_join_timeout_and_is_alive(self):
+        w = self.start(targets.sleep_forever)
+        self.assertEqual(w.recv(TIMEOUT), "sleeping")
+        t0 = time.monotonic()
+        w.join(0.1)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.09)
+        self.assertTrue(w.is_alive())
+        self.assertIsNone(w.exit_code)
+
+    # -- terminate -----------------------------------------------------------
+
+    def check_terminate(self, target, first, *args):
+        w = self.start(target, *args)
+        self.assertEqual(w.recv(TIMEOUT), first)
+        t0 = time.monotonic()
+        w.terminate()
+        w.join(TIMEOUT)
+        self.assertFalse(w.is_alive())
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertLess(w.exit_code, 0)
+        w.terminate()   # again: harmless
+        return w
+
+    def test_terminate_during_sleep(self):
+        self.check_terminate(targets.sleep_forever, "sleeping")
+
+    def test_terminate_during_recv(self):
+        self.check_terminate(targets.recv_forever, "receiving")
+
+    def test_terminate_busy_python_code(self):
+        self.check_terminate(targets.spin_forever, "spinning")
+
+    def test_terminate_during_atomics_wait(self):
+        a = pw.Int32Array(pw.SharedArrayBuffer(8))
+        self.check_terminate(targets.wait_forever_on, "waiting", a)
+
+    def test_terminate_then_recv_drains_then_eof(self):
+        w = self.check_terminate(targets.recv_forever, "receiving")
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+
+    # -- context manager -----------------------------------------------------
+
+    def test_context_manager_joins(self):
+        with pw.Worker(targets.echo, mode=self.mode) as w:
+            w.post_message(1)
+            self.assertEqual(w.recv(TIMEOUT), 1)
+        self.assertFalse(w.is_alive())
+        self.assertEqual(w.exit_code, 0)
+
+    def test_context_manager_terminates_on_error(self):
+        with self.assertRaises(KeyError):
+            with pw.Worker(targets.sleep_forever, mode=self.mode) as w:
+                self.assertEqual(w.recv(TIMEOUT), "sleeping")
+                raise KeyError("boom")
+        self.assertFalse(w.is_alive())
+        self.assertLess(w.exit_code, 0)
+
+    # -- shared memory ---------------------------------------------------------
+
+    def test_sab_is_shared_not_copied(self):
+        sab = pw.SharedArrayBuffer(1 << 20)
+        w = self.start(targets.write_sab, sab, 1000, b"from the worker")
+        self.assertEqual(w.recv(TIMEOUT), "written")
+        self.assertEqual(bytes(memoryview(sab)[1000:1015]), b"from the worker")
+
+    def test_sab_posted_after_start(self):
+        w = self.start(targets.echo)
+        sab = pw.SharedArrayBuffer(64)
+        w.post_message(sab)
+        back = w.recv(TIMEOUT)
+        memoryview(back)[3] = 9
+        self.assertEqual(memoryview(sab)[3], 9)
+
+    def test_atomics_coordinate_parent_and_workers(self):
+        a = pw.Int32Array(pw.SharedArrayBuffer(8))
+        ws = [self.start(targets.atomics_increment, a, 5000) for _ in range(3)]
+        deadline = time.monotonic() + TIMEOUT
+        while a.load(1) < 3 and time.monotonic() < deadline:
+            a.wait(1, a.load(1), 1)
+        self.assertEqual(a.load(1), 3)
+        self.assertEqual(a.load(0), 15000)
+        for w in ws:
+            w.join(TIMEOUT)
+
+    def test_parent_notifies_waiting_workers(self):
+        a = pw.Int32Array(pw.SharedArrayBuffer(8))
+        ws = [self.start(targets.atomics_wait_go, a) for _ in range(2)]
+        time.sleep(0.1)
+        a.store(0, 42)
+        a.notify(0)
+        for w in ws:
+            self.assertEqual(w.recv(TIMEOUT), 42)
+
+    def test_big_sab_hand_off(self):
+        sab = pw.SharedArrayBuffer(64 << 20)
+        memoryview(sab)[-1] = 7
+        w = self.start(targets.echo)
+        w.post_message(sab)
+        back = w.recv(TIMEOUT)
+        self.assertEqual(back.byte_length, 64 << 20)
+        self.assertEqual(memoryview(back)[-1], 7)
+
+    # -- nesting, leaks --------------------------------------------------------
+
+    def test_nested_workers(self):
+        w = self.start(targets.nested, 2, worker_data=self.mode)
+        self.assertEqual(w.recv(TIMEOUT), (2, (1, "leaf")))
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 0)
+
+    def test_no_regions_leak_after_workers(self):
+        gc.collect()
+        before = _core.stats()["regions"]
+        for target, args in ((targets.echo_n, (1,)), (targets.send_then_raise, (1,)),
+                             (targets.sleep_forever, ())):
+            w = pw.Worker(target, args=args, mode=self.mode)
+            w.post_message(pw.SharedArrayBuffer(4096))
+            if target is targets.sleep_forever:
+                w.recv(TIMEOUT)
+                w.terminate()
+            else:
+                try:
+                    while True:
+                        w.recv(TIMEOUT)
+                except (EOFError, pw.WorkerError):
+                    pass
+            w.join(TIMEOUT)
+            del w
+        gc.collect()
+        self.assertEqual(_core.stats()["regions"], before)
+
+
+class TestInterpreterWorker(WorkerCases, support.LeakCheck):
+    mode = "interpreter"
+
+    def setUp(self):
+        if not support.HAVE_SUBINTERPRETERS:
+            self.skipTest("interpreter mode needs Python 3.12+ (3.11 runs process mode only)")
+        super().setUp()
+
+
+
+class TestProcessWorker(WorkerCases, support.LeakCheck):
+    mode = "process"
+
+    def test_hard_exit_is_a_worker_error(self):
+        w = self.start(targets.hard_exit, 3)
+        self.assertEqual(w.recv(TIMEOUT), "bye")
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)
+        self.assertIn("code 3", str(cm.exception))
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+        self.assertEqual(w.exit_code, 3)
+
+    def test_crash_is_a_worker_error(self):
+        w = self.start(targets.segfault)
+        self.assertEqual(w.recv(TIMEOUT), "about to crash")
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)
+        self.assertIn("signal 11", str(cm.exception))
+        self.assertEqual(w.exit_code, -signal.SIGSEGV)
+
+    def test_terminate_sends_sigterm(self):
+        w = self.check_terminate(targets.sleep_forever, "sleeping")
+        self.assertEqual(w.exit_code, -signal.SIGTERM)
+        self.assertIsInstance(w.pid, int)
+
+    def test_killed_worker_holding_sabs_leaks_nothing(self):
+        gc.collect()
+        before = _core.stats()["regions"]
+        sab = pw.SharedArrayBuffer(1 << 20)
+        w = pw.Worker(targets.hold_sab_and_sleep, args=(sab,), mode=self.mode)
+        self.assertEqual(w.recv(TIMEOUT), "holding")
+        os.kill(w.pid, signal.SIGKILL)
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, -signal.SIGKILL)
+        with self.assertRaises(pw.WorkerError):
+            w.recv(TIMEOUT)
+        self.assertEqual(memoryview(sab)[0], 1)
+        del sab, w
+        gc.collect()
+        self.assertEqual(_core.stats()["regions"], before)
+
+    def test_parent_death_leaves_no_orphans(self):
+        script = textwrap.dedent(f"""
+            import os, sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.sleep_forever, mode="process")
+            assert w.recv(60) == "sleeping"
+            print(w.pid, flush=True)
+            os._exit(0)
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        pid = int(out.stdout.split()[0])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            self.fail(f"worker {pid} outlived its parent")
+
+
+class TestAutoMode(unittest.TestCase):
+    def test_auto_picks_interpreters_where_supported(self):
+        w = pw.Worker(targets.count_to, args=(1,))
+        self.assertEqual(w.mode, "interpreter" if support.HAVE_SUBINTERPRETERS else "process")
+        self.assertEqual(list(w), [0])
+        w.join(TIMEOUT)
+
+    @unittest.skipIf(support.HAVE_SUBINTERPRETERS, "3.11 only")
+    def test_interpreter_mode_needs_3_12(self):
+        with self.assertRaises(ValueError):
+            pw.Worker(targets.echo, mode="interpreter")
+
+
+if __name__ == "__main__":
+    unittest.main()
