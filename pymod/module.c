@@ -140,6 +140,8 @@ static int mod_exec(PyObject *mod)
 	st->str_timed_out = PyUnicode_InternFromString("timed-out");
 	if (!st->str_ok || !st->str_not_equal || !st->str_timed_out)
 		return -1;
+	if (clone_init(mod, st) < 0)
+		return -1;
 	if (sab_init_types(mod, st) < 0 || atomics_init_types(mod, st) < 0 ||
 	    port_init_types(mod, st) < 0 || worker_init_types(mod, st) < 0 ||
 	    PyModule_AddFunctions(mod, port_module_methods) < 0 ||

@@ -15,5 +15,6 @@
 #include <pyshm/wake.h>
 #include <pyshm/xfer.h>
 #include <pyshm/ring.h>
+#include <pyshm/clone.h>
 
 #endif /* PYSHM_PYSHM_H */

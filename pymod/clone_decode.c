@@ -1,0 +1,1123 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The structured-clone decoder: a message to a new object graph of the
+ * receiving interpreter (Documentation/wire-format.rst).
+ *
+ * The input is hostile: it may come from another process. Every value's
+ * head goes through libpyshm's bounds-checked reader (pyshm_clone_read()),
+ * which refuses lengths and counts the remaining bytes can't hold, so a
+ * lying length never becomes a large allocation; nesting is bounded; a
+ * back-reference can only name a slot already filled. Malformed input
+ * gives DataCloneError, never a crash.
+ *
+ * No half-built object is shown to user code: lists are filled with None
+ * (or untracked by the GC while unreachable), tuples and frozensets are
+ * built from their complete items before they get their memo slot, and a
+ * reduce call only ever sees complete arguments.
+ *
+ * Looking up classes and calling reduce callables is what pickle does: a
+ * message is trusted as much as a pickle. The restricted mode of _decode()
+ * allows builtin exception types only, for fuzzing and untrusted input.
+ */
+#include "clone.h"
+
+#include <datetime.h>
+
+#include <pyshm/capi.h>
+
+#define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
+
+typedef struct {
+	pymod_state *st;
+	struct clone_env *env;
+	const uint8_t *base;		/* the message, for error offsets */
+	struct pyshm_clone_reader r;
+	struct pyshm_clone_walk wk;
+	PyObject **memo;		/* wk.max_objects slots */
+	struct pyshm_region **regions;	/* claimed from the region table */
+	uint8_t *roles;
+	uint32_t nregions;
+	PyObject **ports;		/* imported from the attachments */
+	uint32_t nports;
+	int restricted;
+} Decoder;
+
+static PyObject *dec_value(Decoder *d);
+
+static PyObject *dec_malformed(Decoder *d, const char *what)
+{
+	return clone_malformed(d->st, what, (size_t)(d->r.p - d->base));
+}
+
+static PyObject *dec_restricted(Decoder *d, const char *what)
+{
+	PyErr_Format(d->st->DataCloneError, "restricted decoding refuses %s", what);
+	return NULL;
+}
+
+/* Fill @it's memo slot with @obj (if it has one); returns @obj, or NULL
+ * (and releases @obj) for a slot that isn't free. */
+static PyObject *dec_memo(Decoder *d, const struct pyshm_clone_item *it, PyObject *obj)
+{
+	if (!obj || !(it->tag & PYSHM_CLONE_F_MEMO))
+		return obj;
+	if (d->memo[it->slot]) {
+		Py_DECREF(obj);
+		return dec_malformed(d, "memo slot reused");
+	}
+	d->memo[it->slot] = Py_NewRef(obj);
+	return obj;
+}
+
+/*
+ * The memo point of a value whose slot comes after its children: 1 and a
+ * new reference in *@alias if the value is an alias of an earlier one, 0
+ * otherwise (store it with dec_memo()), -1 with an exception.
+ */
+static int dec_finish(Decoder *d, struct pyshm_clone_item *it, PyObject **alias)
+{
+	int ret = pyshm_clone_finish(&d->r, &d->wk, it);
+
+	if (ret < 0) {
+		dec_malformed(d, "invalid memo slot");
+		return -1;
+	}
+	if (ret == 1) {
+		if (!d->memo[it->slot]) {
+			dec_malformed(d, "alias of an unfilled slot");
+			return -1;
+		}
+		*alias = Py_NewRef(d->memo[it->slot]);
+	}
+	return ret;
+}
+
+/* A child that must be of type @a or @b (an int of FRACTION, the buffer of
+ * a typed array, the type of a payload, arguments). */
+static PyObject *dec_child(Decoder *d, unsigned int a, unsigned int b)
+{
+	unsigned int type;
+
+	if (d->r.p == d->r.end)
+		return dec_malformed(d, "truncated");
+	type = *d->r.p & PYSHM_CLONE_TYPE_MASK;
+	if (type != a && type != b)
+		return dec_malformed(d, "unexpected type of child");
+	if ((type == PYSHM_CLONE_INT || type == PYSHM_CLONE_BIGINT) &&
+	    *d->r.p & PYSHM_CLONE_F_MEMO)
+		return dec_malformed(d, "memo slot on a fraction's integer");
+	return dec_value(d);
+}
+
+/* Is the next byte END? Then consume it. */
+static int dec_at_end(Decoder *d)
+{
+	if (d->r.p < d->r.end && *d->r.p == PYSHM_CLONE_END) {
+		d->r.p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- containers ------------------------------------------------------------ */
+
+static PyObject *dec_list(Decoder *d, struct pyshm_clone_item *it)
+{
+	Py_ssize_t n = (Py_ssize_t)it->v.count, i;
+	int shown = it->tag & PYSHM_CLONE_F_MEMO;
+	PyObject *list = PyList_New(n), *item, *old;
+
+	if (!list)
+		return NULL;
+	if (shown) {
+		/* Reachable through the memo before it is complete: None, not
+		 * NULL, in the slots not yet filled. */
+		for (i = 0; i < n; i++)
+			PyList_SET_ITEM(list, i, Py_NewRef(Py_None));
+		list = dec_memo(d, it, list);
+		if (!list)
+			return NULL;
+	} else {
+		/* Unreachable but for the GC: hide it until it is filled. */
+		PyObject_GC_UnTrack(list);
+	}
+	for (i = 0; i < n; i++) {
+		item = dec_value(d);
+		if (!item)
+			goto err;
+		if (!shown) {
+			PyList_SET_ITEM(list, i, item);
+			continue;
+		}
+		if (i >= PyList_GET_SIZE(list)) {	/* user code shrank it */
+			Py_DECREF(item);
+			continue;
+		}
+		old = PyList_GET_ITEM(list, i);
+		PyList_SET_ITEM(list, i, item);
+		Py_DECREF(old);
+	}
+	if (!shown)
+		PyObject_GC_Track(list);
+	return list;
+err:
+	Py_DECREF(list);
+	return NULL;
+}
+
+/* A new tuple of the next @n values, untracked until complete. */
+static PyObject *dec_items_tuple(Decoder *d, Py_ssize_t n)
+{
+	PyObject *t, *item;
+	Py_ssize_t i;
+
+	if (n == 0)
+		return PyTuple_New(0);
+	t = PyTuple_New(n);
+	if (!t)
+		return NULL;
+	PyObject_GC_UnTrack(t);
+	for (i = 0; i < n; i++) {
+		item = dec_value(d);
+		if (!item) {
+			Py_DECREF(t);
+			return NULL;
+		}
+		PyTuple_SET_ITEM(t, i, item);
+	}
+	PyObject_GC_Track(t);
+	return t;
+}
+
+static PyObject *dec_tuple(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias;
+
+	if (!t)
+		return NULL;
+	switch (dec_finish(d, it, &alias)) {
+	case 1:
+		Py_DECREF(t);
+		return alias;
+	case 0:
+		return dec_memo(d, it, t);
+	}
+	Py_DECREF(t);
+	return NULL;
+}
+
+static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias, *fs;
+
+	if (!t)
+		return NULL;
+	switch (dec_finish(d, it, &alias)) {
+	case 1:
+		Py_DECREF(t);
+		return alias;
+	case 0:
+		fs = PyFrozenSet_New(t);
+		Py_DECREF(t);
+		return dec_memo(d, it, fs);
+	}
+	Py_DECREF(t);
+	return NULL;
+}
+
+static PyObject *dec_dict(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *dict = dec_memo(d, it, PyDict_New()), *k, *v;
+	uint64_t i;
+	int ret;
+
+	for (i = 0; dict && i < it->v.count; i++) {
+		k = dec_value(d);
+		v = k ? dec_value(d) : NULL;
+		ret = v ? PyDict_SetItem(dict, k, v) : -1;
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+		if (ret < 0)
+			Py_CLEAR(dict);
+	}
+	return dict;
+}
+
+static PyObject *dec_set(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *set = dec_memo(d, it, PySet_New(NULL)), *item;
+	uint64_t i;
+	int ret;
+
+	for (i = 0; set && i < it->v.count; i++) {
+		item = dec_value(d);
+		ret = item ? PySet_Add(set, item) : -1;
+		Py_XDECREF(item);
+		if (ret < 0)
+			Py_CLEAR(set);
+	}
+	return set;
+}
+
+/* ---- scalars and stdlib types -------------------------------------------------- */
+
+static PyObject *dec_bigint(const struct pyshm_clone_item *it)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+	return PyLong_FromNativeBytes(it->v.b.data, it->v.b.len, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+	return _PyLong_FromByteArray(it->v.b.data, it->v.b.len, 1, 1);
+#endif
+}
+
+static PyObject *dec_datetime(Decoder *d, struct pyshm_clone_item *it)
+{
+	pymod_state *st = d->st;
+	PyDateTime_CAPI *capi;
+	PyObject *tz = Py_NewRef(Py_None), *alias, *obj = NULL;
+	int fold = !!(it->flags & PYSHM_CLONE_DT_FOLD);
+
+	if (it->flags & PYSHM_CLONE_DT_TZ) {
+		Py_SETREF(tz, dec_value(d));
+		if (!tz)
+			return NULL;
+	}
+	switch (dec_finish(d, it, &alias)) {
+	case 1:
+		Py_DECREF(tz);
+		return alias;
+	case -1:
+		Py_DECREF(tz);
+		return NULL;
+	}
+	if (clone_cache_group(st, CG_DATETIME, 1) < 0) {
+		Py_DECREF(tz);
+		return NULL;
+	}
+	capi = st->clone_dt_capi;
+	switch (it->type) {
+	case PYSHM_CLONE_DATE:
+		obj = capi ? capi->Date_FromDate(it->v.dt.year, it->v.dt.month, it->v.dt.day,
+						 capi->DateType) :
+			PyObject_CallFunction(cc_get(st, CC_DATE), "III", it->v.dt.year,
+					      it->v.dt.month, it->v.dt.day);
+		break;
+	case PYSHM_CLONE_DATETIME:
+		if (capi) {
+			obj = capi->DateTime_FromDateAndTimeAndFold(
+				it->v.dt.year, it->v.dt.month, it->v.dt.day, it->v.dt.hour,
+				it->v.dt.minute, it->v.dt.second, it->v.dt.us, tz, fold,
+				capi->DateTimeType);
+		} else {
+			PyObject *args = Py_BuildValue("(IIIIIIIO)", it->v.dt.year, it->v.dt.month,
+						       it->v.dt.day, it->v.dt.hour, it->v.dt.minute,
+						       it->v.dt.second, it->v.dt.us, tz);
+			PyObject *kw = args ? Py_BuildValue("{si}", "fold", fold) : NULL;
+
+			obj = kw ? PyObject_Call(cc_get(st, CC_DATETIME), args, kw) : NULL;
+			Py_XDECREF(args);
+			Py_XDECREF(kw);
+		}
+		break;
+	case PYSHM_CLONE_TIME:
+		if (capi) {
+			obj = capi->Time_FromTimeAndFold(it->v.dt.hour, it->v.dt.minute,
+							 it->v.dt.second, it->v.dt.us, tz, fold,
+							 capi->TimeType);
+		} else {
+			PyObject *args = Py_BuildValue("(IIIIO)", it->v.dt.hour, it->v.dt.minute,
+						       it->v.dt.second, it->v.dt.us, tz);
+			PyObject *kw = args ? Py_BuildValue("{si}", "fold", fold) : NULL;
+
+			obj = kw ? PyObject_Call(cc_get(st, CC_TIME), args, kw) : NULL;
+			Py_XDECREF(args);
+			Py_XDECREF(kw);
+		}
+		break;
+	}
+	Py_DECREF(tz);
+	return dec_memo(d, it, obj);
+}
+
+static PyObject *dec_delta(Decoder *d, const struct pyshm_clone_item *it)
+{
+	PyDateTime_CAPI *capi = d->st->clone_dt_capi;
+
+	if (capi)
+		return capi->Delta_FromDelta((int)it->v.td.days, (int)it->v.td.seconds,
+					     (int)it->v.td.us, 1, capi->DeltaType);
+	return PyObject_CallFunction(cc_get(d->st, CC_TIMEDELTA), "iII", (int)it->v.td.days,
+				     it->v.td.seconds, it->v.td.us);
+}
+
+static PyObject *dec_timezone(Decoder *d, const struct pyshm_clone_item *it)
+{
+	PyDateTime_CAPI *capi = d->st->clone_dt_capi;
+	PyObject *offset = dec_delta(d, it), *name = NULL, *tz = NULL;
+
+	if (!offset)
+		return NULL;
+	if (it->flags & PYSHM_CLONE_TZ_NAME) {
+		name = PyUnicode_DecodeUTF8((const char *)it->v.td.name,
+					    (Py_ssize_t)it->v.td.name_len, "surrogatepass");
+		if (!name)
+			goto out;
+	}
+	if (capi)
+		tz = capi->TimeZone_FromTimeZone(offset, name);
+	else
+		tz = PyObject_CallFunctionObjArgs(cc_get(d->st, CC_TIMEZONE), offset, name, NULL);
+out:
+	Py_XDECREF(name);
+	Py_DECREF(offset);
+	return tz;
+}
+
+static PyObject *dec_fraction(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *num, *den = NULL, *obj = NULL, *alias;
+
+	num = dec_child(d, PYSHM_CLONE_INT, PYSHM_CLONE_BIGINT);
+	if (num)
+		den = dec_child(d, PYSHM_CLONE_INT, PYSHM_CLONE_BIGINT);
+	if (den && dec_finish(d, it, &alias) == 0 &&
+	    clone_cache_group(d->st, CG_FRACTIONS, 1) > 0)
+		obj = PyObject_CallFunctionObjArgs(cc_get(d->st, CC_FRACTION), num, den, NULL);
+	Py_XDECREF(num);
+	Py_XDECREF(den);
+	return dec_memo(d, it, obj);
+}
+
+/*
+ * A copy of the bytes, as bytes (read-only) or bytearray (writable), viewed
+ * with the format and shape it had. Empty views with several dimensions
+ * can't be cast back: they arrive one-dimensional.
+ */
+static PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
+{
+	const char *data = (const char *)it->v.mv.data;
+	Py_ssize_t len = (Py_ssize_t)it->v.mv.len, i;
+	uint64_t shape[PYSHM_CLONE_MAX_NDIM];
+	PyObject *base, *mv, *fmt = NULL, *dims = NULL, *cast = NULL;
+	int empty = 0;
+
+	base = it->flags & PYSHM_CLONE_MV_READONLY ? PyBytes_FromStringAndSize(data, len) :
+						     PyByteArray_FromStringAndSize(data, len);
+	mv = base ? PyMemoryView_FromObject(base) : NULL;
+	Py_XDECREF(base);
+	if (!mv)
+		return NULL;
+	if (it->v.mv.ndim == 1 && it->v.mv.format_len == 1 && it->v.mv.format[0] == 'B')
+		return mv;
+	pyshm_clone_mv_shape(it, shape);
+	fmt = PyUnicode_FromStringAndSize((const char *)it->v.mv.format,
+					  (Py_ssize_t)it->v.mv.format_len);
+	dims = fmt ? PyTuple_New((Py_ssize_t)it->v.mv.ndim) : NULL;
+	for (i = 0; dims && i < (Py_ssize_t)it->v.mv.ndim; i++) {
+		PyObject *v = PyLong_FromUnsignedLongLong(shape[i]);
+
+		if (!v)
+			Py_CLEAR(dims);
+		else
+			PyTuple_SET_ITEM(dims, i, v);
+		empty |= shape[i] == 0;
+	}
+	if (dims)
+		cast = empty ? PyObject_CallMethodOneArg(mv, cc_get(d->st, CC_S_CAST), fmt) :
+			PyObject_CallMethodObjArgs(mv, cc_get(d->st, CC_S_CAST), fmt, dims, NULL);
+	Py_XDECREF(fmt);
+	Py_XDECREF(dims);
+	Py_DECREF(mv);
+	if (cast && PyMemoryView_GET_BUFFER(cast)->itemsize != (Py_ssize_t)it->v.mv.itemsize) {
+		Py_DECREF(cast);
+		return dec_malformed(d, "memoryview itemsize does not match its format");
+	}
+	return cast;
+}
+
+static PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
+{
+	PyObject *a, *mv, *ret;
+	char tc[2] = { (char)it->v.arr.typecode, 0 };
+
+	if (clone_cache_group(d->st, CG_ARRAY, 1) < 0)
+		return NULL;
+	a = PyObject_CallFunction(cc_get(d->st, CC_ARRAY), "s", tc);
+	if (!a)
+		return NULL;
+	mv = PyMemoryView_FromMemory((char *)it->v.arr.data, (Py_ssize_t)it->v.arr.len,
+				     PyBUF_READ);
+	ret = mv ? PyObject_CallMethodOneArg(a, cc_get(d->st, CC_S_FROMBYTES), mv) : NULL;
+	Py_XDECREF(mv);
+	if (!ret) {
+		Py_DECREF(a);
+		return NULL;
+	}
+	Py_DECREF(ret);
+	return a;
+}
+
+/* ---- by reference, the pickle protocol, exceptions ---------------------------- */
+
+static int is_exception_type(PyObject *obj)
+{
+	return PyType_Check(obj) && PyType_IsSubtype((PyTypeObject *)obj,
+						      (PyTypeObject *)PyExc_BaseException);
+}
+
+static PyObject *dec_global(Decoder *d, const struct pyshm_clone_item *it)
+{
+	PyObject *modname, *qualname = NULL, *mod = NULL, *obj = NULL;
+
+	modname = PyUnicode_DecodeUTF8((const char *)it->v.global.module,
+				       (Py_ssize_t)it->v.global.module_len, NULL);
+	if (modname)
+		qualname = PyUnicode_DecodeUTF8((const char *)it->v.global.qualname,
+						(Py_ssize_t)it->v.global.qualname_len, NULL);
+	if (!qualname)
+		goto out;
+	if (d->restricted && PyUnicode_CompareWithASCIIString(modname, "builtins")) {
+		dec_restricted(d, "importing modules");
+		goto out;
+	}
+	mod = PyImport_Import(modname);
+	obj = mod ? clone_resolve(mod, qualname) : NULL;
+	if (obj && d->restricted && !is_exception_type(obj)) {
+		Py_CLEAR(obj);
+		dec_restricted(d, "globals other than exception types");
+	}
+out:
+	Py_XDECREF(mod);
+	Py_XDECREF(qualname);
+	Py_XDECREF(modname);
+	return dec_memo(d, it, obj);
+}
+
+/* pickle's BUILD: __setstate__, or (dict, slots) into __dict__ and
+ * attributes. */
+static int dec_build(Decoder *d, PyObject *obj, PyObject *state)
+{
+	PyObject *setstate, *slots = NULL, *dict, *k, *v, *res;
+	Py_ssize_t pos = 0;
+
+	setstate = PyObject_GetAttr(obj, cc_get(d->st, CC_S_SETSTATE));
+	if (setstate) {
+		res = PyObject_CallOneArg(setstate, state);
+		Py_DECREF(setstate);
+		Py_XDECREF(res);
+		return res ? 0 : -1;
+	}
+	if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+		return -1;
+	PyErr_Clear();
+	if (PyTuple_Check(state) && PyTuple_GET_SIZE(state) == 2) {
+		slots = PyTuple_GET_ITEM(state, 1);
+		state = PyTuple_GET_ITEM(state, 0);
+	}
+	if (state != Py_None) {
+		if (!PyDict_Check(state)) {
+			dec_malformed(d, "state is not a dict");
+			return -1;
+		}
+		dict = PyObject_GetAttr(obj, cc_get(d->st, CC_S_DICT));
+		if (!dict)
+			return -1;
+		while (PyDict_Next(state, &pos, &k, &v)) {
+			if (PyObject_SetItem(dict, k, v) < 0) {
+				Py_DECREF(dict);
+				return -1;
+			}
+		}
+		Py_DECREF(dict);
+	}
+	if (slots && slots != Py_None) {
+		if (!PyDict_Check(slots)) {
+			dec_malformed(d, "slot state is not a dict");
+			return -1;
+		}
+		pos = 0;
+		while (PyDict_Next(slots, &pos, &k, &v))
+			if (PyObject_SetAttr(obj, k, v) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+/* REDUCE's list items (extend(), else append() each) until END. */
+static int dec_listitems(Decoder *d, PyObject *obj)
+{
+	PyObject *items = PyList_New(0), *item, *fn, *res;
+	Py_ssize_t i;
+
+	if (!items)
+		return -1;
+	while (!dec_at_end(d)) {
+		item = dec_value(d);
+		if (!item || PyList_Append(items, item) < 0) {
+			Py_XDECREF(item);
+			goto err;
+		}
+		Py_DECREF(item);
+	}
+	fn = PyObject_GetAttr(obj, cc_get(d->st, CC_S_EXTEND));
+	if (fn) {
+		res = PyObject_CallOneArg(fn, items);
+		Py_DECREF(fn);
+		if (!res)
+			goto err;
+		Py_DECREF(res);
+	} else {
+		if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+			goto err;
+		PyErr_Clear();
+		fn = PyObject_GetAttr(obj, cc_get(d->st, CC_S_APPEND));
+		if (!fn)
+			goto err;
+		for (i = 0; i < PyList_GET_SIZE(items); i++) {
+			res = PyObject_CallOneArg(fn, PyList_GET_ITEM(items, i));
+			if (!res) {
+				Py_DECREF(fn);
+				goto err;
+			}
+			Py_DECREF(res);
+		}
+		Py_DECREF(fn);
+	}
+	Py_DECREF(items);
+	return 0;
+err:
+	Py_DECREF(items);
+	return -1;
+}
+
+static int dec_dictitems(Decoder *d, PyObject *obj)
+{
+	PyObject *k, *v;
+	int ret;
+
+	while (!dec_at_end(d)) {
+		k = dec_value(d);
+		v = k ? dec_value(d) : NULL;
+		ret = v ? PyObject_SetItem(obj, k, v) : -1;
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+		if (ret < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The callable and arguments of REDUCE and EXCEPTION; 1 and *@out for an
+ * alias, 0, or -1. */
+static int dec_call_parts(Decoder *d, struct pyshm_clone_item *it, int with_func,
+			  PyObject **func, PyObject **args, PyObject **out)
+{
+	*func = *args = NULL;
+	if (with_func && !(*func = dec_value(d)))
+		return -1;
+	*args = dec_child(d, PYSHM_CLONE_TUPLE, PYSHM_CLONE_REF);
+	if (!*args)
+		return -1;
+	if (!PyTuple_CheckExact(*args)) {
+		dec_malformed(d, "arguments are not a tuple");
+		return -1;
+	}
+	return dec_finish(d, it, out);
+}
+
+static PyObject *dec_reduce(Decoder *d, struct pyshm_clone_item *it)
+{
+	int newobj = it->flags & PYSHM_CLONE_RED_NEWOBJ;
+	PyObject *func, *args, *obj = NULL, *state = NULL, *setter = NULL, *res;
+	int ret;
+
+	ret = dec_call_parts(d, it, !newobj, &func, &args, &obj);
+	if (ret != 0)
+		goto out;
+	if (newobj) {
+		/* cls.__new__(cls, *args[1:]), as copyreg.__newobj__ does. */
+		if (PyTuple_GET_SIZE(args) < 1 || !PyType_Check(PyTuple_GET_ITEM(args, 0))) {
+			dec_malformed(d, "NEWOBJ without a class");
+			goto out;
+		}
+		func = PyObject_GetAttr(PyTuple_GET_ITEM(args, 0), cc_get(d->st, CC_S_NEW));
+		if (!func)
+			goto out;
+		if (d->restricted && !is_exception_type(PyTuple_GET_ITEM(args, 0))) {
+			dec_restricted(d, "creating objects other than exceptions");
+			goto out;
+		}
+	} else if (d->restricted && !is_exception_type(func)) {
+		dec_restricted(d, "calling anything but exception types");
+		goto out;
+	}
+	obj = dec_memo(d, it, PyObject_Call(func, args, NULL));
+	if (!obj)
+		goto out;
+	if ((it->flags & PYSHM_CLONE_RED_LISTITEMS && dec_listitems(d, obj) < 0) ||
+	    (it->flags & PYSHM_CLONE_RED_DICTITEMS && dec_dictitems(d, obj) < 0))
+		goto err;
+	if (it->flags & PYSHM_CLONE_RED_STATE && !(state = dec_value(d)))
+		goto err;
+	if (it->flags & PYSHM_CLONE_RED_SETTER && !(setter = dec_value(d)))
+		goto err;
+	if (setter) {
+		if (d->restricted) {
+			dec_restricted(d, "state setters");
+			goto err;
+		}
+		res = PyObject_CallFunctionObjArgs(setter, obj, state ? state : Py_None, NULL);
+		if (!res)
+			goto err;
+		Py_DECREF(res);
+	} else if (state && state != Py_None && dec_build(d, obj, state) < 0) {
+		goto err;
+	}
+	goto out;
+err:
+	Py_CLEAR(obj);
+out:
+	Py_XDECREF(setter);
+	Py_XDECREF(state);
+	Py_XDECREF(args);
+	Py_XDECREF(func);
+	return obj;
+}
+
+/*
+ * type(*args) as pickle would; when a subclass's __init__ wants other
+ * arguments than the args it stored, the object is made without __init__
+ * and its state (the __dict__ travels along) fills it in.
+ */
+static PyObject *dec_make_exception(PyObject *tp, PyObject *args)
+{
+	PyObject *obj = PyObject_Call(tp, args, NULL);
+
+	if (obj || !PyErr_ExceptionMatches(PyExc_TypeError))
+		return obj;
+	PyErr_Clear();
+	return ((PyTypeObject *)tp)->tp_new((PyTypeObject *)tp, args, NULL);
+}
+
+static PyObject *dec_exception(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *func, *args, *obj = NULL, *v;
+	int ret;
+
+	ret = dec_call_parts(d, it, 1, &func, &args, &obj);
+	if (ret != 0)
+		goto out;
+	if (!is_exception_type(func)) {
+		dec_malformed(d, "exception of a non-exception type");
+		goto out;
+	}
+	obj = dec_memo(d, it, dec_make_exception(func, args));
+	if (!obj)
+		goto out;
+	if (!PyExceptionInstance_Check(obj)) {
+		dec_malformed(d, "exception type made a non-exception");
+		goto err;
+	}
+	if (it->flags & PYSHM_CLONE_EXC_STATE) {
+		v = dec_value(d);
+		ret = v ? dec_build(d, obj, v) : -1;
+		Py_XDECREF(v);
+		if (ret < 0)
+			goto err;
+	}
+	if (it->flags & PYSHM_CLONE_EXC_CAUSE) {
+		v = dec_value(d);
+		if (!v)
+			goto err;
+		if (v != Py_None && !PyExceptionInstance_Check(v)) {
+			Py_DECREF(v);
+			dec_malformed(d, "__cause__ is not an exception");
+			goto err;
+		}
+		if (v == Py_None)
+			Py_CLEAR(v);
+		PyException_SetCause(obj, v);	/* steals */
+	}
+	if (it->flags & PYSHM_CLONE_EXC_CONTEXT) {
+		v = dec_value(d);
+		if (!v)
+			goto err;
+		if (v != Py_None && !PyExceptionInstance_Check(v)) {
+			Py_DECREF(v);
+			dec_malformed(d, "__context__ is not an exception");
+			goto err;
+		}
+		if (v == Py_None)
+			Py_CLEAR(v);
+		PyException_SetContext(obj, v);	/* steals */
+	}
+	((PyBaseExceptionObject *)obj)->suppress_context =
+		!!(it->flags & PYSHM_CLONE_EXC_SUPPRESS);
+	if (it->flags & PYSHM_CLONE_EXC_TBTEXT) {
+		v = dec_child(d, PYSHM_CLONE_STR, PYSHM_CLONE_STR_SURROGATE);
+		ret = v ? PyObject_SetAttr(obj, cc_get(d->st, CC_S_TBTEXT), v) : -1;
+		Py_XDECREF(v);
+		if (ret < 0)
+			goto err;
+	}
+	goto out;
+err:
+	Py_CLEAR(obj);
+out:
+	Py_XDECREF(args);
+	Py_XDECREF(func);
+	return obj;
+}
+
+/* ---- shared memory, ports, payloads ------------------------------------------------ */
+
+static struct pyshm_region *dec_region(Decoder *d, uint64_t idx, unsigned int role)
+{
+	if (idx >= d->nregions || d->roles[idx] != role || !d->regions[idx]) {
+		dec_malformed(d, "region of the wrong role");
+		return NULL;
+	}
+	return d->regions[idx];
+}
+
+static PyObject *dec_typed_array(Decoder *d, struct pyshm_clone_item *it)
+{
+	PyObject *sab = dec_child(d, PYSHM_CLONE_SAB, PYSHM_CLONE_REF), *obj = NULL, *alias;
+
+	if (!sab)
+		return NULL;
+	if (!sab_region(d->st, sab))
+		dec_malformed(d, "typed array over a non-SharedArrayBuffer");
+	else if (dec_finish(d, it, &alias) == 0)
+		obj = typed_array_new(d->st, (int)it->v.ta.elsize, sab,
+				      (Py_ssize_t)it->v.ta.byte_offset, (Py_ssize_t)it->v.ta.length);
+	Py_DECREF(sab);
+	return dec_memo(d, it, obj);
+}
+
+static PyObject *dec_shared(Decoder *d, struct pyshm_clone_item *it)
+{
+	struct pyshm_region *r = dec_region(d, it->v.index, PYSHM_CLONE_ROLE_PAYLOAD);
+	const struct pyshm_clone_ops *ops;
+	PyObject *tp, *obj = NULL, *alias;
+
+	if (!r)
+		return NULL;
+	tp = dec_child(d, PYSHM_CLONE_GLOBAL, PYSHM_CLONE_REF);
+	if (!tp)
+		return NULL;
+	ops = PyType_Check(tp) ? capi_lookup(d->st, (PyTypeObject *)tp) : NULL;
+	if (!ops)
+		PyErr_Format(d->st->DataCloneError, "%R is not a registered shared type here", tp);
+	else if (dec_finish(d, it, &alias) == 0)
+		obj = capi_from_region(d->st, (PyTypeObject *)tp, ops, r);
+	Py_DECREF(tp);
+	return dec_memo(d, it, obj);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static PyObject *dec_value(Decoder *d)
+{
+	struct pyshm_clone_item it;
+	PyObject *obj = NULL;
+	struct pyshm_region *r;
+
+	if (d->wk.depth >= MAX_DEPTH)
+		return dec_malformed(d, "nested too deeply");
+	if (pyshm_clone_read(&d->r, &d->wk, &it) < 0)
+		return dec_malformed(d, "invalid value");
+	d->wk.depth++;
+	switch (it.type) {
+	case PYSHM_CLONE_NONE:
+		obj = Py_NewRef(Py_None);
+		break;
+	case PYSHM_CLONE_FALSE:
+		obj = Py_NewRef(Py_False);
+		break;
+	case PYSHM_CLONE_TRUE:
+		obj = Py_NewRef(Py_True);
+		break;
+	case PYSHM_CLONE_INT:
+		obj = PyLong_FromLongLong(it.v.i);
+		break;
+	case PYSHM_CLONE_BIGINT:
+		obj = dec_memo(d, &it, dec_bigint(&it));
+		break;
+	case PYSHM_CLONE_FLOAT:
+		obj = PyFloat_FromDouble(it.v.f);
+		break;
+	case PYSHM_CLONE_COMPLEX:
+		obj = dec_memo(d, &it, PyComplex_FromDoubles(it.v.c[0], it.v.c[1]));
+		break;
+	case PYSHM_CLONE_STR:
+	case PYSHM_CLONE_STR_SURROGATE:
+		obj = dec_memo(d, &it, PyUnicode_DecodeUTF8((const char *)it.v.b.data,
+							    (Py_ssize_t)it.v.b.len,
+							    it.type == PYSHM_CLONE_STR ?
+							    NULL : "surrogatepass"));
+		break;
+	case PYSHM_CLONE_BYTES:
+		obj = dec_memo(d, &it, PyBytes_FromStringAndSize((const char *)it.v.b.data,
+								 (Py_ssize_t)it.v.b.len));
+		break;
+	case PYSHM_CLONE_BYTEARRAY:
+		obj = dec_memo(d, &it, PyByteArray_FromStringAndSize((const char *)it.v.b.data,
+								     (Py_ssize_t)it.v.b.len));
+		break;
+	case PYSHM_CLONE_LIST:
+		obj = dec_list(d, &it);
+		break;
+	case PYSHM_CLONE_TUPLE:
+		obj = dec_tuple(d, &it);
+		break;
+	case PYSHM_CLONE_DICT:
+		obj = dec_dict(d, &it);
+		break;
+	case PYSHM_CLONE_SET:
+		obj = dec_set(d, &it);
+		break;
+	case PYSHM_CLONE_FROZENSET:
+		obj = dec_frozenset(d, &it);
+		break;
+	case PYSHM_CLONE_REF:
+		if (!d->memo[it.v.index])
+			return dec_malformed(d, "reference to an unfilled slot");
+		obj = Py_NewRef(d->memo[it.v.index]);
+		break;
+	case PYSHM_CLONE_DATE:
+	case PYSHM_CLONE_TIME:
+	case PYSHM_CLONE_DATETIME:
+		obj = dec_datetime(d, &it);
+		break;
+	case PYSHM_CLONE_TIMEDELTA:
+		if (clone_cache_group(d->st, CG_DATETIME, 1) > 0)
+			obj = dec_memo(d, &it, dec_delta(d, &it));
+		break;
+	case PYSHM_CLONE_TIMEZONE:
+		if (clone_cache_group(d->st, CG_DATETIME, 1) > 0)
+			obj = dec_memo(d, &it, dec_timezone(d, &it));
+		break;
+	case PYSHM_CLONE_DECIMAL:
+		if (clone_cache_group(d->st, CG_DECIMAL, 1) > 0) {
+			PyObject *s = PyUnicode_FromStringAndSize((const char *)it.v.b.data,
+								  (Py_ssize_t)it.v.b.len);
+
+			if (s)
+				obj = dec_memo(d, &it, PyObject_CallOneArg(cc_get(d->st, CC_DECIMAL),
+									   s));
+			Py_XDECREF(s);
+		}
+		break;
+	case PYSHM_CLONE_FRACTION:
+		obj = dec_fraction(d, &it);
+		break;
+	case PYSHM_CLONE_MEMORYVIEW:
+		obj = dec_memo(d, &it, dec_memoryview(d, &it));
+		break;
+	case PYSHM_CLONE_ARRAY:
+		obj = dec_memo(d, &it, dec_array(d, &it));
+		break;
+	case PYSHM_CLONE_EXCEPTION:
+		obj = dec_exception(d, &it);
+		break;
+	case PYSHM_CLONE_GLOBAL:
+		obj = dec_global(d, &it);
+		break;
+	case PYSHM_CLONE_REDUCE:
+		obj = dec_reduce(d, &it);
+		break;
+	case PYSHM_CLONE_SAB:
+		r = dec_region(d, it.v.index, PYSHM_CLONE_ROLE_SAB);
+		if (r)
+			obj = dec_memo(d, &it, sab_from_region(d->st, pyshm_region_get(r)));
+		break;
+	case PYSHM_CLONE_TYPED_ARRAY:
+		obj = dec_typed_array(d, &it);
+		break;
+	case PYSHM_CLONE_PORT:
+		if (it.v.index >= d->nports || !d->ports[it.v.index])
+			return dec_malformed(d, "MessagePort index");
+		obj = Py_NewRef(d->ports[it.v.index]);
+		break;
+	case PYSHM_CLONE_SHARED:
+		obj = dec_shared(d, &it);
+		break;
+	default:	/* END outside REDUCE items */
+		return dec_malformed(d, "unexpected END");
+	}
+	d->wk.depth--;
+	return obj;
+}
+
+/* ---- the message --------------------------------------------------------------------- */
+
+/*
+ * Take everything the message holds before reading the body, so it is all
+ * released whatever happens to the body: the regions (pyshm_xfer_recv())
+ * and the ports (port_import()). 0, or -1 + exception (what was taken is
+ * released by dec_release()).
+ */
+static int dec_claim(Decoder *d, const void *buf, const struct pyshm_clone_info *info)
+{
+	struct pyshm_region_ref ref;
+	size_t pos = 0, off, n, at;
+	PyObject *cause = NULL;
+	unsigned int role;
+	int err = 0, ret;
+	uint32_t i;
+
+	if (info->nregions) {
+		d->regions = PyMem_Calloc(info->nregions, sizeof(*d->regions));
+		d->roles = PyMem_Calloc(info->nregions, 1);
+		if (!d->regions || !d->roles) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		d->nregions = info->nregions;
+	}
+	for (i = 0; i < info->nregions; i++) {
+		pyshm_clone_get_region(buf, info, i, &role, &ref);
+		d->roles[i] = (uint8_t)role;
+		ret = d->env->xfer ? pyshm_xfer_recv(d->env->xfer, &ref, &d->regions[i]) : -EBADMSG;
+		if (ret < 0) {
+			d->regions[i] = NULL;
+			err = err ? err : ret;
+		} else if (role == PYSHM_CLONE_ROLE_PAYLOAD &&
+			   capi_region_check(d->st, d->regions[i]) < 0) {
+			/* Not a payload: no hold of ours to give back. */
+			PyErr_Clear();
+			pyshm_region_put(d->regions[i]);
+			d->regions[i] = NULL;
+			err = err ? err : -EBADMSG;
+		}
+	}
+	if (info->nattach) {
+		d->ports = PyMem_Calloc(info->nattach, sizeof(*d->ports));
+		if (!d->ports) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		d->nports = info->nattach;
+	}
+	for (i = 0; pyshm_clone_next_attachment(buf, info, &pos, &off, &n) == 1; i++) {
+		at = off;
+		if (!err && d->env->port_import) {
+			d->ports[i] = d->env->port_import(d->env, buf, off + n, &at);
+			if (d->ports[i] && at == off + n)
+				continue;
+			if (!d->ports[i])
+				cause = clone_fetch_exc();
+		} else if (d->env->port_drop) {
+			/* Too late for this message: release the port. */
+			d->env->port_drop(d->env, buf, off + n, &at);
+		}
+		err = err ? err : -EBADMSG;
+	}
+	if (!err)
+		return 0;
+	if (cause) {
+		PyObject *msg = PyUnicode_FromString("cannot receive a MessagePort of the message");
+
+		if (msg)
+			clone_raise(d->st, msg, cause);
+		else
+			Py_DECREF(cause);
+		Py_XDECREF(msg);
+		return -1;
+	}
+	PyErr_Format(d->st->DataCloneError, "cannot receive what the message carries: %s",
+		     err == -EBADMSG ? "stale, forged or unknown reference" : strerror(-err));
+	return -1;
+}
+
+static void dec_release(Decoder *d, uint32_t nmemo)
+{
+	uint32_t i;
+
+	for (i = 0; d->memo && i < nmemo; i++)
+		Py_XDECREF(d->memo[i]);
+	PyMem_Free(d->memo);
+	for (i = 0; i < d->nregions; i++) {
+		if (!d->regions[i])
+			continue;
+		/* The objects built hold their own; the message's hold goes. */
+		if (d->roles[i] == PYSHM_CLONE_ROLE_PAYLOAD)
+			capi_region_unhold(d->regions[i]);
+		pyshm_region_put(d->regions[i]);
+	}
+	PyMem_Free(d->regions);
+	PyMem_Free(d->roles);
+	for (i = 0; i < d->nports; i++)
+		Py_XDECREF(d->ports[i]);
+	PyMem_Free(d->ports);
+}
+
+/* Errors of building objects (a ValueError of a bad date...) are about
+ * the message: DataCloneError, with the original as its cause. */
+static void dec_wrap_error(pymod_state *st)
+{
+	PyObject *exc, *msg;
+
+	if (PyErr_ExceptionMatches(st->DataCloneError) ||
+	    !PyErr_ExceptionMatches(PyExc_Exception) ||
+	    PyErr_ExceptionMatches(PyExc_MemoryError) ||
+	    PyErr_ExceptionMatches(PyExc_RecursionError))
+		return;
+	exc = clone_fetch_exc();
+	msg = PyUnicode_FromFormat("cannot decode clone message: %s: %S", Py_TYPE(exc)->tp_name,
+				   exc);
+	if (!msg) {
+		Py_DECREF(exc);
+		return;
+	}
+	clone_raise(st, msg, exc);
+	Py_DECREF(msg);
+}
+
+PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
+			  struct clone_env *env, int restricted)
+{
+	Decoder d = { .st = st, .env = env, .base = buf, .restricted = restricted };
+	struct pyshm_clone_info info;
+	PyObject *obj = NULL;
+	int ret;
+
+	(void)PyDateTimeAPI;	/* datetime.h's static: we use our own */
+	ret = pyshm_clone_parse(buf, len, &info);
+	if (ret < 0) {
+		/* Without a header the tables can't be found: nothing to release. */
+		if (ret == -EPROTO)
+			PyErr_Format(st->DataCloneError, "clone message of wire version %u, "
+				     "this is version %u", len > 4 ? ((const uint8_t *)buf)[4] : 0,
+				     PYSHM_CLONE_VERSION);
+		else
+			clone_malformed(st, "bad header or tables", 0);
+		return NULL;
+	}
+	pyshm_clone_reader_init(&d.r, &d.wk, buf, &info);
+	d.wk.flags = PYSHM_CLONE_WALK_NO_UTF8;	/* PyUnicode_DecodeUTF8() checks */
+	if (dec_claim(&d, buf, &info) < 0)
+		goto out;
+	d.memo = PyMem_Calloc(info.nobjects ? info.nobjects : 1, sizeof(*d.memo));
+	if (!d.memo) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	obj = dec_value(&d);
+	if (obj && (d.r.p != d.r.end || d.wk.nobjects != info.nobjects)) {
+		Py_CLEAR(obj);
+		dec_malformed(&d, d.r.p != d.r.end ? "bytes after the value" :
+				  "memo count differs from the header");
+	}
+out:
+	dec_release(&d, info.nobjects);
+	if (!obj)
+		dec_wrap_error(st);
+	return obj;
+}
+
+PyObject *clone_decode(pymod_state *st, const void *buf, size_t len, struct clone_env *env)
+{
+	return clone_decode_ex(st, buf, len, env, 0);
+}
