@@ -402,6 +402,23 @@ static PyMethodDef clone_methods[] = {
 
 int clone_init(PyObject *mod, pymod_state *st)
 {
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+	/*
+	 * CPython 3.12 corrupts memory when the main interpreter imports
+	 * _decimal or _datetime after an isolated subinterpreter failed to
+	 * (they don't support one): import them here first. The clone needs
+	 * them anyway.
+	 */
+	if (PyInterpreterState_Get() == PyInterpreterState_Main()) {
+		PyObject *m = PyImport_ImportModule("decimal");
+
+		Py_XDECREF(m);
+		m = m ? PyImport_ImportModule("datetime") : NULL;
+		if (!m)
+			return -1;
+		Py_DECREF(m);
+	}
+#endif
 	if (clone_cache_init(st) < 0 || PyModule_AddFunctions(mod, clone_methods) < 0 ||
 	    PyModule_AddIntConstant(mod, "_WIRE_VERSION", PYSHM_CLONE_VERSION) < 0 ||
 	    PyModule_AddIntConstant(mod, "_MAX_DEPTH", PYSHM_CLONE_MAX_DEPTH) < 0)

@@ -109,6 +109,47 @@ static PyObject *dec_child(Decoder *d, unsigned int a, unsigned int b)
 	return dec_value(d);
 }
 
+/*
+ * A container's item: the commonest scalars (int, float, None, bools) are
+ * read inline, anything else (and anything malformed) by dec_value().
+ */
+static inline PyObject *dec_item(Decoder *d)
+{
+	const uint8_t *p = d->r.p;
+	struct pyshm_clone_reader r;
+	uint64_t v;
+	double f;
+
+	if (__builtin_expect(p == d->r.end, 0))
+		return dec_value(d);
+	switch (*p) {
+	case PYSHM_CLONE_INT:
+		r.p = p + 1;
+		r.end = d->r.end;
+		if (pyshm_clone_get_varint(&r, &v) < 0)
+			break;
+		d->r.p = r.p;
+		return PyLong_FromLongLong(pyshm_clone_unzigzag(v));
+	case PYSHM_CLONE_FLOAT:
+		r.p = p + 1;
+		r.end = d->r.end;
+		if (pyshm_clone_get_f64(&r, &f) < 0)
+			break;
+		d->r.p = r.p;
+		return PyFloat_FromDouble(f);
+	case PYSHM_CLONE_NONE:
+		d->r.p++;
+		return Py_NewRef(Py_None);
+	case PYSHM_CLONE_TRUE:
+		d->r.p++;
+		return Py_NewRef(Py_True);
+	case PYSHM_CLONE_FALSE:
+		d->r.p++;
+		return Py_NewRef(Py_False);
+	}
+	return dec_value(d);
+}
+
 /* Is the next byte END? Then consume it. */
 static int dec_at_end(Decoder *d)
 {
@@ -142,7 +183,7 @@ static PyObject *dec_list(Decoder *d, struct pyshm_clone_item *it)
 		PyObject_GC_UnTrack(list);
 	}
 	for (i = 0; i < n; i++) {
-		item = dec_value(d);
+		item = dec_item(d);
 		if (!item)
 			goto err;
 		if (!shown) {
@@ -178,7 +219,7 @@ static PyObject *dec_items_tuple(Decoder *d, Py_ssize_t n)
 		return NULL;
 	PyObject_GC_UnTrack(t);
 	for (i = 0; i < n; i++) {
-		item = dec_value(d);
+		item = dec_item(d);
 		if (!item) {
 			Py_DECREF(t);
 			return NULL;
@@ -233,7 +274,7 @@ static PyObject *dec_dict(Decoder *d, struct pyshm_clone_item *it)
 
 	for (i = 0; dict && i < it->v.count; i++) {
 		k = dec_value(d);
-		v = k ? dec_value(d) : NULL;
+		v = k ? dec_item(d) : NULL;
 		ret = v ? PyDict_SetItem(dict, k, v) : -1;
 		Py_XDECREF(k);
 		Py_XDECREF(v);

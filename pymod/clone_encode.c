@@ -146,8 +146,8 @@ static int enc_nomem(void)
 
 /* ---- errors and paths ---------------------------------------------------- */
 
-/* A name for the object in the message: a function's or class's qualified
- * name, a module's name. Only for types whose attribute is builtin. */
+/* A name for the object in the message: a function's, class's or
+ * module's __name__. Only for types whose attribute is builtin. */
 static PyObject *enc_detail(PyObject *obj)
 {
 	PyObject *name = NULL;
@@ -157,7 +157,7 @@ static PyObject *enc_detail(PyObject *obj)
 	} else if (PyFunction_Check(obj) || PyCFunction_Check(obj) || PyMethod_Check(obj) ||
 		   PyGen_Check(obj) || PyCoro_CheckExact(obj) || PyAsyncGen_CheckExact(obj) ||
 		   PyType_Check(obj)) {
-		name = PyObject_GetAttrString(obj, "__qualname__");
+		name = PyObject_GetAttrString(obj, "__name__");
 	}
 	if (name && !PyUnicode_Check(name))
 		Py_CLEAR(name);
@@ -294,7 +294,7 @@ static void enc_raise(Encoder *e)
 				goto out_parts;
 			}
 			Py_DECREF(gap);
-			i = keep;
+			i = keep - 1;
 		}
 		if (PyList_Append(parts, PyList_GET_ITEM(e->err_path, i)) < 0)
 			goto out_parts;
@@ -452,12 +452,28 @@ static inline int enc_item(Encoder *e, PyObject *item)
 	PyTypeObject *tp = Py_TYPE(item);
 	int ret;
 
+	if (tp == &PyLong_Type) {
+		long v;
+
+		/* One digit: read it directly, as CPython's own fast paths do. */
+#if PY_VERSION_HEX >= 0x030C0000
+		if (PyUnstable_Long_IsCompact((PyLongObject *)item))
+			v = (long)PyUnstable_Long_CompactValue((PyLongObject *)item);
+#else
+		if (Py_SIZE(item) >= -1 && Py_SIZE(item) <= 1)
+			v = Py_SIZE(item) * (long)((PyLongObject *)item)->ob_digit[0];
+#endif
+		else
+			goto held;
+		return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
+	}
 	if (tp == &PyFloat_Type)
 		return pyshm_clone_put_float(&e->w, PyFloat_AS_DOUBLE(item)) < 0 ? enc_nomem() : 0;
 	if (item == Py_None)
 		return pyshm_clone_put_none(&e->w) < 0 ? enc_nomem() : 0;
 	if (tp == &PyBool_Type)
 		return pyshm_clone_put_bool(&e->w, item == Py_True) < 0 ? enc_nomem() : 0;
+held:
 	Py_INCREF(item);
 	ret = enc_value(e, item);
 	Py_DECREF(item);
@@ -1033,6 +1049,36 @@ static int enc_shared(Encoder *e, PyObject *obj, const struct pyshm_clone_ops *o
 
 /* ---- by reference: classes and functions ------------------------------------ */
 
+/* pickle's whichmodule(): the module in sys.modules where @name leads to
+ * @obj, for objects without __module__ (Ellipsis...). New reference, or
+ * NULL (no exception). */
+static PyObject *which_module(PyObject *obj, PyObject *name)
+{
+	PyObject *modules = PySys_GetObject("modules"), *items, *found = NULL;
+	Py_ssize_t i;
+
+	if (!modules || !PyDict_Check(modules))
+		return NULL;
+	items = PyDict_Items(modules);	/* a copy: imports may happen */
+	for (i = 0; items && !found && i < PyList_GET_SIZE(items); i++) {
+		PyObject *modname = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
+		PyObject *mod = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
+		PyObject *v;
+
+		if (!PyUnicode_Check(modname) || !PyModule_Check(mod) ||
+		    !PyUnicode_CompareWithASCIIString(modname, "__main__") ||
+		    !PyUnicode_CompareWithASCIIString(modname, "__mp_main__"))
+			continue;
+		v = clone_resolve(mod, name);
+		if (v == obj)
+			found = Py_NewRef(modname);
+		Py_XDECREF(v);
+	}
+	Py_XDECREF(items);
+	PyErr_Clear();
+	return found;
+}
+
 /*
  * @obj by module and qualified name (@name: the name __reduce__ gave, else
  * __qualname__), checked importable as pickle does: the name must lead
@@ -1057,6 +1103,10 @@ static int enc_global(Encoder *e, PyObject *obj, PyObject *name, int memo)
 			return enc_bad(e, obj, NULL);
 	}
 	modname = PyObject_GetAttr(obj, cc_get(e->st, CC_S_MODULE));
+	if ((!modname || modname == Py_None) && PyUnicode_Check(name)) {
+		PyErr_Clear();
+		Py_XSETREF(modname, which_module(obj, name));
+	}
 	if (!modname || !PyUnicode_Check(modname) || !PyUnicode_Check(name)) {
 		if (!PyErr_Occurred())
 			PyErr_Format(PyExc_TypeError, "no module or name to import it by");
@@ -1068,7 +1118,7 @@ static int enc_global(Encoder *e, PyObject *obj, PyObject *name, int memo)
 	if (found != obj) {
 		if (found)
 			PyErr_Format(PyExc_TypeError, "%U.%U is another object", modname, name);
-		enc_bad(e, obj, "not importable by module and name");
+		enc_bad(e, obj, NULL);	/* the cause says why */
 		goto out;
 	}
 	m = PyUnicode_AsUTF8AndSize(modname, &mlen);
@@ -1437,6 +1487,22 @@ static int enc_kind(Encoder *e, PyObject *obj, int kind, int memo)
 	}
 }
 
+/* The types of None, Ellipsis and NotImplemented have no importable name:
+ * type(None) rebuilds them, as pickle does. */
+static int enc_singleton_type(Encoder *e, PyObject *obj, int memo)
+{
+	PyObject *inst = obj == (PyObject *)Py_TYPE(Py_None) ? Py_None :
+			 obj == (PyObject *)Py_TYPE(Py_Ellipsis) ? Py_Ellipsis : Py_NotImplemented;
+	PyObject *rv = Py_BuildValue("(O(O))", (PyObject *)&PyType_Type, inst);
+	int ret;
+
+	if (!rv)
+		return -1;
+	ret = enc_reduce_rv(e, obj, rv, memo);
+	Py_DECREF(rv);
+	return ret;
+}
+
 /* Everything but the built-in containers and scalars. */
 static int enc_other(Encoder *e, PyObject *obj, int memo)
 {
@@ -1476,6 +1542,9 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 		return enc_shared(e, obj, ops, memo);
 	if (PyExceptionInstance_Check(obj))
 		return enc_exception(e, obj, memo);
+	if (obj == (PyObject *)Py_TYPE(Py_None) || obj == (PyObject *)Py_TYPE(Py_Ellipsis) ||
+	    obj == (PyObject *)Py_TYPE(Py_NotImplemented))
+		return enc_singleton_type(e, obj, memo);
 	if (PyType_Check(obj) || PyFunction_Check(obj))
 		return enc_global(e, obj, NULL, memo);
 	if (PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && (kind = other_impl(tp)) >= 0)
