@@ -52,6 +52,8 @@ include selftests/selftests.mk
 -include selftests/vm/vm.mk
 -include bench/bench.mk
 -include examples/examples.mk
+-include examples/capi/capi.mk
+-include selftests/fuzz/fuzz.mk
 
 check: deps
 	@TOP=$(TOP) O=$(O) $(TOP)/scripts/check.sh $(CHECK_TARGETS)

@@ -27,6 +27,8 @@
 
 #include <pyshm/capi.h>
 
+#include "port.h"
+
 #define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
 #define M(memo)		((memo) ? PYSHM_CLONE_F_MEMO : 0)
 
@@ -1613,6 +1615,7 @@ static int check_transfer(Encoder *e, PyObject *transfer)
 	pymod_state *st = e->st;
 	Py_ssize_t i, j, n;
 	PyObject *list, *item;
+	struct port *p;
 
 	if (!transfer || transfer == Py_None)
 		return 0;
@@ -1638,8 +1641,24 @@ static int check_transfer(Encoder *e, PyObject *transfer)
 				goto err;
 			}
 		}
-		if (e->env->port_check && e->env->port_check(e->env, item) < 0)
+		/* What port_export() would refuse, refused before anything is
+		 * sent (port.c's rules). */
+		p = port_from_object(st, item);
+		if (!p || atomic_load(&p->detached)) {
+			PyErr_Format(st->DataCloneError, "MessagePort is detached (already "
+				     "transferred or closed): transfer[%zd]", i);
 			goto err;
+		}
+		if (e->env->port_ctx == p) {
+			PyErr_SetString(st->DataCloneError,
+					"a MessagePort cannot be transferred through itself");
+			goto err;
+		}
+		if (p->link) {
+			PyErr_SetString(st->DataCloneError,
+					"a worker's own port cannot be transferred");
+			goto err;
+		}
 	}
 	if (n && !e->env->port_export) {
 		PyErr_SetString(st->DataCloneError, "MessagePorts cannot be transferred here");

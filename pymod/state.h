@@ -132,9 +132,6 @@ struct clone_env {
 	void (*port_drop)(struct clone_env *env, const uint8_t *buf, size_t len,
 			  size_t *pos);
 	void *port_ctx;
-	/* Optional: check, before anything is encoded, that @port can be
-	 * transferred (not detached...). 0, or -1 + DataCloneError. */
-	int (*port_check)(struct clone_env *env, PyObject *port);
 };
 
 /* An encoded message; buf is PyMem_Raw-allocated (any interpreter or
