@@ -536,13 +536,15 @@ static void *interp_main(void *arg)
 	if (atomic_load(&w->terminate))
 		code = WORKER_TERMINATED_CODE;
 
-	/* Keep terminate() off the interpreter from here on. */
+	/* Keep terminate() off the interpreter from here on, and drop a
+	 * SystemExit it may have left pending for this thread. */
 	save = PyEval_SaveThread();
 	pthread_mutex_lock(&w->lock);
 	w->running = false;
 	w->ending = true;
 	pthread_mutex_unlock(&w->lock);
 	PyEval_RestoreThread(save);
+	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
 	PyErr_Clear();
 	Py_EndInterpreter(ts);
 

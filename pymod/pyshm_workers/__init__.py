@@ -13,17 +13,43 @@ from ._core import (
     SharedArrayBuffer,
     WorkerError,
     backend,
+    structured_clone,
 )
+from ._port import MessageChannel, MessagePort
+from ._worker import Worker, in_worker
+
+# Inside a worker, its MessagePort to the creator and the clone of the
+# creator's worker_data; None in the main interpreter.
+parent = None
+worker_data = None
 
 __all__ = [
     "Atomics",
     "DataCloneError",
     "Int32Array",
     "Int64Array",
+    "MessageChannel",
+    "MessagePort",
     "SharedArrayBuffer",
+    "Worker",
     "WorkerError",
+    "WorkerPool",
     "backend",
+    "in_worker",
+    "parent",
+    "structured_clone",
+    "worker_data",
 ]
+
+
+def __getattr__(name):
+    # WorkerPool pulls in concurrent.futures: load it only when used, so
+    # that starting a worker stays cheap.
+    if name == "WorkerPool":
+        from ._pool import WorkerPool
+        globals()["WorkerPool"] = WorkerPool
+        return WorkerPool
+    raise AttributeError(f"module 'pyshm_workers' has no attribute {name!r}")
 
 
 class Atomics:
