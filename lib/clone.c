@@ -636,10 +636,11 @@ PYSHM_EXPORT int pyshm_clone_read(struct pyshm_clone_reader *r, struct pyshm_clo
 			ret = pyshm_clone_get_le(r, 1, &v);
 		if (ret)
 			break;
-		/* timezone() wants -24h < offset < 24h. */
+		/* timezone() wants -24h < offset < 24h: days is -1 or 0. */
+		if (v & ~(uint64_t)PYSHM_CLONE_TZ_NAME || it->v.td.days < -1 || it->v.td.days > 0)
+			return -EBADMSG;
 		us = it->v.td.days * 86400000000LL + it->v.td.seconds * 1000000LL + it->v.td.us;
-		if (v & ~(uint64_t)PYSHM_CLONE_TZ_NAME || us <= -86400000000LL ||
-		    us >= 86400000000LL)
+		if (us <= -86400000000LL)
 			return -EBADMSG;
 		it->flags = (uint8_t)v;
 		it->v.td.name = NULL;
