@@ -7,7 +7,7 @@
  * Lock order, outermost first:
  *
  *   mmap_lock (mm, around ->mmap and vma open/close) or the shmem inode
- *   lock (grow; shmem takes mmap_lock inside it when a write faults)
+ *   lock (grow, seal; shmem takes mmap_lock inside it when a write faults)
  *     region->lock           (only spinlocks and trylocks nest inside)
  *   domain->lock             (never held with region->lock)
  *   regions_lock, users_lock (spinlocks; nothing nests inside them)

@@ -5,6 +5,7 @@
  * a reference; the last put frees the memory and the accounting.
  */
 #include <linux/anon_inodes.h>
+#include <linux/fcntl.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -66,6 +67,15 @@ struct pyshm_region *pyshm_region_create(u64 size, u64 max_size)
 		ret = PTR_ERR(shmem);
 		goto err_free_region;
 	}
+	/*
+	 * A mapping's /proc/<pid>/map_files/ entry reopens the shmem file as
+	 * a file of its own (for root, or CRIU with CAP_CHECKPOINT_RESTORE).
+	 * The size is the region's and is charged to its user: only grow may
+	 * change it, so memfd's seals make shmem refuse everyone else (grow
+	 * sets i_size itself). shmem starts files with F_SEAL_SEAL, so these
+	 * stay.
+	 */
+	SHMEM_I(file_inode(shmem))->seals |= F_SEAL_SHRINK | F_SEAL_GROW;
 
 	kref_init(&region->ref);
 	region->id = atomic64_inc_return(&last_id);
@@ -316,6 +326,7 @@ static bool region_dma_pinned(struct pyshm_region *region)
 
 static long region_seal(struct pyshm_region *region, void __user *argp)
 {
+	struct inode *inode = file_inode(region->shmem);
 	struct pyshm_region_seal args;
 	int ret = 0;
 
@@ -325,14 +336,32 @@ static long region_seal(struct pyshm_region *region, void __user *argp)
 	    memchr_inv(args.reserved, 0, sizeof(args.reserved)))
 		return -EINVAL;
 
+	/* The inode lock orders us against write() to a reopened file. */
+	inode_lock(inode);
 	mutex_lock(&region->lock);
-	if (!region->sealed) {
-		if (atomic_read(&region->nr_writable) || region_dma_pinned(region))
-			ret = -EBUSY;
-		else
-			WRITE_ONCE(region->sealed, true);
+	if (region->sealed)
+		goto out_unlock;
+	if (atomic_read(&region->nr_writable) || region_dma_pinned(region)) {
+		ret = -EBUSY;
+		goto out_unlock;
 	}
+	/*
+	 * Writable mappings of a reopened shmem file (see
+	 * pyshm_region_create()) are not ours to count: deny them, now and
+	 * for good, and writes through the file, as memfd's F_SEAL_WRITE does.
+	 * Our own writable mappings were counted above; they are the only
+	 * others that hold i_mmap_writable.
+	 */
+	ret = mapping_deny_writable(region->shmem->f_mapping);
+	if (ret) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	SHMEM_I(inode)->seals |= F_SEAL_WRITE;
+	WRITE_ONCE(region->sealed, true);
+out_unlock:
 	mutex_unlock(&region->lock);
+	inode_unlock(inode);
 	return ret;
 }
 
