@@ -2,14 +2,17 @@
 /*
  * Concurrency tests: threads hammering create/export/import/revoke/close/
  * grow/seal/mmap on shared fds (which other threads close and reuse under
- * them) and on a domain that is closed and reopened meanwhile. Errors are
- * expected and ignored; what must hold is the kernel staying quiet (vm-check
- * greps dmesg) and nothing leaking (the debugfs listing comes back to where
- * it was).
+ * them) and on a domain that is closed and reopened meanwhile; processes of
+ * several threads doing all of it at once, SIGKILLed mid-way, for a time
+ * budget (PYSHM_STRESS_SECS, default 3 s; `make vm-check-debug` gives it
+ * more). Errors are expected and ignored; what must hold is the kernel
+ * staying quiet (vm-check greps dmesg) and nothing leaking (the debugfs
+ * listing comes back to where it was).
  */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "kselftest_harness.h"
 #include "pyshm_test.h"
@@ -342,6 +345,279 @@ TEST_F(stress, racing_grows_only_ever_grow)
 	p[128 * self->page - 1] = 1;
 	munmap(p, 128 * self->page);
 	close(g.fd);
+}
+
+/*
+ * Processes killed mid-way. Each child runs threads that create, export,
+ * import, map, grow, seal and close regions through the domain they all
+ * inherited (so their tokens are each other's), while the parent SIGKILLs a
+ * random child now and then and starts another.
+ */
+#define PROCS		4
+#define PROC_THREADS	3
+#define PROC_SLOTS	16
+#define PROC_TOKENS	128
+
+enum {
+	OP_CREATE, OP_EXPORT, OP_IMPORT, OP_MAP, OP_GROW, OP_SEAL, OP_CLOSE,
+	OP_REVOKE, NR_OPS
+};
+static const char *const op_names[NR_OPS] = {
+	"create", "export", "import", "map", "grow", "seal", "close", "revoke",
+};
+
+struct procstress {
+	int dfd;
+	long page;
+	atomic_int stop;
+	atomic_ulong ops[NR_OPS], done[NR_OPS];
+	_Atomic uint64_t tokens[PROC_TOKENS];
+};
+
+struct procthread {
+	struct procstress *ps;
+	_Atomic int *slots;	/* the process's region fds */
+	uint64_t rng;
+};
+
+static uint64_t prnd(struct procthread *t)
+{
+	uint64_t z = (t->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Own a slot's fd for a while (others see -1), or keep a new one. */
+static int slot_own(struct procthread *t)
+{
+	return atomic_exchange(&t->slots[prnd(t) % PROC_SLOTS], -1);
+}
+
+static void slot_keep(struct procthread *t, int fd)
+{
+	int i, expect;
+
+	for (i = 0; i < PROC_SLOTS && fd >= 0; i++) {
+		expect = -1;
+		if (atomic_compare_exchange_strong(&t->slots[i], &expect, fd))
+			return;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Map a region we own and use it: write below its size, or read if sealed. */
+static bool use_region(struct procthread *t, int fd)
+{
+	long page = t->ps->page;
+	struct pyshm_region_info info;
+	volatile char *p;
+	size_t len;
+	bool ro;
+
+	if (region_info(fd, &info))
+		return false;
+	ro = info.state & PYSHM_REGION_STATE_SEALED;
+	len = (info.max_size + page - 1) / page * page;
+	p = mmap(NULL, len, PROT_READ | (ro ? 0 : PROT_WRITE), MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return false;
+	/* Sizes only grow: what was below the size stays there. */
+	if (info.size) {
+		if (ro)
+			(void)p[info.size - 1];
+		else
+			p[prnd(t) % info.size]++;
+	}
+	munmap((void *)p, len);
+	return true;
+}
+
+static void *proc_thread(void *arg)
+{
+	struct procthread *t = arg;
+	struct procstress *ps = t->ps;
+	long page = ps->page;
+	unsigned int op;
+	uint64_t token;
+	bool ok;
+	int fd;
+
+	while (!atomic_load(&ps->stop)) {
+		op = prnd(t) % 16;
+		/* Creates and closes balance; imports keep tokens flowing. */
+		op = op < 3 ? OP_CREATE : op < 5 ? OP_EXPORT : op < 8 ? OP_IMPORT :
+		     op < 10 ? OP_MAP : op < 12 ? OP_GROW : op < 13 ? OP_SEAL :
+		     op < 15 ? OP_CLOSE : OP_REVOKE;
+		ok = false;
+		switch (op) {
+		case OP_CREATE:
+			fd = region_create(ps->dfd, (prnd(t) % 4) * page,
+					   (4 + prnd(t) % 12) * page, NULL);
+			ok = fd >= 0;
+			slot_keep(t, fd);
+			break;
+		case OP_EXPORT:
+			fd = slot_own(t);
+			ok = fd >= 0 && !token_export(ps->dfd, fd, prnd(t) % 2 ?
+						      PYSHM_REGION_EXPORT_F_ONESHOT : 0,
+						      &token);
+			if (ok) {
+				token = atomic_exchange(&ps->tokens[prnd(t) % PROC_TOKENS],
+							token);
+				/* Pins pile up: drop the one pushed out, now and then. */
+				if (token && prnd(t) % 2)
+					token_revoke(ps->dfd, token);
+			}
+			slot_keep(t, fd);
+			break;
+		case OP_IMPORT:
+			token = atomic_load(&ps->tokens[prnd(t) % PROC_TOKENS]);
+			fd = token ? token_import(ps->dfd, token, NULL) : -1;
+			ok = fd >= 0;
+			if (ok && prnd(t) % 2)
+				use_region(t, fd);
+			slot_keep(t, fd);
+			break;
+		case OP_MAP:
+			fd = slot_own(t);
+			ok = fd >= 0 && use_region(t, fd);
+			slot_keep(t, fd);
+			break;
+		case OP_GROW:
+			fd = slot_own(t);
+			ok = fd >= 0 && !region_grow(fd, (1 + prnd(t) % 16) * page);
+			slot_keep(t, fd);
+			break;
+		case OP_SEAL:
+			fd = slot_own(t);
+			ok = fd >= 0 && !region_seal(fd);
+			slot_keep(t, fd);
+			break;
+		case OP_CLOSE:
+			fd = slot_own(t);
+			ok = fd >= 0 && !close(fd);
+			break;
+		default:
+			token = atomic_exchange(&ps->tokens[prnd(t) % PROC_TOKENS], 0);
+			ok = token && !token_revoke(ps->dfd, token);
+			break;
+		}
+		atomic_fetch_add(&ps->ops[op], 1);
+		if (ok)
+			atomic_fetch_add(&ps->done[op], 1);
+	}
+	return NULL;
+}
+
+static void proc_main(struct procstress *ps, uint64_t seed)
+{
+	struct procthread t[PROC_THREADS];
+	_Atomic int slots[PROC_SLOTS];
+	pthread_t tid[PROC_THREADS];
+	int i;
+
+	for (i = 0; i < PROC_SLOTS; i++)
+		slots[i] = -1;
+	for (i = 0; i < PROC_THREADS; i++) {
+		t[i].ps = ps;
+		t[i].slots = slots;
+		t[i].rng = seed * PROC_THREADS + i;
+		if (pthread_create(&tid[i], NULL, proc_thread, &t[i]))
+			_exit(1);
+	}
+	for (i = 0; i < PROC_THREADS; i++)
+		pthread_join(tid[i], NULL);
+	_exit(0);	/* closes what is left: like a kill, only tidier */
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+TEST_F_TIMEOUT(stress, processes_killed_midway_leak_nothing, 900)
+{
+	const char *env = getenv("PYSHM_STRESS_SECS");
+	double secs = env ? atof(env) : 3, end;
+	unsigned long total = 0, kills = 0, spawned = 0;
+	struct procstress *ps;
+	pid_t pids[PROCS];
+	int i, st, bad = 0;
+	uint64_t seed = getpid();
+
+	ASSERT_LT(0, secs);
+	ASSERT_GE(800, secs) TH_LOG("PYSHM_STRESS_SECS: at most 800 (the test's timeout is 900)");
+	ps = mmap(NULL, sizeof(*ps), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ps);
+	ps->dfd = self->dfd;
+	ps->page = self->page;
+
+	for (i = 0; i < PROCS; i++)
+		pids[i] = 0;
+	end = now_s() + secs;
+	while (now_s() < end) {
+		for (i = 0; i < PROCS; i++) {
+			if (pids[i])
+				continue;
+			pids[i] = fork();
+			ASSERT_LE(0, pids[i]);
+			if (pids[i] == 0)
+				proc_main(ps, seed + spawned);
+			spawned++;
+		}
+		usleep(50000 + random() % 150000);
+		/* Kill one mid-way: its fds, mappings and threads go at once. */
+		i = random() % PROCS;
+		if (random() % 2 && kill(pids[i], SIGKILL) == 0) {
+			kills++;
+			if (wait_status(pids[i]) != 128 + SIGKILL)
+				bad++;
+			pids[i] = 0;
+		}
+	}
+	/* The survivors: half are killed, half stop. */
+	atomic_store(&ps->stop, 1);
+	for (i = 0; i < PROCS; i++) {
+		if (!pids[i])
+			continue;
+		if (i % 2 && kill(pids[i], SIGKILL) == 0)
+			kills++;
+		st = wait_status(pids[i]);
+		if (st != 0 && st != 128 + SIGKILL)
+			bad++;
+	}
+	EXPECT_EQ(0, bad);
+	EXPECT_LT(0, kills);
+
+	for (i = 0; i < NR_OPS; i++)
+		total += atomic_load(&ps->ops[i]);
+	printf("# stress: %lu operations in %.0f s by %lu processes of %d threads, %lu SIGKILLed;",
+	       total, secs, spawned, PROC_THREADS, kills);
+	for (i = 0; i < NR_OPS; i++)
+		printf(" %s %lu/%lu", op_names[i], atomic_load(&ps->done[i]),
+		       atomic_load(&ps->ops[i]));
+	printf(" (succeeded/tried)\n");
+	fflush(stdout);
+	EXPECT_LT(0, atomic_load(&ps->done[OP_IMPORT]));
+	EXPECT_LT(0, atomic_load(&ps->done[OP_MAP]));
+	munmap(ps, sizeof(*ps));
+
+	/* The domain's tokens were the last holds: nothing may outlive it. */
+	close(self->dfd);
+	self->dfd = -1;
+	if (self->before >= 0) {
+		for (i = 0; i < 500 && dbg_count() != self->before; i++)
+			usleep(10000);
+		printf("# stress: %d regions left (%d before)\n", dbg_count(), self->before);
+		EXPECT_EQ(self->before, dbg_count());
+	}
 }
 
 TEST_HARNESS_MAIN

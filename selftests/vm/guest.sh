@@ -8,7 +8,7 @@
 #    top) under `timeout`, between "@@VM@@ BEGIN/END <name>" lines the host
 #    splits the serial log on; a suite prints TAP and "# Totals:" lines;
 # 3. the kernel-side checks, as suite "vm": the debugfs listing is empty,
-#    dmesg has no splat, the scripts of vm.checks= pass, rmmod works;
+#    the scripts of vm.checks= pass, rmmod works, dmesg has no splat;
 # 4. one line "VERDICT: PASS" or "VERDICT: FAIL (<checks>)".
 #
 # Suites see TOP, O, B (the userspace build folder) and KO in the
@@ -33,7 +33,7 @@ export TOP O B KO
 DEBUGFS=/sys/kernel/debug/pyshm
 # Splats of the stock kernel, plus those of debug kernels (KASAN, UBSAN,
 # lockdep), which do not all go through WARN().
-SPLAT='WARNING:|BUG:|Oops|refcount_t:|general protection|KASAN:|UBSAN:|circular locking|possible recursive locking|kmemleak:'
+SPLAT='WARNING:|BUG:|Oops|refcount_t:|general protection|KASAN:|UBSAN:|circular locking|possible recursive locking|sleeping function called|suspected memory leak'
 
 n=0
 failed=
@@ -108,6 +108,12 @@ for c in $CHECKS; do
 	check $rc "check_$(basename "$c" .sh)"
 done
 
+rmmod pyshm
+check $? "rmmod_pyshm"
+[ ! -e /dev/pyshm ]
+check $? "dev_pyshm_gone_after_rmmod"
+
+# Last, so that it covers the unload too.
 dmesg | grep -E "$SPLAT" >/tmp/splat
 if [ -s /tmp/splat ]; then
 	sed 's/^/# dmesg: /' /tmp/splat
@@ -115,11 +121,6 @@ if [ -s /tmp/splat ]; then
 else
 	check 0 "dmesg_has_no_splat"
 fi
-
-rmmod pyshm
-check $? "rmmod_pyshm"
-[ ! -e /dev/pyshm ]
-check $? "dev_pyshm_gone_after_rmmod"
 
 echo "1..$n"
 printf '%s' "$report"

@@ -40,3 +40,6 @@ bench-kmod: kmod $(BENCH_KMOD) | $(DEPS_STAMP)
 	@grep -av '^# Totals' $(O)/bench/bench-kmod-bench.log
 
 bench: bench-kmod
+
+# make vm-check-debug (the same on a kernel with KASAN, lockdep, kmemleak...).
+include $(TOP)/selftests/vm/debug.mk
