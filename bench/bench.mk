@@ -14,3 +14,4 @@ bench: bench-lib
 
 bench-lib: $(BENCH_BINS)
 	$(B)/bench/ring_bench
+-include $(TOP)/bench/clone.mk

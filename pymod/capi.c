@@ -319,6 +319,9 @@ void capi_region_unhold(struct pyshm_region *r)
 	char name[PYSHM_CAPI_NAME_MAX + 1];
 	uint64_t size;
 
+	/* A forged entry may name any region: touch payloads only. */
+	if (pyshm_region_known_size(r) < PAYLOAD_HDR || hdr->magic != PAYLOAD_MAGIC)
+		return;
 	/* A1's partner, for a message that was the last holder. */
 	if (atomic_fetch_sub_explicit(&hdr->refs, 1, memory_order_acq_rel) != 1)
 		return;
