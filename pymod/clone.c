@@ -497,8 +497,10 @@ static PyMethodDef clone_methods[] = {
 	  "structured_clone(obj, transfer=())\n--\n\n"
 	  "A structured clone of obj, as post_message() would deliver it:\n"
 	  "a new, equal object graph (shared references and cycles kept).\n"
-	  "SharedArrayBuffers are shared, not copied. DataCloneError names\n"
-	  "what can't be cloned and where it sat in the graph." },
+	  "SharedArrayBuffers are shared, not copied; MessagePorts listed in\n"
+	  "transfer move. Exceptions arrive with their traceback as the str\n"
+	  "attribute __traceback_text__. DataCloneError names what can't be\n"
+	  "cloned and where it sat in the graph." },
 	{ "_encode", mod_encode, METH_O,
 	  "_encode(obj)\n--\n\nThe clone message of obj as bytes (no SharedArrayBuffers)." },
 	{ "_decode", (PyCFunction)(void (*)(void))mod_decode, METH_VARARGS | METH_KEYWORDS,
