@@ -14,8 +14,9 @@ FUZZ_CC := clang
 FUZZ_DIR := $(O)/fuzz
 FUZZ_SECONDS ?= 600
 FUZZ_CHECK_SECONDS ?= 12
-# The newest Python with a shared libpython (pyenv builds have one).
-FUZZ_PY_TAG := $(lastword $(sort $(filter 3.%,$(PY_TAGS))))
+# The newest Python with a shared libpython (pyenv builds have one; else
+# Debian's, whose libpython3.X.so comes with python3-dev).
+FUZZ_PY_TAG := $(or $(lastword $(sort $(filter 3.%,$(PY_TAGS)))),$(lastword $(PY_TAGS)))
 FUZZ_PY := $(call PY_BIN,$(FUZZ_PY_TAG))
 FUZZ_PY_CFG = $(shell $(FUZZ_PY) -c 'import sysconfig as s; print(s.get_config_var("$(1)"))')
 FUZZ_CFLAGS := -std=gnu11 $(WARN) -Wno-unused-parameter -Wno-missing-field-initializers \
