@@ -136,6 +136,7 @@ typedef struct {
 	PyObject *err;			/* "cannot clone 'T' object ..." */
 	PyObject *err_cause;
 	PyObject *err_path;		/* path steps, innermost first */
+	PyObject *err_obj;		/* what could not be cloned */
 } Encoder;
 
 static int enc_value(Encoder *e, PyObject *obj);
@@ -202,6 +203,7 @@ static int enc_bad(Encoder *e, PyObject *obj, const char *why)
 		return -1;
 	}
 	e->err_cause = cause;
+	e->err_obj = Py_NewRef(obj);
 	return -1;
 }
 
@@ -319,6 +321,7 @@ out:
 	Py_CLEAR(e->err);
 	Py_CLEAR(e->err_path);
 	Py_CLEAR(e->err_cause);
+	Py_CLEAR(e->err_obj);
 }
 
 /* ---- memo helpers ------------------------------------------------------ */
@@ -1212,6 +1215,29 @@ static int enc_items(Encoder *e, PyObject *obj, PyObject *iterable, int pairs)
 	return ret;
 }
 
+/*
+ * The reduce of @obj failed on its own class (not importable: a local
+ * class): the error is about @obj, "cannot clone 'Local' object", with the
+ * class's failure as the cause, not about a class somewhere in its args.
+ */
+static int blame_instance(Encoder *e, PyObject *obj)
+{
+	PyObject *msg;
+
+	if (!e->err || e->err_obj != (PyObject *)Py_TYPE(obj))
+		return 0;
+	msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not importable",
+				   Py_TYPE(obj)->tp_name);
+	if (!msg || PyList_SetSlice(e->err_path, 0, PyList_GET_SIZE(e->err_path), NULL) < 0) {
+		Py_XDECREF(msg);
+		PyErr_Clear();
+		return 0;
+	}
+	Py_SETREF(e->err, msg);
+	Py_SETREF(e->err_obj, Py_NewRef(obj));
+	return 1;
+}
+
 /* What __reduce_ex__() (or a copyreg reducer) returned for @obj. */
 static int enc_reduce_rv(Encoder *e, PyObject *obj, PyObject *rv, int memo)
 {
@@ -1252,11 +1278,13 @@ static int enc_reduce_rv(Encoder *e, PyObject *obj, PyObject *rv, int memo)
 	pyshm_clone_raw_tag(&e->w, PYSHM_CLONE_REDUCE | M(memo));
 	pyshm_clone_raw_u8(&e->w, flags);
 	if (!newobj && enc_item(e, func) < 0) {
-		path_text(e, "<reducer>");
+		if (!blame_instance(e, obj))
+			path_text(e, "<reducer>");
 		return -1;
 	}
 	if (enc_item(e, args) < 0) {
-		path_text(e, "<args>");
+		if (!blame_instance(e, obj))
+			path_text(e, "<args>");
 		return -1;
 	}
 	if (memo) {
@@ -1387,11 +1415,13 @@ static int enc_exception(Encoder *e, PyObject *obj, int memo)
 	pyshm_clone_raw_tag(&e->w, PYSHM_CLONE_EXCEPTION | M(memo));
 	pyshm_clone_raw_u8(&e->w, flags);
 	if (enc_item(e, PyTuple_GET_ITEM(rv, 0)) < 0) {
-		path_text(e, ".__class__");
+		if (!blame_instance(e, obj))
+			path_text(e, ".__class__");
 		goto out;
 	}
 	if (enc_item(e, PyTuple_GET_ITEM(rv, 1)) < 0) {
-		path_text(e, ".args");
+		if (!blame_instance(e, obj))
+			path_text(e, ".args");
 		goto out;
 	}
 	if (memo) {
@@ -1773,5 +1803,6 @@ out:
 	Py_XDECREF(e.err);
 	Py_XDECREF(e.err_path);
 	Py_XDECREF(e.err_cause);
+	Py_XDECREF(e.err_obj);
 	return ret;
 }

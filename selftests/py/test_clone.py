@@ -662,7 +662,14 @@ class TestErrors(unittest.TestCase):
         class Local:
             pass
         self.assertCloneError(Local, r"^cannot clone 'type' object \(Local\) at obj$")
-        self.assertCloneError(Local(), r"^cannot clone 'type' object .* at obj<args>\[0\]$")
+        e = self.assertCloneError({"x": [Local()]}, r"^cannot clone 'Local' object: its class "
+                                                     r"is not importable at obj\['x'\]\[0\]$")
+        self.assertIn("Local", str(e.__cause__))
+
+        class LocalError(Exception):
+            pass
+        self.assertCloneError([LocalError("x")], r"^cannot clone 'LocalError' object: its "
+                                                 r"class is not importable at obj\[0\]$")
 
     def test_container_changing_while_cloned(self):
         victim = [1, 2, 3]
