@@ -120,7 +120,8 @@ static inline PyObject *dec_item(Decoder *d)
 	uint64_t v;
 	double f;
 
-	if (__builtin_expect(p == d->r.end, 0))
+	/* dec_value() reports the end and the depth. */
+	if (__builtin_expect(p == d->r.end || d->wk.depth >= MAX_DEPTH, 0))
 		return dec_value(d);
 	switch (*p) {
 	case PYSHM_CLONE_INT:

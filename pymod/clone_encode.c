@@ -29,6 +29,8 @@
 
 #include "port.h"
 
+/* Levels a message may nest, leaves included (as readers count them):
+ * e->depth is the number of values around the one being written. */
 #define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
 #define M(memo)		((memo) ? PYSHM_CLONE_F_MEMO : 0)
 
@@ -457,6 +459,8 @@ static inline int enc_item(Encoder *e, PyObject *item)
 	PyTypeObject *tp = Py_TYPE(item);
 	int ret;
 
+	if (__builtin_expect(e->depth >= MAX_DEPTH, 0))
+		return enc_too_deep(e);
 	if (tp == &PyLong_Type) {
 		long v;
 
@@ -825,7 +829,9 @@ static int enc_fraction(Encoder *e, PyObject *obj, int memo)
 		Py_XDECREF(den);
 		return enc_bad(e, obj, NULL);
 	}
-	if (pyshm_clone_put_tag(&e->w, PYSHM_CLONE_FRACTION | M(memo)) < 0)
+	if (e->depth >= MAX_DEPTH)		/* its two ints are one level down */
+		enc_too_deep(e);
+	else if (pyshm_clone_put_tag(&e->w, PYSHM_CLONE_FRACTION | M(memo)) < 0)
 		enc_nomem();
 	else if (enc_long(e, num, 0) == 0 && enc_long(e, den, 0) == 0)
 		ret = memo ? memo_put(e, obj) : 0;
@@ -1450,7 +1456,7 @@ static int enc_exception(Encoder *e, PyObject *obj, int memo)
 		path_text(e, ".__context__");
 		goto out;
 	}
-	if (text && put_str(e, text, 0) < 0)
+	if (text && (e->depth >= MAX_DEPTH ? enc_too_deep(e) : put_str(e, text, 0)) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -1591,6 +1597,8 @@ static int enc_value(Encoder *e, PyObject *obj)
 	int memo, ret;
 	long slot;
 
+	if (__builtin_expect(e->depth >= MAX_DEPTH, 0))
+		return enc_too_deep(e);
 	if (tp == &PyLong_Type)
 		return enc_long(e, obj, 1);
 	if (tp == &PyUnicode_Type)
@@ -1605,8 +1613,6 @@ static int enc_value(Encoder *e, PyObject *obj)
 	memo = Py_REFCNT(obj) > 2;
 	if (memo && (slot = memo_get(&e->memo, obj)) >= 0)
 		return pyshm_clone_put_ref(w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
-	if (e->depth >= MAX_DEPTH)
-		return enc_too_deep(e);
 	e->depth++;
 	if (tp == &PyList_Type) {
 		ret = enc_list(e, obj, memo);

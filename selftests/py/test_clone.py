@@ -759,15 +759,28 @@ class TestDepth(unittest.TestCase):
         with self.assertRaises((pw.DataCloneError, RecursionError)):
             clone(head)
 
-    def test_nesting_below_the_limit_works(self):
-        depth = _core._MAX_DEPTH - 2
-        x = []
-        for _ in range(depth):
-            x = [x]
-        got = clone(x)
-        for _ in range(depth):
-            got = got[0]
-        self.assertEqual(got, [])
+    def test_nesting_up_to_the_limit_works(self):
+        # MAX_DEPTH levels, the leaf included, for any leaf.
+        for leaf in ("leaf", 1, Point(1, 2)):
+            # A Point is 3 levels: the object, its state dict, the ints.
+            depth = _core._MAX_DEPTH - (3 if isinstance(leaf, Point) else 1)
+            if isinstance(leaf, int):
+                with self.subTest("deepest int, as the walker counts"):
+                    x = leaf
+                    for _ in range(depth + 1):
+                        x = [x]
+                    self.assertRaises(pw.DataCloneError, _core._encode, x)
+            x = leaf
+            for _ in range(depth):
+                x = [x]
+            msg_ok = _core._encode(x)
+            self.assertIsNone(_core._verify(msg_ok))
+            got = clone(x)
+            for _ in range(depth):
+                got = got[0]
+            self.assertEqual(got, leaf)
+            with self.assertRaisesRegex(pw.DataCloneError, r"deeper than"):
+                clone([x])
 
     def test_decoder_refuses_deep_input(self):
         # A header, then LIST 1 a million times: never built.
