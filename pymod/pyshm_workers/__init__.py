@@ -15,6 +15,8 @@ from ._core import (
     backend,
     structured_clone,
 )
+# The clone's message bytes, for tests and fuzzing (not part of the API).
+from ._core import _decode, _encode  # noqa: F401
 from ._port import MessageChannel, MessagePort
 from ._worker import Worker, in_worker
 
