@@ -528,8 +528,6 @@ static int may_memo(unsigned int type)
 	case PYSHM_CLONE_NONE:
 	case PYSHM_CLONE_FALSE:
 	case PYSHM_CLONE_TRUE:
-	case PYSHM_CLONE_INT:
-	case PYSHM_CLONE_FLOAT:
 	case PYSHM_CLONE_REF:
 	case PYSHM_CLONE_PORT:
 	case PYSHM_CLONE_END:

@@ -881,13 +881,13 @@ static PyObject *dec_value(Decoder *d)
 		obj = Py_NewRef(Py_True);
 		break;
 	case PYSHM_CLONE_INT:
-		obj = PyLong_FromLongLong(it.v.i);
+		obj = dec_memo(d, &it, PyLong_FromLongLong(it.v.i));
 		break;
 	case PYSHM_CLONE_BIGINT:
 		obj = dec_memo(d, &it, dec_bigint(&it));
 		break;
 	case PYSHM_CLONE_FLOAT:
-		obj = PyFloat_FromDouble(it.v.f);
+		obj = dec_memo(d, &it, PyFloat_FromDouble(it.v.f));
 		break;
 	case PYSHM_CLONE_COMPLEX:
 		obj = dec_memo(d, &it, PyComplex_FromDoubles(it.v.c[0], it.v.c[1]));

@@ -385,7 +385,26 @@ static int enc_bigint(Encoder *e, PyObject *obj, int memo)
 	return memo ? memo_put(e, obj) : 0;
 }
 
-/* An int; @may_memo: big ones may take a memo slot (not inside FRACTION). */
+#define IS_SMALL_INT(v)	((v) >= -5 && (v) <= 256)
+
+/* A float; one referred to from elsewhere too keeps its identity. */
+static int enc_float(Encoder *e, PyObject *obj)
+{
+	long slot;
+
+	if (Py_REFCNT(obj) > 2) {
+		slot = memo_get(&e->memo, obj);
+		if (slot >= 0)
+			return pyshm_clone_put_ref(&e->w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
+		if (pyshm_clone_put_tag(&e->w, PYSHM_CLONE_FLOAT | PYSHM_CLONE_F_MEMO) < 0 ||
+		    pyshm_clone_put_f64(&e->w, PyFloat_AS_DOUBLE(obj)) < 0)
+			return enc_nomem();
+		return memo_put(e, obj);
+	}
+	return pyshm_clone_put_float(&e->w, PyFloat_AS_DOUBLE(obj)) < 0 ? enc_nomem() : 0;
+}
+
+/* An int; @may_memo: it may take a memo slot (not inside FRACTION). */
 static int enc_long(Encoder *e, PyObject *obj, int may_memo)
 {
 	long long v;
@@ -396,7 +415,16 @@ static int enc_long(Encoder *e, PyObject *obj, int may_memo)
 	if (!overflow) {
 		if (v == -1 && PyErr_Occurred())
 			return -1;
-		return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
+		/* CPython's small ints are unique anyway: no slot for them. */
+		if (!may_memo || Py_REFCNT(obj) <= 2 || IS_SMALL_INT(v))
+			return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
+		slot = memo_get(&e->memo, obj);
+		if (slot >= 0)
+			return pyshm_clone_put_ref(&e->w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
+		if (pyshm_clone_put_head(&e->w, PYSHM_CLONE_INT | PYSHM_CLONE_F_MEMO,
+					 pyshm_clone_zigzag(v)) < 0)
+			return enc_nomem();
+		return memo_put(e, obj);
 	}
 	if (may_memo && Py_REFCNT(obj) > 2) {
 		slot = memo_get(&e->memo, obj);
@@ -474,10 +502,16 @@ static inline int enc_item(Encoder *e, PyObject *item)
 #endif
 		else
 			goto held;
+		/* Borrowed: more than one reference means shared. */
+		if (Py_REFCNT(item) > 1 && !IS_SMALL_INT(v))
+			goto held;
 		return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
 	}
-	if (tp == &PyFloat_Type)
+	if (tp == &PyFloat_Type) {
+		if (Py_REFCNT(item) > 1)
+			goto held;
 		return pyshm_clone_put_float(&e->w, PyFloat_AS_DOUBLE(item)) < 0 ? enc_nomem() : 0;
+	}
 	if (item == Py_None)
 		return pyshm_clone_put_none(&e->w) < 0 ? enc_nomem() : 0;
 	if (tp == &PyBool_Type)
@@ -1604,7 +1638,7 @@ static int enc_value(Encoder *e, PyObject *obj)
 	if (tp == &PyUnicode_Type)
 		return enc_str(e, obj);
 	if (tp == &PyFloat_Type)
-		return pyshm_clone_put_float(w, PyFloat_AS_DOUBLE(obj)) < 0 ? enc_nomem() : 0;
+		return enc_float(e, obj);
 	if (obj == Py_None)
 		return pyshm_clone_put_none(w) < 0 ? enc_nomem() : 0;
 	if (tp == &PyBool_Type)

@@ -469,6 +469,15 @@ class TestIdentity(unittest.TestCase):
         big = 2**100
         got = clone([big, big])
         self.assertIs(got[0], got[1])
+        for x in (float(len(s)) / 3, 10**6 + len(s), -(10**12) - len(s)):
+            with self.subTest(x=x):
+                got = clone([x, (x,), {"x": x}])
+                self.assertIs(got[0], got[1][0])
+                self.assertIs(got[0], got[2]["x"])
+        # Distinct equal numbers stay distinct (and cost no memo slot).
+        a, b = float(len(s)) / 3, float(len(s)) / 3
+        got = clone([a, b])
+        self.assertIsNot(got[0], got[1])
 
     def test_distinct_equal_objects_stay_distinct(self):
         got = clone([[1], [1]])
@@ -912,9 +921,11 @@ class TestWireFormat(unittest.TestCase):
         self.assertEqual(_core._encode(0)[32:], b"\x04\x00")
         self.assertEqual(_core._encode(-1)[32:], b"\x04\x01")
         self.assertEqual(_core._encode(1)[32:], b"\x04\x02")
-        self.assertEqual(_core._encode(300)[32:], b"\x04\xd8\x04")
+        # Fresh objects: a constant of the code object would be shared, and
+        # get a memo slot.
+        self.assertEqual(_core._encode(int("300"))[32:], b"\x04\xd8\x04")
         self.assertEqual(_core._encode(True)[32:], b"\x03")
-        self.assertEqual(_core._encode(1.0)[32:], b"\x06" + struct.pack("<d", 1.0))
+        self.assertEqual(_core._encode(float("1.0"))[32:], b"\x06" + struct.pack("<d", 1.0))
         self.assertEqual(_core._encode([1, 2])[32:], b"\x0c\x02\x04\x02\x04\x04")
         big = _core._encode(2**64)[32:]
         self.assertEqual(big[0] & 0x3F, 0x05)

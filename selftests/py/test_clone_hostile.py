@@ -148,9 +148,9 @@ class TestMalformed(unittest.TestCase):
     def test_alias_rules(self):
         # TUPLE|ALIAS naming slot 0 before any slot exists.
         self.assertMalformed(message(b"\x4d\x00\x00"))
-        # ALIAS on a list, MEMO on an int, ALIAS with MEMO.
+        # ALIAS on a list, MEMO on None, ALIAS with MEMO.
         self.assertMalformed(message(b"\x4c\x00"))
-        self.assertMalformed(message(b"\x84\x02", 1))
+        self.assertMalformed(message(b"\x81", 1))
         self.assertMalformed(message(b"\xcd\x00\x00", 1))
         # A valid alias: ([t],) where the outer tuple is the inner one.
         body = b"\x4d\x01\x8c\x01\x8d\x01\x11\x00\x01"
