@@ -400,6 +400,36 @@ TEST_F(clone, tuple_alias_names_an_earlier_slot)
 	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(w->buf, w->len, NULL));
 }
 
+TEST(memo_and_alias_flags_by_type)
+{
+	static const uint8_t ok_memo[][3] = {
+		{ PYSHM_CLONE_INT | PYSHM_CLONE_F_MEMO, 0x02, 0 },
+		{ PYSHM_CLONE_STR | PYSHM_CLONE_F_MEMO, 0x00, 0 },
+		{ PYSHM_CLONE_LIST | PYSHM_CLONE_F_MEMO, 0x00, 0 },
+		{ PYSHM_CLONE_TUPLE | PYSHM_CLONE_F_MEMO, 0x00, 0 },
+	};
+	static const uint8_t bad[][3] = {
+		{ PYSHM_CLONE_NONE | PYSHM_CLONE_F_MEMO, 0, 0 },
+		{ PYSHM_CLONE_TRUE | PYSHM_CLONE_F_MEMO, 0, 0 },
+		{ PYSHM_CLONE_LIST | PYSHM_CLONE_F_ALIAS, 0x00, 0x00 },
+		{ PYSHM_CLONE_INT | PYSHM_CLONE_F_ALIAS, 0x02, 0x00 },
+		{ PYSHM_CLONE_END, 0, 0 },
+		{ 0x00, 0, 0 },
+		{ PYSHM_CLONE_TYPE_MAX + 1, 0, 0 },
+	};
+	uint8_t m[64];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(ok_memo) / sizeof(ok_memo[0]); i++)
+		EXPECT_EQ(0, pyshm_clone_verify(m, raw_msg(m, ok_memo[i], 2, 1), NULL));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t n = raw_msg(m, bad[i], bad[i][0] & PYSHM_CLONE_F_ALIAS ? 3 : 1,
+				   bad[i][0] & PYSHM_CLONE_F_MEMO ? 1 : 0);
+
+		EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, n, NULL));
+	}
+}
+
 TEST(lying_counts_are_refused_without_allocation)
 {
 	/* LIST of 2**62 items in 10 bytes; DICT of 2**40 pairs; a 1 TB str. */
