@@ -15,3 +15,13 @@ bench: bench-lib
 bench-lib: $(BENCH_BINS)
 	$(B)/bench/ring_bench
 -include $(TOP)/bench/clone.mk
+
+# bench-workers: Worker, MessagePort, WorkerPool against multiprocessing,
+# threads, CPython's subinterpreter queues and Node (bench/worker_bench.py),
+# on the newest Python present.
+BENCH_WORKERS_TAG := $(lastword $(sort $(filter 3.%,$(PY_TAGS))))
+.PHONY: bench-workers
+bench: bench-workers
+bench-workers: pymod-$(BENCH_WORKERS_TAG)
+	PYTHONPATH=$(B)/py/$(BENCH_WORKERS_TAG) $(call PY_BIN,$(BENCH_WORKERS_TAG)) \
+		$(TOP)/bench/worker_bench.py

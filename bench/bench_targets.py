@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Worker targets of bench/worker_bench.py (importable by every worker)."""
+
+import pyshm_workers as pw
+
+SMALL = {"id": 1, "name": "small", "values": [1, 2, 3], "score": 0.5}
+
+
+def echo():
+    port = pw.parent
+    for msg in port:
+        port.post_message(msg)
+
+
+def count(n):
+    """Say ready, receive n messages, then say how many."""
+    port = pw.parent
+    port.post_message("ready")
+    got = 0
+    for _ in range(n):
+        port.recv()
+        got += 1
+    port.post_message(got)
+
+
+def hello():
+    pw.parent.post_message("ready")
+
+
+def ack_sabs():
+    port = pw.parent
+    for sab in port:
+        port.post_message(sab.byte_length)
+
+
+def cpu_work(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def square(x):
+    return x * x
+
+
+def mp_echo(conn):
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        conn.send(msg)
+
+
+def mp_count(q, done, n):
+    done.put("ready")
+    for _ in range(n):
+        q.get()
+    done.put(n)
+
+
+def mp_hello(q):
+    q.put("ready")

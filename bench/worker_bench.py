@@ -1,0 +1,411 @@
+# SPDX-License-Identifier: GPL-2.0
+"""pyshm workers against their peers, measured side by side in one run:
+multiprocessing (Pipe, Queue, Process with fork/forkserver/spawn,
+ProcessPoolExecutor), threads with queue.Queue, CPython 3.13's own
+subinterpreters and queues (as shipped, and spin-polling), and Node's
+worker_threads. Printed as ratios (pyshm/peer for times).
+
+    python bench/worker_bench.py [--quick]
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import bench_targets as T                      # noqa: E402
+import pyshm_workers as pw                     # noqa: E402
+from pybench import REPEATS, fmt_time, python_banner, table_header, table_row  # noqa: E402
+
+perf = time.perf_counter
+MODES = ("interpreter", "process") if sys.version_info >= (3, 12) else ("process",)
+SPAWN = mp.get_context("spawn")
+
+
+def med(fn, repeats=REPEATS):
+    return statistics.median(fn() for _ in range(repeats))
+
+
+def fmt_rate(per_s):
+    return f"{per_s / 1e3:.0f} k/s"
+
+
+def row(name, ours, peer, goal, limit, fmt=fmt_time):
+    """A time row: met when ours/peer <= limit."""
+    if peer is None:
+        print(f"{name:<58} {fmt(ours):>14} {'n/a':>14}  {goal}  [peer unavailable]")
+        return
+    table_row(name, fmt(ours), fmt(peer), ours / peer, goal, ours / peer <= limit)
+
+
+def info(name, value, fmt=fmt_time):
+    print(f"{name:<58} {fmt(value):>14}", flush=True)
+
+
+# ---- A. round trips ----------------------------------------------------------
+
+def pyshm_roundtrip(mode, n):
+    w = pw.Worker(T.echo, mode=mode)
+    w.post_message(T.SMALL)
+    w.recv()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            w.post_message(T.SMALL)
+            w.recv()
+        return (perf() - t0) / n
+
+    result = med(run)
+    w._port._close_send()
+    w.join()
+    return result
+
+
+def pipe_roundtrip(n):
+    a, b = SPAWN.Pipe()
+    p = SPAWN.Process(target=T.mp_echo, args=(b,))
+    p.start()
+    a.send(T.SMALL)
+    a.recv()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            a.send(T.SMALL)
+            a.recv()
+        return (perf() - t0) / n
+
+    result = med(run)
+    a.send(None)
+    p.join()
+    return result
+
+
+def thread_roundtrip(n):
+    qi, qo = queue.Queue(), queue.Queue()
+
+    def echo():
+        while (m := qi.get()) is not None:
+            qo.put(m)
+
+    t = threading.Thread(target=echo)
+    t.start()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            qi.put(T.SMALL)
+            qo.get()
+        return (perf() - t0) / n
+
+    result = med(run)
+    qi.put(None)
+    t.join()
+    return result
+
+
+def subinterp_modules():
+    try:
+        from test.support import interpreters
+        from test.support.interpreters import queues
+    except ImportError:
+        return None
+    return interpreters, queues
+
+
+SPIN_ECHO = """
+while True:
+    try:
+        m = qi.get_nowait()
+    except Exception:
+        continue
+    if m is None:
+        break
+    qo.put(m)
+"""
+BLOCKING_ECHO = """
+while True:
+    m = qi.get()
+    if m is None:
+        break
+    qo.put(m)
+"""
+
+
+def subinterp_roundtrip(spin, n):
+    mods = subinterp_modules()
+    if mods is None:
+        return None
+    interpreters, queues = mods
+    interp = interpreters.create()
+    interp.exec("from test.support.interpreters import queues")
+    qi, qo = queues.create(), queues.create()
+    interp.prepare_main(qi=qi, qo=qo)
+    t = threading.Thread(target=interp.exec, args=(SPIN_ECHO if spin else BLOCKING_ECHO,))
+    t.start()
+
+    def get():
+        if not spin:
+            return qo.get()
+        while True:
+            try:
+                return qo.get_nowait()
+            except queues.QueueEmpty:
+                pass
+
+    qi.put(T.SMALL)
+    get()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            qi.put(T.SMALL)
+            get()
+        return (perf() - t0) / n
+
+    result = med(run, 3 if not spin else REPEATS)
+    qi.put(None)
+    t.join()
+    interp.close()
+    return result
+
+
+# ---- B. one-way throughput ---------------------------------------------------
+
+def pyshm_oneway(mode, n):
+    def run():
+        w = pw.Worker(T.count, args=(n,), mode=mode)
+        w.recv()                           # ready
+        t0 = perf()
+        for _ in range(n):
+            w.post_message(T.SMALL)
+        w.recv()
+        took = perf() - t0
+        w.join()
+        return n / took
+
+    return med(run)
+
+
+def mpqueue_oneway(n):
+    def run():
+        q, done = SPAWN.Queue(), SPAWN.Queue()
+        p = SPAWN.Process(target=T.mp_count, args=(q, done, n))
+        p.start()
+        done.get()
+        t0 = perf()
+        for _ in range(n):
+            q.put(T.SMALL)
+        done.get()
+        took = perf() - t0
+        p.join()
+        return n / took
+
+    return med(run)
+
+
+# ---- C. start-up -------------------------------------------------------------
+
+def pyshm_startup(mode):
+    def run():
+        t0 = perf()
+        w = pw.Worker(T.hello, mode=mode)
+        w.recv()
+        took = perf() - t0
+        w.join()
+        return took
+
+    return med(run)
+
+
+def subinterp_startup():
+    mods = subinterp_modules()
+    if mods is None:
+        return None
+    interpreters, queues = mods
+
+    def run():
+        t0 = perf()
+        interp = interpreters.create()
+        interp.exec("from test.support.interpreters import queues")
+        q = queues.create()
+        interp.prepare_main(q=q)
+        t = threading.Thread(target=interp.exec, args=("q.put('ready')",))
+        t.start()
+        while True:
+            try:
+                q.get_nowait()
+                break
+            except queues.QueueEmpty:
+                pass
+        took = perf() - t0
+        t.join()
+        interp.close()
+        return took
+
+    return med(run)
+
+
+def mp_startup(method):
+    ctx = mp.get_context(method)
+
+    def run():
+        q = ctx.Queue()
+        t0 = perf()
+        p = ctx.Process(target=T.mp_hello, args=(q,))
+        p.start()
+        q.get()
+        took = perf() - t0
+        p.join()
+        return took
+
+    return med(run)
+
+
+def pool_roundtrip(pool, n):
+    pool.submit(T.square, 3).result()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            pool.submit(T.square, 3).result()
+        return (perf() - t0) / n
+
+    return med(run)
+
+
+# ---- D, E. shared memory, CPU scaling -----------------------------------------
+
+def pyshm_sab_handoff(mode, n):
+    sab = pw.SharedArrayBuffer(64 << 20)
+    w = pw.Worker(T.ack_sabs, mode=mode)
+    w.post_message(sab)
+    w.recv()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            w.post_message(sab)
+            w.recv()
+        return (perf() - t0) / n
+
+    result = med(run)
+    w._port._close_send()
+    w.join()
+    return result
+
+
+def cpu_scaling(mode, tasks=8, size=2_000_000):
+    def run(k):
+        with pw.WorkerPool(max_workers=k, mode=mode) as pool:
+            list(pool.map(T.square, range(k)))          # workers started
+            t0 = perf()
+            list(pool.map(T.cpu_work, [size] * tasks))
+            return perf() - t0
+
+    ones, twos = [], []
+    for _ in range(3):
+        ones.append(run(1))
+        twos.append(run(2))
+    return statistics.median(ones), statistics.median(twos)
+
+
+def node_figures():
+    node = shutil.which("node")
+    if not node:
+        return {}
+    out = subprocess.run([node, os.path.join(HERE, "node", "workers.js")],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode:
+        print(f"# node failed: {out.stderr.strip()}")
+        return {}
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer iterations")
+    args = ap.parse_args()
+    q = 10 if args.quick else 1
+    print(f"# {python_banner()}, backend {pw.backend()}, wake {pw._core.wake_path()}, "
+          f"{os.cpu_count()} CPUs")
+    node = node_figures()
+
+    table_header("E1. Round trip of a small dict, parent <-> worker (default settings)")
+    pipe = pipe_roundtrip(3000 // q)
+    spin = subinterp_roundtrip(True, 3000 // q)
+    shipped = subinterp_roundtrip(False, 30 // min(q, 3))
+    info("peer: multiprocessing.Pipe (spawn)", pipe)
+    info("peer: threads + queue.Queue (shared GIL)", thread_roundtrip(3000 // q))
+    if spin is not None:
+        info("peer: 3.13 subinterpreter queue, spin-polling", spin)
+        info("peer: 3.13 subinterpreter queue as shipped (sleep-polls)", shipped)
+    if "pingpong_ns" in node:
+        info("peer: node worker_threads postMessage", node["pingpong_ns"] / 1e9)
+    for mode in MODES:
+        ours = pyshm_roundtrip(mode, 3000 // q)
+        row(f"pyshm {mode} vs multiprocessing.Pipe", ours, pipe, "<= 0.5x", 0.5)
+        row(f"pyshm {mode} vs node postMessage", ours,
+            node.get("pingpong_ns", 0) / 1e9 or None, "<= 0.5x", 0.5)
+        row(f"pyshm {mode} vs subinterp queue, spin-polling", ours, spin, "<= 1.5x", 1.5)
+        row(f"pyshm {mode} vs subinterp queue as shipped", ours, shipped, "<= 0.01x", 0.01)
+
+    table_header("E2. One-way small dicts (per message time; throughput shown)")
+    mpq = mpqueue_oneway(100_000 // q)
+    node_rate = node.get("oneway_per_s")
+    for mode in MODES:
+        ours = pyshm_oneway(mode, 200_000 // q)
+        table_row(f"pyshm {mode} vs multiprocessing.Queue", fmt_rate(ours), fmt_rate(mpq),
+                  mpq / ours, ">= 3x throughput", ours >= 3 * mpq)
+        if node_rate:
+            table_row(f"pyshm {mode} vs node postMessage", fmt_rate(ours), fmt_rate(node_rate),
+                      node_rate / ours, ">= 2x throughput", ours >= 2 * node_rate)
+
+    table_header("E3. Worker start -> first message; warm pool task round trip")
+    sub = subinterp_startup()
+    spawn = mp_startup("spawn")
+    info("peer: multiprocessing fork", mp_startup("fork"))
+    info("peer: multiprocessing forkserver", mp_startup("forkserver"))
+    info("peer: multiprocessing spawn", spawn)
+    if "interpreter" in MODES:
+        ours = pyshm_startup("interpreter")
+        row("pyshm interpreter vs 3.13 subinterp create+thread+exec", ours, sub,
+            "<= 0.75x", 0.75)
+        row("pyshm interpreter vs node new Worker", ours,
+            node.get("start_ns", 0) / 1e9 or None, "<= 0.5x", 0.5)
+    row("pyshm process vs multiprocessing spawn", pyshm_startup("process"), spawn,
+        "<= 1x", 1.0)
+    with cf.ProcessPoolExecutor(1) as ppe:
+        peer = pool_roundtrip(ppe, 2000 // q)
+    for mode in MODES:
+        with pw.WorkerPool(1, mode=mode) as pool:
+            ours = pool_roundtrip(pool, 2000 // q)
+        row(f"WorkerPool {mode} task vs ProcessPoolExecutor", ours, peer, "<= 0.5x", 0.5)
+
+    table_header("E4. 64 MiB SharedArrayBuffer hand-off + ack")
+    for mode in MODES:
+        row(f"pyshm {mode} vs node SharedArrayBuffer post", pyshm_sab_handoff(mode, 50),
+            node.get("sab_ns", 0) / 1e9 or None, "<= 1x", 1.0)
+
+    table_header("E5. CPU-bound work, 8 tasks, 1 vs 2 workers")
+    for mode in MODES:
+        one, two = cpu_scaling(mode, size=2_000_000 // q)
+        table_row(f"pyshm {mode}: 2 workers vs 1 (speed-up {one / two:.2f}x)",
+                  fmt_time(two), fmt_time(one), two / one, ">= 1.8x speed-up",
+                  one / two >= 1.8)
+
+
+if __name__ == "__main__":
+    main()
