@@ -7,6 +7,7 @@ runs exactly once, wherever the last holder lets go."""
 import gc
 import os
 import sys
+import time
 import unittest
 
 import pyshm_workers as pw
@@ -178,6 +179,22 @@ class WorkerCases:
             # One process: the count is shared by both interpreters.
             self.assertEqual(ours, 1)
             self.assertEqual(theirs - before, 1)
+
+    def test_unread_message_gives_its_hold_back(self):
+        import capi_targets
+        before = pyshm_example.destroyed()
+        c = pyshm_example.SharedCounter(1)
+        w = self.start(capi_targets.read_one_and_leave)
+        w.post_message("first")
+        w.post_message([c, c])          # never read
+        w.join(TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while c.holders != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(c.holders, 1)
+        self.assertEqual(pyshm_example.destroyed(), before)
+        del c
+        self.assertEqual(pyshm_example.destroyed(), before + 1)
 
     def test_bytes_go_there_and_back(self):
         import capi_targets
