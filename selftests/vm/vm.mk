@@ -14,7 +14,7 @@ include $(TOP)/selftests/kmod/kmod.mk
 VM_BOOT := $(TOP)/selftests/vm/boot.sh
 VM_SUITES ?= $(patsubst $(TOP)/%,%,$(sort $(wildcard $(TOP)/selftests/vm/suites/*.sh)))
 # What the suites run, built on the host before the boot.
-VM_DEPS ?= kmod kmodtests libtests
+VM_DEPS ?= kmod kmodtests libtests pymod
 CHECK_TARGETS += vm-check
 
 BENCH_KMOD := $(B)/bench/kmod/bench_kmod
