@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """WorkerPool: a concurrent.futures.Executor over long-lived workers."""
 
+import collections
 import os
-import queue
 import threading
+import time
 from concurrent.futures import Executor, Future
 
 from ._worker import MODES, Worker
@@ -22,25 +23,25 @@ class _RemoteTraceback(Exception):
 
 
 def _serve():
-    """The loop each pool worker runs: (id, fn, args, kwargs) in, (id, ok,
+    """The loop each pool worker runs: (fn, args, kwargs) in, (ok,
     result-or-error) out, until the pool closes the port."""
     import pyshm_workers as pw
     from ._bootstrap import error_details
 
     port = pw.parent
-    for task_id, fn, args, kwargs in port:
+    for fn, args, kwargs in port:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            reply = (task_id, False, error_details(exc))
+            reply = (False, error_details(exc))
         else:
-            reply = (task_id, True, result)
+            reply = (True, result)
         try:
             port.post_message(reply)
         except Exception as exc:
             # The result (or the exception) could not be cloned.
-            details = error_details(exc) if reply[1] else dict(reply[2], exception=None)
-            port.post_message((task_id, False, details))
+            details = error_details(exc) if reply[0] else dict(reply[1], exception=None)
+            port.post_message((False, details))
 
 
 def _exception_from(details):
@@ -59,7 +60,30 @@ def _exception_from(details):
     return err
 
 
-_STOP = object()
+# How long result() checks for a reply that is about to arrive before it
+# sleeps: the collector hands results over in microseconds, a sleeping
+# thread takes tens of them to wake on these machines.
+_SPIN = 100e-6
+
+
+class _PoolFuture(Future):
+    def result(self, timeout=None):
+        if not self.done():
+            end = time.perf_counter() + _SPIN
+            while not self.done() and time.perf_counter() < end:
+                time.sleep(0)           # lets the collector take the GIL
+        return super().result(timeout)
+
+
+class _Slot:
+    """One worker, the task it runs, and the thread collecting its replies."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.worker = pool._new_worker()
+        self.task = None
+        self.thread = threading.Thread(target=pool._collect, args=(self,), daemon=True,
+                                       name=f"WorkerPool-{self.worker.name}")
 
 
 class WorkerPool(Executor):
@@ -68,7 +92,9 @@ class WorkerPool(Executor):
     Functions and arguments are structured-cloned (functions by reference:
     module-level ones only). Workers start on demand, up to max_workers
     (default: the number of CPUs), and stay warm between tasks; a worker
-    that dies fails its task with WorkerError and is replaced.
+    that dies fails its task with WorkerError and is replaced. The
+    submitting thread hands a task straight to an idle worker; one thread
+    per worker collects its replies.
     """
 
     def __init__(self, max_workers=None, mode="auto"):
@@ -80,83 +106,105 @@ class WorkerPool(Executor):
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self._max_workers = max_workers
         self._mode = mode
-        self._queue = queue.SimpleQueue()
-        self._threads = []
-        self._idle = threading.Semaphore(0)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()       # guards everything below
+        self._slots = []
+        self._idle = []
+        self._pending = collections.deque()
         self._shutdown = False
-
-    def submit(self, fn, /, *args, **kwargs):
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            future = Future()
-            self._queue.put((future, fn, args, kwargs))
-            # A thread per worker, started when no idle one is waiting.
-            if not self._idle.acquire(blocking=False) and \
-                    len(self._threads) < self._max_workers:
-                t = threading.Thread(target=self._feed, daemon=True,
-                                     name=f"WorkerPool-{len(self._threads)}")
-                t.start()
-                self._threads.append(t)
-        return future
 
     def _new_worker(self):
         return Worker(_serve, mode=self._mode)
 
-    def _feed(self):
-        """Own one worker; hand it tasks one at a time."""
+    def _start(self, slot, future, fn, args, kwargs):
+        """Give a task to a slot. Caller holds the lock; False when the
+        task could not be sent (its future is failed)."""
+        if not future.set_running_or_notify_cancel():
+            return False
+        try:
+            slot.worker.post_message((fn, args, kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+            return False
+        slot.task = future
+        return True
+
+    def _next(self, slot):
+        """The slot is free: start the next pending task, or idle. Caller
+        holds the lock."""
+        slot.task = None
+        while self._pending:
+            if self._start(slot, *self._pending.popleft()):
+                return
+        self._idle.append(slot)
+        if self._shutdown:
+            slot.worker._port._close_send()
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = _PoolFuture()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._idle:
+                slot = self._idle.pop()
+                if not self._start(slot, future, fn, args, kwargs):
+                    self._idle.append(slot)
+            elif len(self._slots) < self._max_workers:
+                slot = _Slot(self)
+                self._slots.append(slot)
+                if not self._start(slot, future, fn, args, kwargs):
+                    self._idle.append(slot)
+                slot.thread.start()
+            else:
+                self._pending.append((future, fn, args, kwargs))
+        return future
+
+    def _collect(self, slot):
         from . import WorkerError
 
-        worker = None
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    return
-                future, fn, args, kwargs = item
-                if not future.set_running_or_notify_cancel():
-                    self._idle.release()
-                    continue
-                try:
-                    if worker is None:
-                        worker = self._new_worker()
-                    worker.post_message((0, fn, args, kwargs))
-                    _, ok, value = worker.recv()
-                except (WorkerError, EOFError) as exc:
-                    # The worker died under this task: fail it, replace it.
-                    if isinstance(exc, EOFError):
-                        exc = WorkerError(f"the pool's worker exited while running "
-                                          f"the task (exit code {worker.exit_code})")
-                    future.set_exception(exc)
-                    worker.terminate()
-                    worker.join()
-                    worker = None
-                except BaseException as exc:
-                    future.set_exception(exc)
+        while True:
+            try:
+                ok, value = slot.worker.recv()
+            except EOFError:
+                with self._lock:
+                    if self._shutdown and slot.task is None:
+                        return          # closed by shutdown()
+                exc = WorkerError(f"the pool's worker exited while running the task "
+                                  f"(exit code {slot.worker.exit_code})")
+            except WorkerError as err:
+                exc = err
+            else:
+                future = slot.task
+                if ok:
+                    future.set_result(value)
                 else:
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(_exception_from(value))
-                self._idle.release()
-        finally:
-            if worker is not None:
-                worker._finish(5.0)
+                    future.set_exception(_exception_from(value))
+                with self._lock:
+                    self._next(slot)
+                continue
+            # The worker died under its task: fail it, then replace the worker.
+            future = slot.task
+            if future is not None:
+                future.set_exception(exc)
+            slot.worker.terminate()
+            slot.worker.join()
+            with self._lock:
+                if self._shutdown and not self._pending:
+                    self._slots.remove(slot)
+                    return
+                slot.worker = self._new_worker()
+                self._next(slot)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not _STOP:
-                        item[0].cancel()
-            for _ in self._threads:
-                self._queue.put(_STOP)
+                while self._pending:
+                    self._pending.popleft()[0].cancel()
+            # Idle workers end now; busy ones once their queue is empty.
+            for slot in self._idle:
+                slot.worker._port._close_send()
+            slots = list(self._slots)
         if wait:
-            for t in self._threads:
-                t.join()
+            for slot in slots:
+                slot.thread.join()
+                slot.worker.join()
