@@ -98,6 +98,10 @@ struct pyshm_ring {
 	uint64_t ool_threshold;
 	unsigned int flags;
 	uint64_t cpos;			/* consumer: position of the next record */
+	/* Positions last read from the other side's cache line, so the common
+	 * case reads only lines this side writes (reloaded when they say no). */
+	_Atomic uint64_t seen_cons;	/* producer handle (shared by threads) */
+	uint64_t seen_prod;		/* consumer handle */
 	struct pyshm_xfer *xfer;	/* sends out-of-line records */
 	struct pyshm_xfer *xfers[4];	/* receives them, by PYSHM_XFER_* kind */
 	struct pyshm_waiter *waiter;
@@ -345,16 +349,24 @@ static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
 		 * A consumer past p means p is stale: try again.
 		 */
 		p = atomic_load_explicit(&sh->producer, memory_order_acquire);
-		/* A1: pairs with R2 in ring_release(): the space we reuse was
-		 * zeroed before the consumer released it. */
-		c = atomic_load_explicit(&sh->consumer, memory_order_acquire);
-		if (c > p)
-			continue;
-		if (p - c > ring->data_size || (p | c) & 7)
+		if (p & 7)
 			return -EBADMSG;
 		off = p & ring->mask;
 		contig = ring->data_size - off;
 		need = rec <= contig ? rec : contig + rec;
+		c = atomic_load_explicit(&ring->seen_cons, memory_order_acquire);
+		if (c > p || p + need - c > ring->data_size) {
+			/* A1: pairs with R2 in ring_release(): the space we
+			 * reuse was zeroed before the consumer released it.
+			 * The cached copy is passed on release/acquire, so
+			 * other threads of this handle inherit that order. */
+			c = atomic_load_explicit(&sh->consumer, memory_order_acquire);
+			atomic_store_explicit(&ring->seen_cons, c, memory_order_release);
+			if (c > p)
+				continue;
+			if (p - c > ring->data_size || (p | c) & 7)
+				return -EBADMSG;
+		}
 		if (p + need - c > ring->data_size) {
 			if (timeout_ns == 0)
 				return -EAGAIN;
@@ -554,7 +566,11 @@ static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 			continue;
 		}
 		total = rec_total(word & REC_LEN_MASK);
-		prod = atomic_load_explicit(&sh->producer, memory_order_relaxed);
+		prod = ring->seen_prod;
+		if (total > prod - ring->cpos || prod < ring->cpos) {
+			prod = atomic_load_explicit(&sh->producer, memory_order_relaxed);
+			ring->seen_prod = prod;
+		}
 		if (total > ring->data_size - off || total > prod - ring->cpos)
 			return -EBADMSG;
 		if (word & REC_ABORT) {

@@ -26,9 +26,12 @@ $$(PY_EXT_$(1)): $(PYMOD_SRCS) $(PYMOD_HDRS) $(LIB_A)
 	@mkdir -p $$(@D)
 	$(CC) $(PYMOD_CFLAGS) -I$$(PY_INC_$(1)) -shared -o $$@ $(PYMOD_SRCS) $(LIB_A) $(LIB_LDLIBS)
 
+# Byte-compiled at build time: workers import these at every start, and
+# PYTHONDONTWRITEBYTECODE would otherwise make each of them compile again.
 $(B)/py/$(1)/%.py: $(TOP)/pymod/%.py
 	@mkdir -p $$(@D)
 	cp $$< $$@
+	@$(call PY_BIN,$(1)) -m py_compile $$@
 
 .PHONY: pymod-$(1)
 pymod-$(1): $$(PY_EXT_$(1)) $$(PY_FILES_$(1))

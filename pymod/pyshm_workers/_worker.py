@@ -3,12 +3,9 @@
 talking to its creator through structured-clone messages."""
 
 import atexit
-import importlib
 import itertools
 import os
-import subprocess
 import sys
-import threading
 import weakref
 
 from . import _core
@@ -54,6 +51,7 @@ def target_spec(target):
 
 
 def resolve_target(spec):
+    import importlib
     module, qualname = spec
     obj = importlib.import_module(module)
     for part in qualname.split("."):
@@ -77,6 +75,7 @@ def _main_origin():
 
 
 def _process_argv():
+    import subprocess   # here: it costs a worker milliseconds to import
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (f"import sys; sys.path.insert(0, {package_dir!r}); "
             "from pyshm_workers import _bootstrap; _bootstrap.process_main()")
@@ -173,6 +172,7 @@ class Worker:
             raise TypeError(f"{attr} must be callable or None")
         setattr(self, "_" + attr, fn)
         if fn is not None and self._dispatcher is None:
+            import threading
             self._dispatcher = threading.Thread(
                 target=self._dispatch, name=f"{self._name}-events", daemon=True)
             self._dispatcher.start()
