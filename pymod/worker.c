@@ -499,30 +499,23 @@ out_error:
 	return 1;
 }
 
-static void *interp_main(void *arg)
-{
-	struct worker *w = arg;
-	PyInterpreterConfig cfg = {
-		.use_main_obmalloc = 0,
-		.allow_fork = 0,
-		.allow_exec = 1,
-		.allow_threads = 1,
-		.allow_daemon_threads = 0,
-		.check_multi_interp_extensions = 1,
-		.gil = PyInterpreterConfig_OWN_GIL,
-	};
-	PyThreadState *ts = NULL, *save;
-	PyStatus status;
-	int code = 1;
+static const PyInterpreterConfig interp_config = {
+	.use_main_obmalloc = 0,
+	.allow_fork = 0,
+	.allow_exec = 1,
+	.allow_threads = 1,
+	.allow_daemon_threads = 0,
+	.check_multi_interp_extensions = 1,
+	.gil = PyInterpreterConfig_OWN_GIL,
+};
 
-	/* No thread state here: the new interpreter takes its config from
-	 * the main one and gets its own GIL. */
-	status = Py_NewInterpreterFromConfig(&ts, &cfg);
-	if (PyStatus_Exception(status) || !ts) {
-		worker_finished(w, 1);
-		worker_put(w);
-		return NULL;
-	}
+/* Run worker @w in the interpreter of @ts (this thread's, GIL held), then
+ * end the interpreter. */
+static void interp_run(struct worker *w, PyThreadState *ts)
+{
+	PyThreadState *save;
+	int code = WORKER_TERMINATED_CODE;
+
 	pthread_mutex_lock(&w->lock);
 	w->interp = PyThreadState_GetInterpreter(ts);
 	w->thread_id = PyThread_get_thread_ident();
@@ -531,8 +524,6 @@ static void *interp_main(void *arg)
 
 	if (w->running)
 		code = run_bootstrap(w);
-	else
-		code = WORKER_TERMINATED_CODE;
 	if (atomic_load(&w->terminate))
 		code = WORKER_TERMINATED_CODE;
 
@@ -550,7 +541,177 @@ static void *interp_main(void *arg)
 
 	worker_finished(w, code);
 	worker_put(w);
+}
+
+static void *interp_main(void *arg)
+{
+	struct worker *w = arg;
+	PyThreadState *ts = NULL;
+	PyStatus status;
+
+	/* No thread state here: the new interpreter takes its config from
+	 * the main one and gets its own GIL. */
+	status = Py_NewInterpreterFromConfig(&ts, &interp_config);
+	if (PyStatus_Exception(status) || !ts) {
+		worker_finished(w, 1);
+		worker_put(w);
+		return NULL;
+	}
+	interp_run(w, ts);
 	return NULL;
+}
+
+/*
+ * The spare: once a process has started an interpreter-mode worker, one
+ * more interpreter is made ahead of time, with pyshm_workers already
+ * imported, and waits; the next worker takes it, and a new spare is made.
+ * Creating an interpreter costs milliseconds (most of a worker's start).
+ * PYSHM_SPARE_INTERPRETER=0 turns this off.
+ */
+static struct {
+	pthread_mutex_t lock;		/* guards the fields below */
+	pthread_cond_t cond;
+	bool ready;			/* an interpreter waits for a job */
+	int threads;			/* spare threads without a job yet */
+	bool stop;			/* end the waiting spare */
+	bool disabled;			/* for good: the process is exiting */
+	struct worker *job;
+	char **path;			/* sys.path to import pyshm_workers with */
+	pid_t pid;			/* the process the spare lives in */
+} spare = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+static void *spare_main(void *arg)
+{
+	PyThreadState *ts = NULL, *save;
+	struct worker *w = NULL;
+	PyStatus status;
+	PyObject *mod;
+
+	status = Py_NewInterpreterFromConfig(&ts, &interp_config);
+	if (PyStatus_Exception(status) || !ts)
+		goto out_exit;
+	mod = set_sys_path(arg) < 0 ? NULL : PyImport_ImportModule("pyshm_workers._bootstrap");
+	if (!mod)
+		PyErr_Clear();
+	Py_XDECREF(mod);
+
+	save = PyEval_SaveThread();
+	pthread_mutex_lock(&spare.lock);
+	spare.ready = true;
+	pthread_cond_broadcast(&spare.cond);
+	while (!spare.job && !spare.stop)
+		pthread_cond_wait(&spare.cond, &spare.lock);
+	w = spare.job;
+	spare.job = NULL;
+	spare.ready = false;
+	pthread_mutex_unlock(&spare.lock);
+	PyEval_RestoreThread(save);
+	if (w) {
+		free_strv(arg);
+		interp_run(w, ts);
+		return NULL;
+	}
+	Py_EndInterpreter(ts);
+out_exit:
+	free_strv(arg);
+	pthread_mutex_lock(&spare.lock);
+	spare.threads--;
+	pthread_cond_broadcast(&spare.cond);
+	pthread_mutex_unlock(&spare.lock);
+	return NULL;
+}
+
+static char **strv_dup(char **v)
+{
+	size_t n = 0, i;
+	char **d;
+
+	while (v && v[n])
+		n++;
+	d = PyMem_RawCalloc(n + 1, sizeof(*d));
+	for (i = 0; d && i < n; i++) {
+		d[i] = PyMem_RawMalloc(strlen(v[i]) + 1);
+		if (!d[i]) {
+			free_strv(d);
+			return NULL;
+		}
+		strcpy(d[i], v[i]);
+	}
+	return d;
+}
+
+/* Start a spare if there is none. Caller holds spare.lock. */
+static void spare_start_locked(char **path)
+{
+	char **copy;
+
+	if (spare.disabled || spare.threads)
+		return;
+	copy = strv_dup(path);
+	if (!copy)
+		return;
+	spare.stop = false;
+	spare.pid = getpid();
+	if (start_detached(spare_main, copy) == 0)
+		spare.threads++;
+	else
+		free_strv(copy);
+}
+
+/* Hand @w to the waiting spare (taking a reference); false if none waits. */
+static bool spare_take(struct worker *w)
+{
+	static int enabled = -1;
+	bool taken = false;
+
+	if (enabled < 0) {
+		const char *env = getenv("PYSHM_SPARE_INTERPRETER");
+
+		enabled = !env || strcmp(env, "0");
+	}
+	if (!enabled)
+		return false;
+	pthread_mutex_lock(&spare.lock);
+	if (spare.pid != getpid()) {
+		/* A child of fork(): the spare thread stayed in the parent. */
+		spare.ready = false;
+		spare.threads = 0;
+		spare.job = NULL;
+	}
+	if (spare.ready && !spare.job) {
+		/* That thread is a worker from now on, no longer the spare. */
+		spare.job = worker_get(w);
+		spare.ready = false;
+		spare.threads--;
+		pthread_cond_broadcast(&spare.cond);
+		taken = true;
+	}
+	spare_start_locked(w->sys_path);
+	pthread_mutex_unlock(&spare.lock);
+	return taken;
+}
+
+/* _spare_stop(final): end the waiting spare (and make no more if final).
+ * Only the main interpreter's exit does: a spare imports pyshm_workers too,
+ * and must not wait for itself when it ends. */
+static PyObject *mod_spare_stop(PyObject *mod, PyObject *final)
+{
+	if (PyInterpreterState_Get() != PyInterpreterState_Main())
+		Py_RETURN_NONE;
+	pthread_mutex_lock(&spare.lock);
+	if (PyObject_IsTrue(final))
+		spare.disabled = true;
+	spare.stop = true;
+	pthread_cond_broadcast(&spare.cond);
+	Py_BEGIN_ALLOW_THREADS
+	while (spare.threads > 0 && spare.pid == getpid())
+		pthread_cond_wait(&spare.cond, &spare.lock);
+	Py_END_ALLOW_THREADS
+	pthread_mutex_unlock(&spare.lock);
+	Py_RETURN_NONE;
 }
 #endif
 
@@ -643,6 +804,8 @@ static PyObject *mod_start_interpreter(PyObject *mod, PyObject *args)
 	}
 	w->parent_end = port_get(parent_end);
 	parent_end->worker = worker_get(w);
+	if (spare_take(w))
+		return handle_wrap(st, w);
 	ret = start_detached(interp_main, worker_get(w));
 	if (ret) {
 		worker_put(w);		/* the thread's reference */
@@ -1031,6 +1194,9 @@ PyMethodDef worker_module_methods[] = {
 	{ "_take_link", mod_take_link, METH_NOARGS, NULL },
 	{ "_spawn_process", mod_spawn_process, METH_VARARGS, NULL },
 	{ "_child_link", mod_child_link, METH_O, NULL },
+#if PYMOD_HAVE_SUBINTERPRETERS
+	{ "_spare_stop", mod_spare_stop, METH_O, NULL },
+#endif
 	{ "_sleep", mod_sleep, METH_O,
 	  "_sleep(seconds)\n--\n\ntime.sleep() that terminate() can interrupt." },
 	{ NULL }

@@ -63,6 +63,15 @@ def _install_main(main):
     sys.modules["__main__"] = lazy
 
 
+def _refresh_environ(env):
+    """os.environ as the creator sees it now (the process environment is
+    shared, but an interpreter's os.environ is a snapshot of its start)."""
+    import os
+    data = os.environ._data
+    data.clear()
+    data.update((os.environ.encodekey(k), os.environ.encodevalue(v)) for k, v in env.items())
+
+
 def _patch_sleep():
     """time.sleep() that terminate() interrupts (interpreter mode only:
     signals cannot reach a subinterpreter's thread)."""
@@ -104,6 +113,8 @@ def _run(port, interpreter):
 
     setup = port.recv()
     sys.path[:] = setup["sys_path"]
+    if setup.get("environ") is not None:
+        _refresh_environ(setup["environ"])
     _install_main(setup["main"])
     if interpreter:
         _patch_sleep()

@@ -116,6 +116,9 @@ class Worker:
             "sys_path": [p for p in sys.path if isinstance(p, str)],
             "main": _main_origin(),
             "target": spec,
+            # An interpreter may have been made ahead of time (a spare):
+            # it gets the environment of now.
+            "environ": dict(os.environ) if mode == "interpreter" else None,
         }
         try:
             self._port.post_message(setup)
@@ -252,4 +255,15 @@ def shutdown_all(grace=EXIT_GRACE):
             pass
 
 
-atexit.register(shutdown_all)
+def _at_exit():
+    shutdown_all()
+    stop = getattr(_core, "_spare_stop", None)
+    if stop is not None and not _in_worker:
+        stop(True)      # the interpreter made ahead for the next worker
+
+
+atexit.register(_at_exit)
+if hasattr(_core, "_spare_stop"):
+    # A subinterpreter alive in another thread can deadlock the child of
+    # fork() (CPython clears it there); end the spare before forking.
+    os.register_at_fork(before=lambda: _core._spare_stop(False))

@@ -172,3 +172,7 @@ def cpu_work(n):
     for i in range(n):
         s += i * i
     return s
+
+
+def report_env(name):
+    pw.parent.post_message(os.environ.get(name))

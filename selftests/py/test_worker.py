@@ -65,6 +65,13 @@ class WorkerCases:
         w = self.start("targets:count_to", 3)
         self.assertEqual(list(w), [0, 1, 2])
 
+    def test_worker_sees_the_environment_of_its_start(self):
+        self.start(targets.count_to, 0).join(TIMEOUT)   # may leave a spare
+        os.environ["PYSHM_TEST_ENV"] = "fresh"
+        self.addCleanup(os.environ.pop, "PYSHM_TEST_ENV", None)
+        w = self.start(targets.report_env, "PYSHM_TEST_ENV")
+        self.assertEqual(w.recv(TIMEOUT), "fresh")
+
     def test_main_interpreter_is_not_a_worker(self):
         self.assertFalse(pw.in_worker())
         self.assertIsNone(pw.parent)
