@@ -325,6 +325,18 @@ static PyObject *handle_get_pid(HandleObject *h, void *c)
  * SystemExit at the next bytecode boundary, again every 100 ms for code
  * that swallows it, until the interpreter ends.
  */
+/* Wake the rings the worker sleeps on (it checks for terminate() then). */
+static void kick_blocked(struct worker *w)
+{
+	size_t i;
+
+	pthread_mutex_lock(&w->block_lock);
+	for (i = 0; i < sizeof(w->blocked) / sizeof(w->blocked[0]); i++)
+		if (w->blocked[i])
+			pyshm_ring_kick(w->blocked[i]);
+	pthread_mutex_unlock(&w->block_lock);
+}
+
 static void *terminator_main(void *arg)
 {
 	struct worker *w = arg;
@@ -345,6 +357,9 @@ static void *terminator_main(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&w->lock);
+		/* A receiver still spinning at the first kick sleeps after it
+		 * without a wakeup: kick again. */
+		kick_blocked(w);
 		futex(&w->done, FUTEX_WAIT_PRIVATE, 0, &ts);
 	}
 	worker_put(w);
@@ -394,7 +409,6 @@ static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwd
 	struct worker *w = h->w;
 	struct killer *k;
 	double grace = 1.0;
-	size_t i;
 	int ret;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|d:terminate", kwlist, &grace))
@@ -427,11 +441,7 @@ static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwd
 	 * bytecode itself. */
 	atomic_store(&w->terminate, 1);
 	futex(&w->terminate, FUTEX_WAKE, INT_MAX, NULL);
-	pthread_mutex_lock(&w->block_lock);
-	for (i = 0; i < sizeof(w->blocked) / sizeof(w->blocked[0]); i++)
-		if (w->blocked[i])
-			pyshm_ring_kick(w->blocked[i]);
-	pthread_mutex_unlock(&w->block_lock);
+	kick_blocked(w);
 	ret = start_detached(terminator_main, worker_get(w));
 	if (ret) {
 		worker_put(w);
