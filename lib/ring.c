@@ -10,6 +10,7 @@
  * A producer makes a system call only when the consumer sleeps.
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@
 #define RING_FEAT_OOL	(1u << 0)	/* out-of-line records */
 #define RING_FEAT_URING	(1u << 1)	/* consumers may sleep in io_uring */
 #define RING_FEAT_ALL	(RING_FEAT_OOL | RING_FEAT_URING)
+
+/*
+ * Spinning waits poll alone for this long, then yield the CPU between polls:
+ * on a machine with few CPUs the other side may be waiting for ours.
+ */
+#define SPIN_ALONE_NS	2000
 
 /* ring_shared.sleep: how the consumer sleeps, 0 when awake */
 #define SLEEP_FUTEX	1u
@@ -298,11 +305,14 @@ static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
 {
 	struct ring_shared *sh = ring->sh;
 	int64_t spin_end = __pyshm_now_ns() + pyshm_spin_ns();
+	int64_t yield_from = spin_end - pyshm_spin_ns() + SPIN_ALONE_NS;
 	unsigned int seq;
 	int64_t left;
 	int i, ret;
 
 	while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0) {
+		if (__pyshm_now_ns() > yield_from)
+			sched_yield();	/* the consumer may share our CPU */
 		for (i = 0; i < 16; i++) {
 			if (atomic_load_explicit(&sh->consumer, memory_order_relaxed) != seen ||
 			    atomic_load_explicit(&sh->closed, memory_order_relaxed) &
@@ -698,14 +708,20 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 		return 0;
 	deadline = __pyshm_deadline(timeout_ns);
 	if (pyshm_spin_ns() > 0) {
-		spin_end = __pyshm_now_ns() + pyshm_spin_ns();
+		int64_t now = __pyshm_now_ns(), yield_from = now + SPIN_ALONE_NS;
+
+		spin_end = now + pyshm_spin_ns();
 		do {
 			for (i = 0; i < 16; i++) {
 				if (ring_ready(ring))
 					return 0;
 				__pyshm_cpu_relax();
 			}
-		} while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0);
+			now = __pyshm_now_ns();
+			/* The producer may share our CPU: let it run. */
+			if (now > yield_from)
+				sched_yield();
+		} while (now < spin_end && __pyshm_left(deadline) != 0);
 	}
 
 	how = sleep_kind(ring);
