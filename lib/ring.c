@@ -345,7 +345,8 @@ static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
 {
 	struct ring_shared *sh = ring->sh;
 	uint64_t rec = rec_total(len), p, c, off, contig, need;
-	int64_t deadline = __pyshm_deadline(timeout_ns);
+	int64_t deadline = 0;		/* set once the ring is found full */
+	bool waited = false;
 	struct rec_hdr *pad;
 	int ret;
 
@@ -380,6 +381,10 @@ static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
 		if (p + need - c > ring->data_size) {
 			if (timeout_ns == 0)
 				return -EAGAIN;
+			if (!waited) {
+				deadline = __pyshm_deadline(timeout_ns);
+				waited = true;
+			}
 			ret = space_wait(ring, c, deadline);
 			if (ret < 0)
 				return ret;

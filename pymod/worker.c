@@ -691,6 +691,13 @@ static bool spare_take(struct worker *w)
 		spare.threads = 0;
 		spare.job = NULL;
 	}
+	/* A spare on its way has a head start on a new interpreter. */
+	if (spare.threads && !spare.ready && !spare.stop) {
+		Py_BEGIN_ALLOW_THREADS
+		while (spare.threads && !spare.ready && !spare.stop)
+			pthread_cond_wait(&spare.cond, &spare.lock);
+		Py_END_ALLOW_THREADS
+	}
 	if (spare.ready && !spare.job) {
 		/* That thread is a worker from now on, no longer the spare. */
 		spare.job = worker_get(w);
