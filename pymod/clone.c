@@ -249,129 +249,21 @@ int clone_msg_append(struct clone_msg *m, const void *p, size_t n)
 }
 
 /*
- * structured_clone()'s environment: regions travel through a local
- * transfer (the in-process in-flight table), MessagePorts through a table
- * of ports in flight, by an unguessable-enough cookie (never a pointer:
- * _decode() reads hostile bytes through this environment too). Both are
- * process-global C state, created once and kept until exit; no PyObject.
+ * structured_clone()'s environment: regions travel through the local
+ * transfer (the in-process in-flight table), MessagePorts through port.c's
+ * table of ports in flight (by cookie, never by pointer: _decode() reads
+ * hostile bytes through this environment too). Process-global C state,
+ * created once and kept until exit; no PyObject.
  */
-struct local_port {
-	uint64_t cookie;
-	struct port *p;			/* the reference the MessagePort had */
-	struct local_port *next;
-};
-
-static pthread_mutex_t local_ports_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct local_port *local_ports;	/* guarded by local_ports_lock */
-static uint64_t local_ports_next;
-
-static struct port *local_port_take(uint64_t cookie)
-{
-	struct local_port **pp, *e;
-	struct port *p = NULL;
-
-	pthread_mutex_lock(&local_ports_lock);
-	for (pp = &local_ports; (e = *pp); pp = &e->next) {
-		if (e->cookie == cookie) {
-			*pp = e->next;
-			p = e->p;
-			PyMem_RawFree(e);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&local_ports_lock);
-	return p;
-}
-
-static int local_port_export(struct clone_env *env, PyObject *obj, struct clone_msg *out)
-{
-	pymod_state *st = get_state_by_type(Py_TYPE(obj));
-	struct local_port *e;
-	uint8_t b[8];
-	struct port *p;
-	int i;
-
-	p = st ? port_from_object(st, obj) : NULL;
-	if (!p) {
-		if (st)
-			PyErr_SetString(st->DataCloneError, "MessagePort is detached");
-		return -1;
-	}
-	e = PyMem_RawMalloc(sizeof(*e));
-	if (!e) {
-		PyErr_NoMemory();
-		return -1;
-	}
-	pthread_mutex_lock(&local_ports_lock);
-	e->cookie = ++local_ports_next * 0x9e3779b97f4a7c15ull;
-	e->p = p;
-	e->next = local_ports;
-	local_ports = e;
-	pthread_mutex_unlock(&local_ports_lock);
-	for (i = 0; i < 8; i++)
-		b[i] = (uint8_t)(e->cookie >> (8 * i));
-	if (clone_msg_append(out, b, 8) < 0) {
-		local_port_take(e->cookie);
-		return -1;
-	}
-	/* The object's reference now belongs to the message. */
-	port_detach_object(obj);
-	return 0;
-}
-
-static struct port *local_port_read(const uint8_t *buf, size_t len, size_t *pos)
-{
-	uint64_t cookie = 0;
-	int i;
-
-	if (*pos > len || len - *pos != 8)
-		return NULL;
-	for (i = 0; i < 8; i++)
-		cookie |= (uint64_t)buf[*pos + i] << (8 * i);
-	*pos += 8;
-	return local_port_take(cookie);
-}
-
-static PyObject *local_port_import(struct clone_env *env, const uint8_t *buf, size_t len,
-				   size_t *pos)
-{
-	pymod_state *st = get_state_current();
-	struct port *p;
-
-	if (!st)
-		return NULL;
-	p = local_port_read(buf, len, pos);
-	if (!p) {
-		PyErr_SetString(st->DataCloneError, "stale or forged MessagePort in message");
-		return NULL;
-	}
-	return port_wrap(st, p);
-}
-
-static void local_port_drop(struct clone_env *env, const uint8_t *buf, size_t len,
-			    size_t *pos)
-{
-	struct port *p = local_port_read(buf, len, pos);
-
-	if (p) {
-		port_close(p);
-		port_put(p);
-	}
-}
-
 static struct clone_env local_env;
 static pthread_once_t local_once = PTHREAD_ONCE_INIT;
 
 static void local_env_create(void)
 {
-	struct pyshm_xfer *x;
+	struct pyshm_xfer *x = port_xfer_local();
 
-	if (pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x) == 0) {
-		local_env.port_export = local_port_export;
-		local_env.port_import = local_port_import;
-		local_env.port_drop = local_port_drop;
-		local_env.xfer = x;
-	}
+	if (x)
+		port_env_init(&local_env, NULL, x);
 }
 
 struct clone_env *clone_local_env(void)

@@ -233,11 +233,6 @@ static struct pyshm_waiter *rx_waiter(struct port *p, bool arm)
 
 /* ---- clone environments ------------------------------------------------- */
 
-struct port_env {
-	struct clone_env env;
-	pymod_state *st;
-	struct port *port;		/* the port sending or receiving */
-};
 
 /* Ports in flight inside this process: cookie -> handle. */
 struct port_inflight {
@@ -257,7 +252,9 @@ static uint64_t inflight_add(struct port *p)
 	if (!e)
 		return 0;
 	pthread_mutex_lock(&inflight_lock);
-	e->cookie = ++inflight_next;
+	/* Odd multiplier: unique while in flight, and not a small integer a
+	 * malformed message would hit by chance. */
+	e->cookie = ++inflight_next * 0x9e3779b97f4a7c15ull;
 	e->p = p;
 	e->next = inflight;
 	inflight = e;
@@ -325,7 +322,7 @@ static int data_clone_error(pymod_state *st, const char *msg)
 
 static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_msg *out)
 {
-	struct port_env *pe = (struct port_env *)env;
+	pymod_state *st = get_state_by_type(Py_TYPE(obj));
 	PortObject *po = (PortObject *)obj;
 	struct port *p = po->port;
 	struct remote_port rp = { .tag = XFER_TAG_REMOTE };
@@ -334,11 +331,11 @@ static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_m
 	int ret;
 
 	if (!p)
-		return data_clone_error(pe->st, "MessagePort is detached (already transferred or closed)");
-	if (p == pe->port)
-		return data_clone_error(pe->st, "a MessagePort cannot be transferred through itself");
+		return data_clone_error(st, "MessagePort is detached (already transferred or closed)");
+	if (p == env->port_ctx)
+		return data_clone_error(st, "a MessagePort cannot be transferred through itself");
 	if (p->link)
-		return data_clone_error(pe->st, "a worker's own port cannot be transferred");
+		return data_clone_error(st, "a worker's own port cannot be transferred");
 
 	if (env->xfer == port_xfer_local()) {
 		cookie = inflight_add(p);
@@ -368,7 +365,7 @@ static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_m
 	if (ret || msg_append(out, &rp, sizeof(rp)) < 0) {
 		atomic_store(&p->hdr->side[p->side].pid, my_pid());
 		if (ret)
-			pymod_raise_from_errno(pe->st, ret, "transfer MessagePort");
+			pymod_raise_from_errno(st, ret, "transfer MessagePort");
 		return -1;
 	}
 	po->port = NULL;
@@ -422,28 +419,31 @@ static int remote_attach(struct clone_env *env, struct remote_port *rp, struct p
 static PyObject *hook_port_import(struct clone_env *env, const uint8_t *buf, size_t len,
 				  size_t *pos)
 {
-	struct port_env *pe = (struct port_env *)env;
+	pymod_state *st = get_state_current();
 	struct remote_port rp;
 	struct port *p = NULL;
 	uint64_t cookie;
 	int ret;
 
+	if (!st)
+		return NULL;
+
 	switch (port_desc(buf, len, pos, &cookie, &rp)) {
 	case XFER_TAG_LOCAL:
 		p = inflight_take(cookie);
 		if (!p) {
-			PyErr_SetString(pe->st->DataCloneError, "stale MessagePort in message");
+			PyErr_SetString(st->DataCloneError, "stale MessagePort in message");
 			return NULL;
 		}
 		break;
 	case XFER_TAG_REMOTE:
 		if (env->xfer == port_xfer_local()) {
-			PyErr_SetString(pe->st->DataCloneError, "malformed MessagePort in message");
+			PyErr_SetString(st->DataCloneError, "malformed MessagePort in message");
 			return NULL;
 		}
 		ret = remote_attach(env, &rp, &p);
 		if (ret) {
-			PyErr_Format(pe->st->DataCloneError, "cannot receive MessagePort: %s",
+			PyErr_Format(st->DataCloneError, "cannot receive MessagePort: %s",
 				     strerror(-ret));
 			return NULL;
 		}
@@ -451,10 +451,10 @@ static PyObject *hook_port_import(struct clone_env *env, const uint8_t *buf, siz
 		pyshm_ring_kick(p->tx);
 		break;
 	default:
-		PyErr_SetString(pe->st->DataCloneError, "malformed MessagePort in message");
+		PyErr_SetString(st->DataCloneError, "malformed MessagePort in message");
 		return NULL;
 	}
-	return port_wrap(pe->st, p);
+	return port_wrap(st, p);
 }
 
 static void hook_port_drop(struct clone_env *env, const uint8_t *buf, size_t len, size_t *pos)
@@ -479,16 +479,13 @@ static void hook_port_drop(struct clone_env *env, const uint8_t *buf, size_t len
 	}
 }
 
-static void port_env_init(struct port_env *pe, pymod_state *st, struct port *p,
-			  struct pyshm_xfer *x)
+void port_env_init(struct clone_env *env, struct port *p, struct pyshm_xfer *x)
 {
-	pe->env.xfer = x;
-	pe->env.port_export = hook_port_export;
-	pe->env.port_import = hook_port_import;
-	pe->env.port_drop = hook_port_drop;
-	pe->env.port_ctx = p;
-	pe->st = st;
-	pe->port = p;
+	env->xfer = x;
+	env->port_export = hook_port_export;
+	env->port_import = hook_port_import;
+	env->port_drop = hook_port_drop;
+	env->port_ctx = p;
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -497,7 +494,7 @@ static void port_env_init(struct port_env *pe, pymod_state *st, struct port *p,
 static void rx_discard(struct port *p)
 {
 	struct pyshm_ring_rec rec;
-	struct port_env pe;
+	struct clone_env env;
 	struct msg_hdr h;
 	int ret;
 
@@ -507,10 +504,10 @@ static void rx_discard(struct port *p)
 			return;
 		if (ret == 0 && rec.len >= sizeof(h)) {
 			memcpy(&h, rec.data, sizeof(h));
-			port_env_init(&pe, NULL, p, rx_xfer(p, h.xfer));
-			if (pe.env.xfer)
+			port_env_init(&env, p, rx_xfer(p, h.xfer));
+			if (env.xfer)
 				clone_discard((const uint8_t *)rec.data + sizeof(h),
-					      rec.len - sizeof(h), &pe.env);
+					      rec.len - sizeof(h), &env);
 		}
 		pyshm_ring_consume(p->rx, &rec);
 	}
@@ -547,16 +544,16 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 	struct clone_msg msg = { 0 };
 	struct msg_hdr h = { .type = (uint8_t)type };
 	struct iovec iov[2];
-	struct port_env pe;
+	struct clone_env env;
 	int ret;
 
-	port_env_init(&pe, st, p, tx_xfer(p));
-	if (clone_encode(st, obj, transfer, &pe.env, &msg) < 0)
+	port_env_init(&env, p, tx_xfer(p));
+	if (clone_encode(st, obj, transfer, &env, &msg) < 0)
 		return -1;
-	h.xfer = (uint8_t)pyshm_xfer_kind(pe.env.xfer);
+	h.xfer = (uint8_t)pyshm_xfer_kind(env.xfer);
 	iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
 	iov[1] = (struct iovec){ .iov_base = msg.buf, .iov_len = msg.len };
-	pyshm_ring_set_xfer(p->tx, pe.env.xfer);
+	pyshm_ring_set_xfer(p->tx, env.xfer);
 	ret = pyshm_ring_sendv(p->tx, iov, 2, 0);
 	if (ret == -EAGAIN && timeout != 0) {
 		/* Full: wait for the receiver, without the GIL. */
@@ -565,7 +562,7 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 		Py_END_ALLOW_THREADS
 	}
 	if (ret < 0) {
-		clone_discard(msg.buf, msg.len, &pe.env);
+		clone_discard(msg.buf, msg.len, &env);
 		clone_msg_free(&msg);
 		/* As in JavaScript, posting to a closed port drops the message. */
 		if (ret == -EPIPE)
@@ -580,7 +577,7 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 /* Decode the record in @rec (consumed by the caller). */
 static PyObject *rx_record(pymod_state *st, struct port *p, struct pyshm_ring_rec *rec)
 {
-	struct port_env pe;
+	struct clone_env env;
 	struct msg_hdr h;
 	PyObject *obj;
 
@@ -589,14 +586,14 @@ static PyObject *rx_record(pymod_state *st, struct port *p, struct pyshm_ring_re
 		return NULL;
 	}
 	memcpy(&h, rec->data, sizeof(h));
-	port_env_init(&pe, st, p, rx_xfer(p, h.xfer));
-	if (!pe.env.xfer || (h.type != MSG_DATA && h.type != MSG_ERROR)) {
+	port_env_init(&env, p, rx_xfer(p, h.xfer));
+	if (!env.xfer || (h.type != MSG_DATA && h.type != MSG_ERROR)) {
 		PyErr_Format(st->DataCloneError, "malformed message (type %u, transfer %u)",
 			     h.type, h.xfer);
 		return NULL;
 	}
 	obj = clone_decode(st, (const uint8_t *)rec->data + sizeof(h), rec->len - sizeof(h),
-			   &pe.env);
+			   &env);
 	if (obj && h.type == MSG_ERROR) {
 		worker_raise_error(st, p->worker, obj);
 		Py_DECREF(obj);

@@ -76,6 +76,9 @@ struct port {
 
 /* The transfer all same-process ports share. */
 struct pyshm_xfer *port_xfer_local(void);
+/* A clone environment whose MessagePorts travel by the port hooks: sent
+ * through @p (NULL for structured_clone()), regions through @x. */
+void port_env_init(struct clone_env *env, struct port *p, struct pyshm_xfer *x);
 
 /* A new channel; both ends live in this process. */
 int port_channel_new(unsigned int side_flags, struct port **a, struct port **b);
