@@ -936,16 +936,11 @@ struct port *port_from_object(pymod_state *st, PyObject *obj)
 	return ((PortObject *)obj)->port;
 }
 
-static PyObject *mod_message_channel(PyObject *mod, PyObject *unused)
+/* The two ends as a tuple of MessagePort objects (consumes a and b). */
+static PyObject *wrap_pair(pymod_state *st, struct port *a, struct port *b)
 {
-	pymod_state *st = get_state(mod);
-	struct port *a, *b;
-	PyObject *pa, *pb;
-	int ret = port_channel_new(0, &a, &b);
+	PyObject *pa = port_wrap(st, a), *pb;
 
-	if (ret)
-		return pymod_raise_from_errno(st, ret, "MessageChannel");
-	pa = port_wrap(st, a);
 	if (!pa) {
 		port_close(b);
 		port_put(b);
@@ -959,6 +954,17 @@ static PyObject *mod_message_channel(PyObject *mod, PyObject *unused)
 	return Py_BuildValue("(NN)", pa, pb);
 }
 
+static PyObject *mod_message_channel(PyObject *mod, PyObject *unused)
+{
+	pymod_state *st = get_state(mod);
+	struct port *a, *b;
+	int ret = port_channel_new(0, &a, &b);
+
+	if (ret)
+		return pymod_raise_from_errno(st, ret, "MessageChannel");
+	return wrap_pair(st, a, b);
+}
+
 /* _link_channel(remote) -> (ours, theirs): a worker's link. With remote,
  * their end is marked in transit, so the first message (sent before the
  * process exists) carries references another process can claim. */
@@ -966,7 +972,6 @@ static PyObject *mod_link_channel(PyObject *mod, PyObject *remote)
 {
 	pymod_state *st = get_state(mod);
 	struct port *a, *b;
-	PyObject *pa, *pb;
 	int ret = port_channel_new(SIDE_LINK, &a, &b);
 
 	if (ret)
@@ -974,18 +979,7 @@ static PyObject *mod_link_channel(PyObject *mod, PyObject *remote)
 	a->link = b->link = true;
 	if (PyObject_IsTrue(remote))
 		atomic_store(&b->hdr->side[b->side].pid, 0);
-	pa = port_wrap(st, a);
-	if (!pa) {
-		port_close(b);
-		port_put(b);
-		return NULL;
-	}
-	pb = port_wrap(st, b);
-	if (!pb) {
-		Py_DECREF(pa);
-		return NULL;
-	}
-	return Py_BuildValue("(NN)", pa, pb);
+	return wrap_pair(st, a, b);
 }
 
 /* _post_error(port, details): a worker's error record for its parent. */
