@@ -797,11 +797,13 @@ PYSHM_EXPORT int pyshm_ring_arm(struct pyshm_ring *ring)
 
 PYSHM_EXPORT void pyshm_ring_disarm(struct pyshm_ring *ring)
 {
-	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+	/* Off the bridge before the word changes: it would take the change
+	 * for a wakeup. */
 	if (ring->armed_futex) {
 		__pyshm_bridge_disarm(&ring->sh->sleep, __pyshm_waiter_efd(ring->waiter));
 		ring->armed_futex = false;
 	}
+	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
 }
 
 PYSHM_EXPORT void pyshm_ring_kick(struct pyshm_ring *ring)
