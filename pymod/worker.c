@@ -97,6 +97,10 @@ void worker_put(struct worker *w)
  * The worker has ended: record how, wake join()ers, and end the parent's
  * stream (the worker may have died without closing its end).
  */
+#if PYMOD_HAVE_SUBINTERPRETERS
+static void spare_worker_ended(struct worker *w);
+#endif
+
 static void worker_finished(struct worker *w, int code)
 {
 	struct port *p, *link;
@@ -126,6 +130,9 @@ static void worker_finished(struct worker *w, int code)
 		pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_PRODUCERS);
 		port_put(p);
 	}
+#if PYMOD_HAVE_SUBINTERPRETERS
+	spare_worker_ended(w);
+#endif
 	atomic_store(&w->done, 1);
 	futex(&w->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
@@ -586,8 +593,9 @@ static struct {
 	bool stop;			/* end the waiting spare */
 	bool disabled;			/* for good: the process is exiting */
 	struct worker *job;
-	char **path;			/* sys.path to import pyshm_workers with */
+	char **path;			/* the last sys.path a worker started with */
 	pid_t pid;			/* the process the spare lives in */
+	int running;			/* interpreter workers running */
 } spare = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
@@ -653,18 +661,24 @@ static char **strv_dup(char **v)
 	return d;
 }
 
-/* Start a spare if there is none. Caller holds spare.lock. */
-static void spare_start_locked(char **path)
+/*
+ * Start a spare if there is none and a CPU is left for it: while workers
+ * keep every CPU busy, making one would only slow them down; the next one
+ * is made when a worker ends. Caller holds spare.lock.
+ */
+static void spare_start_locked(void)
 {
+	static long ncpus;
 	char **copy;
 
-	if (spare.disabled || spare.threads)
+	if (!ncpus)
+		ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (spare.disabled || spare.threads || !spare.path || spare.running >= ncpus)
 		return;
-	copy = strv_dup(path);
+	copy = strv_dup(spare.path);
 	if (!copy)
 		return;
 	spare.stop = false;
-	spare.pid = getpid();
 	if (start_detached(spare_main, copy) == 0)
 		spare.threads++;
 	else
@@ -686,10 +700,13 @@ static bool spare_take(struct worker *w)
 		return false;
 	pthread_mutex_lock(&spare.lock);
 	if (spare.pid != getpid()) {
-		/* A child of fork(): the spare thread stayed in the parent. */
+		/* First use, or a child of fork(): the spare thread and the
+		 * running workers stayed in the parent. */
 		spare.ready = false;
 		spare.threads = 0;
+		spare.running = 0;
 		spare.job = NULL;
+		spare.pid = getpid();
 	}
 	/* A spare on its way has a head start on a new interpreter. */
 	if (spare.threads && !spare.ready && !spare.stop) {
@@ -706,9 +723,26 @@ static bool spare_take(struct worker *w)
 		pthread_cond_broadcast(&spare.cond);
 		taken = true;
 	}
-	spare_start_locked(w->sys_path);
+	free_strv(spare.path);
+	spare.path = strv_dup(w->sys_path);
+	spare.running++;
+	w->counted = true;
+	spare_start_locked();
 	pthread_mutex_unlock(&spare.lock);
 	return taken;
+}
+
+/* An interpreter worker ended: a CPU may be free for a spare again. */
+static void spare_worker_ended(struct worker *w)
+{
+	if (!w->counted)
+		return;
+	pthread_mutex_lock(&spare.lock);
+	if (spare.pid == getpid()) {
+		spare.running--;
+		spare_start_locked();
+	}
+	pthread_mutex_unlock(&spare.lock);
 }
 
 /* _spare_stop(final): end the waiting spare (and make no more if final).

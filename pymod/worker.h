@@ -39,6 +39,7 @@ struct worker {
 	unsigned long thread_id;	/* [L] the worker thread's Python thread id */
 	struct port *link;		/* the worker's end, until it takes it */
 	char **sys_path;		/* the parent's sys.path, for the new interpreter */
+	bool counted;			/* in the spare's count of running workers */
 	pthread_mutex_t block_lock;	/* guards blocked[] */
 	struct pyshm_ring *blocked[16];	/* rings the worker sleeps on */
 	/* process mode */
