@@ -145,7 +145,9 @@ static int mod_exec(PyObject *mod)
 	if (sab_init_types(mod, st) < 0 || atomics_init_types(mod, st) < 0 ||
 	    port_init_types(mod, st) < 0 || worker_init_types(mod, st) < 0 ||
 	    PyModule_AddFunctions(mod, port_module_methods) < 0 ||
-	    PyModule_AddFunctions(mod, worker_module_methods) < 0)
+	    PyModule_AddFunctions(mod, worker_module_methods) < 0 ||
+	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
+	    PyModule_AddFunctions(mod, worker_process_methods) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);

@@ -1,12 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Workers: an own-GIL subinterpreter on its own thread, or a process.
- * What port.c needs from worker.c, and the struct both share.
+ * What port.c needs from the worker*.c files, and what those share.
  */
 #ifndef PYSHM_PYMOD_WORKER_H
 #define PYSHM_PYMOD_WORKER_H
 
+#include <sys/syscall.h>
+
 #include "port.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 #define WORKER_INTERP	1
 #define WORKER_PROCESS	2
@@ -60,8 +69,29 @@ void worker_raise_error(pymod_state *st, struct worker *w, PyObject *details);
 void worker_raise_eof(pymod_state *st, struct worker *w);
 void worker_put(struct worker *w);
 
+/* Between worker.c, worker_interp.c and worker_process.c. */
+struct worker *worker_new(int mode);
+struct worker *worker_get(struct worker *w);
+/* The worker has ended with @code: wake join()ers, end the parent's stream. */
+void worker_finished(struct worker *w, int code);
+/* Wrap @w (taking over the caller's reference) in a WorkerHandle. */
+PyObject *handle_wrap(pymod_state *st, struct worker *w);
+/* Run @fn(@arg) on a new detached thread; 0 or -errno. */
+int start_detached(void *(*fn)(void *), void *arg);
+/* NULL-terminated string vectors (PyMem_Raw), e.g. sys.path or argv. */
+char **strv_from_list(PyObject *list);
+void free_strv(char **v);
+/* Take the C port out of a MessagePort object (which becomes closed). */
+struct port *take_port(pymod_state *st, PyObject *obj);
+#if PYMOD_HAVE_SUBINTERPRETERS
+/* An interpreter worker ended: a CPU may be free for a spare again. */
+void worker_spare_ended(struct worker *w);
+#endif
+
 int worker_init_types(PyObject *mod, pymod_state *st);
 extern PyMethodDef worker_module_methods[];
+extern PyMethodDef worker_interp_methods[];
+extern PyMethodDef worker_process_methods[];
 extern PyMethodDef port_module_methods[];
 
 #endif /* PYSHM_PYMOD_WORKER_H */

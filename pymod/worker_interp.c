@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Interpreter-mode workers: an own-GIL subinterpreter created on a new OS
+ * thread (or taken from the spare made ahead of time), running
+ * pyshm_workers._bootstrap with the parent's sys.path.
+ */
+#include <unistd.h>
+
+#include "worker.h"
+
+/* Set by the thread that creates a worker interpreter, for its bootstrap. */
+static __thread struct worker *tls_boot;
+
+#if PYMOD_HAVE_SUBINTERPRETERS
+/* sys.path of the new interpreter: the parent's, not its initial config. */
+static int set_sys_path(char **paths)
+{
+	PyObject *list = PyList_New(0), *s;
+	char **p;
+	int ret;
+
+	if (!list)
+		return -1;
+	for (p = paths; p && *p; p++) {
+		s = PyUnicode_DecodeFSDefault(*p);
+		if (!s || PyList_Append(list, s) < 0) {
+			Py_XDECREF(s);
+			Py_DECREF(list);
+			return -1;
+		}
+		Py_DECREF(s);
+	}
+	ret = PySys_SetObject("path", list);
+	Py_DECREF(list);
+	return ret;
+}
+
+/* Run the bootstrap in the new interpreter; its exit code. */
+static int run_bootstrap(struct worker *w)
+{
+	PyObject *mod, *res;
+	int code = 1;
+
+	if (set_sys_path(w->sys_path) < 0)
+		goto out_error;
+	mod = PyImport_ImportModule("pyshm_workers._bootstrap");
+	if (!mod)
+		goto out_error;
+	tls_boot = w;
+	res = PyObject_CallMethod(mod, "interp_main", NULL);
+	tls_boot = NULL;
+	Py_DECREF(mod);
+	if (!res)
+		goto out_error;
+	code = PyLong_Check(res) ? (int)PyLong_AsLong(res) : 1;
+	Py_DECREF(res);
+	PyErr_Clear();
+	return code;
+
+out_error:
+	/* SystemExit here is terminate() arriving early; never let
+	 * PyErr_Print() turn it into an exit of the whole process. */
+	if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+		PyErr_Clear();
+		return WORKER_TERMINATED_CODE;
+	}
+	PyErr_WriteUnraisable(NULL);
+	return 1;
+}
+
+static const PyInterpreterConfig interp_config = {
+	.use_main_obmalloc = 0,
+	.allow_fork = 0,
+	.allow_exec = 1,
+	.allow_threads = 1,
+	.allow_daemon_threads = 0,
+	.check_multi_interp_extensions = 1,
+	.gil = PyInterpreterConfig_OWN_GIL,
+};
+
+/* Run worker @w in the interpreter of @ts (this thread's, GIL held), then
+ * end the interpreter. */
+static void interp_run(struct worker *w, PyThreadState *ts)
+{
+	PyThreadState *save;
+	int code = WORKER_TERMINATED_CODE;
+
+	pthread_mutex_lock(&w->lock);
+	w->interp = PyThreadState_GetInterpreter(ts);
+	w->thread_id = PyThread_get_thread_ident();
+	w->running = !w->terminated;
+	pthread_mutex_unlock(&w->lock);
+
+	if (w->running)
+		code = run_bootstrap(w);
+	if (atomic_load(&w->terminate))
+		code = WORKER_TERMINATED_CODE;
+
+	/* Keep terminate() off the interpreter from here on, and drop a
+	 * SystemExit it may have left pending for this thread. */
+	save = PyEval_SaveThread();
+	pthread_mutex_lock(&w->lock);
+	w->running = false;
+	w->ending = true;
+	pthread_mutex_unlock(&w->lock);
+	PyEval_RestoreThread(save);
+	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
+	PyErr_Clear();
+	Py_EndInterpreter(ts);
+
+	worker_finished(w, code);
+	worker_put(w);
+}
+
+static void *interp_main(void *arg)
+{
+	struct worker *w = arg;
+	PyThreadState *ts = NULL;
+	PyStatus status;
+
+	/* No thread state here: the new interpreter takes its config from
+	 * the main one and gets its own GIL. */
+	status = Py_NewInterpreterFromConfig(&ts, &interp_config);
+	if (PyStatus_Exception(status) || !ts) {
+		worker_finished(w, 1);
+		worker_put(w);
+		return NULL;
+	}
+	interp_run(w, ts);
+	return NULL;
+}
+
+/*
+ * The spare: once a process has started an interpreter-mode worker, one
+ * more interpreter is made ahead of time, with pyshm_workers already
+ * imported, and waits; the next worker takes it, and a new spare is made.
+ * Creating an interpreter costs milliseconds (most of a worker's start).
+ * PYSHM_SPARE_INTERPRETER=0 turns this off.
+ */
+static struct {
+	pthread_mutex_t lock;		/* guards the fields below */
+	pthread_cond_t cond;
+	bool ready;			/* an interpreter waits for a job */
+	int threads;			/* spare threads without a job yet */
+	bool stop;			/* end the waiting spare */
+	bool disabled;			/* for good: the process is exiting */
+	struct worker *job;
+	char **path;			/* the last sys.path a worker started with */
+	pid_t pid;			/* the process the spare lives in */
+	int running;			/* interpreter workers running */
+} spare = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+static void *spare_main(void *arg)
+{
+	PyThreadState *ts = NULL, *save;
+	struct worker *w = NULL;
+	PyStatus status;
+	PyObject *mod;
+
+	status = Py_NewInterpreterFromConfig(&ts, &interp_config);
+	if (PyStatus_Exception(status) || !ts)
+		goto out_exit;
+	mod = set_sys_path(arg) < 0 ? NULL : PyImport_ImportModule("pyshm_workers._bootstrap");
+	if (!mod)
+		PyErr_Clear();
+	Py_XDECREF(mod);
+
+	save = PyEval_SaveThread();
+	pthread_mutex_lock(&spare.lock);
+	spare.ready = true;
+	pthread_cond_broadcast(&spare.cond);
+	while (!spare.job && !spare.stop)
+		pthread_cond_wait(&spare.cond, &spare.lock);
+	w = spare.job;
+	spare.job = NULL;
+	spare.ready = false;
+	pthread_mutex_unlock(&spare.lock);
+	PyEval_RestoreThread(save);
+	if (w) {
+		free_strv(arg);
+		interp_run(w, ts);
+		return NULL;
+	}
+	Py_EndInterpreter(ts);
+out_exit:
+	free_strv(arg);
+	pthread_mutex_lock(&spare.lock);
+	spare.threads--;
+	pthread_cond_broadcast(&spare.cond);
+	pthread_mutex_unlock(&spare.lock);
+	return NULL;
+}
+
+static char **strv_dup(char **v)
+{
+	size_t n = 0, i;
+	char **d;
+
+	while (v && v[n])
+		n++;
+	d = PyMem_RawCalloc(n + 1, sizeof(*d));
+	for (i = 0; d && i < n; i++) {
+		d[i] = PyMem_RawMalloc(strlen(v[i]) + 1);
+		if (!d[i]) {
+			free_strv(d);
+			return NULL;
+		}
+		strcpy(d[i], v[i]);
+	}
+	return d;
+}
+
+/*
+ * Start a spare if there is none and a CPU is left for it: while workers
+ * keep every CPU busy, making one would only slow them down; the next one
+ * is made when a worker ends. Caller holds spare.lock.
+ */
+static void spare_start_locked(void)
+{
+	static long ncpus;
+	char **copy;
+
+	if (!ncpus)
+		ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (spare.disabled || spare.threads || !spare.path || spare.running >= ncpus)
+		return;
+	copy = strv_dup(spare.path);
+	if (!copy)
+		return;
+	spare.stop = false;
+	if (start_detached(spare_main, copy) == 0)
+		spare.threads++;
+	else
+		free_strv(copy);
+}
+
+/* Hand @w to the waiting spare (taking a reference); false if none waits. */
+static bool spare_take(struct worker *w)
+{
+	static int enabled = -1;
+	bool taken = false;
+
+	if (enabled < 0) {
+		const char *env = getenv("PYSHM_SPARE_INTERPRETER");
+
+		enabled = !env || strcmp(env, "0");
+	}
+	if (!enabled)
+		return false;
+	pthread_mutex_lock(&spare.lock);
+	if (spare.pid != getpid()) {
+		/* First use, or a child of fork(): the spare thread and the
+		 * running workers stayed in the parent. */
+		spare.ready = false;
+		spare.threads = 0;
+		spare.running = 0;
+		spare.job = NULL;
+		spare.pid = getpid();
+	}
+	/* A spare on its way has a head start on a new interpreter. */
+	if (spare.threads && !spare.ready && !spare.stop) {
+		Py_BEGIN_ALLOW_THREADS
+		while (spare.threads && !spare.ready && !spare.stop)
+			pthread_cond_wait(&spare.cond, &spare.lock);
+		Py_END_ALLOW_THREADS
+	}
+	if (spare.ready && !spare.job) {
+		/* That thread is a worker from now on, no longer the spare. */
+		spare.job = worker_get(w);
+		spare.ready = false;
+		spare.threads--;
+		pthread_cond_broadcast(&spare.cond);
+		taken = true;
+	}
+	free_strv(spare.path);
+	spare.path = strv_dup(w->sys_path);
+	spare.running++;
+	w->counted = true;
+	spare_start_locked();
+	pthread_mutex_unlock(&spare.lock);
+	return taken;
+}
+
+/* An interpreter worker ended: a CPU may be free for a spare again. */
+void worker_spare_ended(struct worker *w)
+{
+	if (!w->counted)
+		return;
+	pthread_mutex_lock(&spare.lock);
+	if (spare.pid == getpid()) {
+		spare.running--;
+		spare_start_locked();
+	}
+	pthread_mutex_unlock(&spare.lock);
+}
+
+/* _spare_stop(final): end the waiting spare (and make no more if final).
+ * Only the main interpreter's exit does: a spare imports pyshm_workers too,
+ * and must not wait for itself when it ends. */
+static PyObject *mod_spare_stop(PyObject *mod, PyObject *final)
+{
+	if (PyInterpreterState_Get() != PyInterpreterState_Main())
+		Py_RETURN_NONE;
+	pthread_mutex_lock(&spare.lock);
+	if (PyObject_IsTrue(final))
+		spare.disabled = true;
+	spare.stop = true;
+	pthread_cond_broadcast(&spare.cond);
+	Py_BEGIN_ALLOW_THREADS
+	while (spare.threads > 0 && spare.pid == getpid())
+		pthread_cond_wait(&spare.cond, &spare.lock);
+	Py_END_ALLOW_THREADS
+	pthread_mutex_unlock(&spare.lock);
+	Py_RETURN_NONE;
+}
+#endif
+
+/*
+ * _start_interpreter(link, parent, sys_path) -> handle: run a worker in a
+ * new own-GIL interpreter; `link` is its end of the link channel, `parent`
+ * ours.
+ */
+static PyObject *mod_start_interpreter(PyObject *mod, PyObject *args)
+{
+	pymod_state *st = get_state(mod);
+	PyObject *link_obj, *parent_obj, *path;
+
+	if (!PyArg_ParseTuple(args, "OOO:_start_interpreter", &link_obj, &parent_obj, &path))
+		return NULL;
+#if PYMOD_HAVE_SUBINTERPRETERS
+	struct port *parent_end;
+	struct worker *w;
+	int ret;
+
+	parent_end = port_from_object(st, parent_obj);
+	if (!parent_end)
+		return PyErr_Format(PyExc_ValueError, "expected a live MessagePort");
+	w = worker_new(WORKER_INTERP);
+	if (!w)
+		return PyErr_NoMemory();
+	w->sys_path = strv_from_list(path);
+	if (!w->sys_path) {
+		worker_put(w);
+		return NULL;
+	}
+	w->link = take_port(st, link_obj);
+	if (!w->link) {
+		worker_put(w);
+		return NULL;
+	}
+	w->parent_end = port_get(parent_end);
+	parent_end->worker = worker_get(w);
+	if (spare_take(w))
+		return handle_wrap(st, w);
+	ret = start_detached(interp_main, worker_get(w));
+	if (ret) {
+		worker_put(w);		/* the thread's reference */
+		worker_finished(w, 1);
+		worker_put(w);
+		return pymod_raise_from_errno(st, ret, "start worker thread");
+	}
+	return handle_wrap(st, w);
+#else
+	(void)st;
+	return PyErr_Format(PyExc_RuntimeError,
+			    "interpreter mode needs Python 3.12 or later (own-GIL subinterpreters)");
+#endif
+}
+
+/* _take_link() -> MessagePort: in a new worker interpreter, its link end. */
+static PyObject *mod_take_link(PyObject *mod, PyObject *unused)
+{
+	pymod_state *st = get_state(mod);
+	struct worker *w = tls_boot;
+	struct port *p;
+
+	if (!w || !w->link)
+		return PyErr_Format(PyExc_RuntimeError, "not a worker being started");
+	p = w->link;
+	w->link = NULL;
+	if (!st->self_worker)
+		st->self_worker = worker_get(w);
+	return port_wrap(st, p);
+}
+
+PyMethodDef worker_interp_methods[] = {
+	{ "_start_interpreter", mod_start_interpreter, METH_VARARGS, NULL },
+	{ "_take_link", mod_take_link, METH_NOARGS, NULL },
+#if PYMOD_HAVE_SUBINTERPRETERS
+	{ "_spare_stop", mod_spare_stop, METH_O, NULL },
+#endif
+	{ NULL }
+};

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Process-mode workers: a fresh Python started with posix_spawn() (never
+ * fork() of a threaded parent), handed its end of the link channel, its
+ * io_uring waiter, a lifeline pipe and the kmod domain by inheritance; a
+ * monitor thread waits on its pidfd for the exit code.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+extern char **environ;
+
+static void *monitor_main(void *arg)
+{
+	struct worker *w = arg;
+	siginfo_t si = { 0 };
+	int code = -1;
+
+	while (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0) {
+		if (errno != EINTR)
+			goto out_finish;
+	}
+	code = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
+out_finish:
+	worker_finished(w, code);
+	worker_put(w);
+	return NULL;
+}
+
+static void hexify(char *dst, const unsigned char *src, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		dst[2 * i] = digits[src[i] >> 4];
+		dst[2 * i + 1] = digits[src[i] & 15];
+	}
+	dst[2 * n] = 0;
+}
+
+#define MAX_PASS 8
+
+/*
+ * _spawn_process(link, parent, argv) -> handle. The child gets, as fds 3
+ * and up, what the spec (appended to argv) names: its end of the channel,
+ * the socket end, its io_uring waiter, our waiter, a lifeline, the kmod
+ * domain.
+ */
+static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
+{
+	pymod_state *st = get_state(mod);
+	PyObject *link_obj, *parent_obj, *argv_obj;
+	char blob[PYSHM_WAITER_BLOB_SIZE], hex[2 * PYSHM_WAITER_BLOB_SIZE + 1];
+	char spec[2 * PYSHM_WAITER_BLOB_SIZE + 256], item[96];
+	int pass[MAX_PASS], tmp[MAX_PASS], npass = 0, life[2] = { -1, -1 };
+	int child_waiter = -1, bloblen = 0, ret, i, kfd;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	struct port *link = NULL, *parent_end;
+	char **argv = NULL, **argv2 = NULL;
+	struct worker *w = NULL;
+	sigset_t none, defs;
+	Py_ssize_t argc;
+	pid_t pid;
+
+	if (!PyArg_ParseTuple(args, "OOO!:_spawn_process", &link_obj, &parent_obj,
+			      &PyList_Type, &argv_obj))
+		return NULL;
+	parent_end = port_from_object(st, parent_obj);
+	if (!parent_end)
+		return PyErr_Format(PyExc_ValueError, "expected a live MessagePort");
+	argv = strv_from_list(argv_obj);
+	if (!argv)
+		return NULL;
+	link = take_port(st, link_obj);
+	if (!link)
+		goto err_free;
+	w = worker_new(WORKER_PROCESS);
+	if (!w) {
+		PyErr_NoMemory();
+		goto err_free;
+	}
+
+	/* What to pass, in order; the spec names each one's child fd. */
+	spec[0] = 0;
+	pass[npass++] = pyshm_region_fd(link->chan);
+	snprintf(item, sizeof(item), "chan=%d:%llu,side=%d", 2 + npass,
+		 (unsigned long long)pyshm_region_max_size(link->chan), link->side);
+	strcat(spec, item);
+	if (link->sock >= 0) {
+		pass[npass++] = link->sock;
+		snprintf(item, sizeof(item), ",sock=%d", 2 + npass);
+		strcat(spec, item);
+	}
+	if (parent_end->uwaiter) {
+		bloblen = pyshm_waiter_create_fd(&child_waiter, blob, sizeof(blob));
+		if (bloblen > 0) {
+			pass[npass++] = child_waiter;
+			hexify(hex, (unsigned char *)blob, (size_t)bloblen);
+			snprintf(item, sizeof(item), ",waiter=%d:", 2 + npass);
+			strcat(spec, item);
+			strcat(spec, hex);
+		}
+		pass[npass++] = pyshm_waiter_fd(parent_end->uwaiter);
+		snprintf(item, sizeof(item), ",peer=%d", 2 + npass);
+		strcat(spec, item);
+	}
+	if (pipe2(life, O_CLOEXEC) < 0) {
+		PyErr_SetFromErrno(PyExc_OSError);
+		goto err_free;
+	}
+	pass[npass++] = life[0];
+	snprintf(item, sizeof(item), ",life=%d", 2 + npass);
+	strcat(spec, item);
+	kfd = pyshm_kmod_domain_fd();
+	if (kfd >= 0) {
+		pass[npass++] = kfd;
+		snprintf(item, sizeof(item), ",kmod=%d", 2 + npass);
+		strcat(spec, item);
+	}
+
+	argc = PyList_GET_SIZE(argv_obj);
+	argv2 = PyMem_RawCalloc((size_t)argc + 2, sizeof(*argv2));
+	if (!argv2) {
+		PyErr_NoMemory();
+		goto err_free;
+	}
+	memcpy(argv2, argv, (size_t)argc * sizeof(*argv2));
+	argv2[argc] = spec;
+
+	/* Move what we pass above 3 + npass first, so the dup2()s into
+	 * 3.. in the child cannot clobber each other. */
+	for (i = 0; i < npass; i++)
+		tmp[i] = -1;
+	for (i = 0; i < npass; i++) {
+		tmp[i] = fcntl(pass[i], F_DUPFD_CLOEXEC, 3 + npass);
+		if (tmp[i] < 0) {
+			PyErr_SetFromErrno(PyExc_OSError);
+			goto err_close_tmp;
+		}
+	}
+	posix_spawn_file_actions_init(&fa);
+	for (i = 0; i < npass; i++)
+		posix_spawn_file_actions_adddup2(&fa, tmp[i], 3 + i);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3 + npass);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&defs);
+	sigaddset(&defs, SIGPIPE);
+	sigaddset(&defs, SIGXFSZ);
+	sigaddset(&defs, SIGINT);
+	sigaddset(&defs, SIGTERM);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &defs);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	Py_BEGIN_ALLOW_THREADS
+	ret = posix_spawn(&pid, argv2[0], &fa, &attr, argv2, environ);
+	Py_END_ALLOW_THREADS
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	for (i = 0; i < npass; i++)
+		close(tmp[i]);
+	if (ret) {
+		errno = ret;
+		PyErr_SetFromErrnoWithFilename(PyExc_OSError, argv2[0]);
+		goto err_free;
+	}
+
+	w->pid = pid;
+	w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (w->pidfd < 0) {
+		/* Without a pidfd we cannot watch it: a broken worker. */
+		PyErr_SetFromErrno(PyExc_OSError);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto err_free;
+	}
+	w->lifeline = life[1];
+	life[1] = -1;
+	close(life[0]);
+	life[0] = -1;
+	if (child_waiter >= 0) {
+		/* Our sends wake the child through its inherited ring. */
+		w->child_waiter = child_waiter;
+		pyshm_ring_set_peer(parent_end->tx, child_waiter);
+		child_waiter = -1;
+	}
+	parent_end->peer_inherits = parent_end->uwaiter != NULL;
+	w->parent_end = port_get(parent_end);
+	parent_end->worker = worker_get(w);
+	/* The child owns the link end now; ours just goes. */
+	port_put(link);
+	PyMem_RawFree(argv2);
+	free_strv(argv);
+	ret = start_detached(monitor_main, worker_get(w));
+	if (ret) {
+		/* Nobody would reap it: end it here. */
+		worker_put(w);
+		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+		waitpid(pid, NULL, 0);
+		worker_finished(w, -SIGKILL);
+		worker_put(w);
+		return pymod_raise_from_errno(st, ret, "worker monitor thread");
+	}
+	return handle_wrap(st, w);
+
+err_close_tmp:
+	for (i = 0; i < npass; i++)
+		if (tmp[i] >= 0)
+			close(tmp[i]);
+err_free:
+	if (life[0] >= 0)
+		close(life[0]);
+	if (life[1] >= 0)
+		close(life[1]);
+	if (child_waiter >= 0)
+		close(child_waiter);
+	if (link) {
+		port_close(link);
+		port_put(link);
+	}
+	worker_put(w);
+	PyMem_RawFree(argv2);
+	free_strv(argv);
+	return NULL;
+}
+
+/* In the child: exit when the parent dies (the lifeline's write end goes). */
+static void *lifeline_main(void *arg)
+{
+	struct pollfd pfd = { .fd = (int)(intptr_t)arg, .events = POLLIN };
+
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	_exit(128 + SIGHUP);
+	return NULL;
+}
+
+static int unhex(const char *s, unsigned char *dst, size_t max)
+{
+	size_t n = 0;
+
+	while (s[0] && s[1] && s[0] != ',' && n < max) {
+		unsigned int v;
+
+		if (sscanf(s, "%2x", &v) != 1)
+			return -1;
+		dst[n++] = (unsigned char)v;
+		s += 2;
+	}
+	return (int)n;
+}
+
+/* Find "key=" in the spec; its value, or NULL. */
+static const char *spec_get(const char *spec, const char *key)
+{
+	size_t n = strlen(key);
+	const char *s = spec;
+
+	while (s && *s) {
+		if (!strncmp(s, key, n) && s[n] == '=')
+			return s + n + 1;
+		s = strchr(s, ',');
+		if (s)
+			s++;
+	}
+	return NULL;
+}
+
+/* _child_link(spec) -> MessagePort: in a process worker, its link end. */
+static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
+{
+	pymod_state *st = get_state(mod);
+	const char *spec = PyUnicode_AsUTF8(arg), *v;
+	unsigned char blob[PYSHM_WAITER_BLOB_SIZE];
+	struct pyshm_region *chan;
+	struct pyshm_waiter *w;
+	unsigned long long max = 0;
+	int fd, side = 1, sock = -1, ret, n;
+	struct port *p;
+
+	if (!spec)
+		return NULL;
+	v = spec_get(spec, "kmod");
+	if (v) {
+		/* Before any region call: import tokens in the parent's domain. */
+		ret = pyshm_kmod_domain_adopt(atoi(v));
+		if (ret)
+			return pymod_raise_from_errno(st, ret, "adopt the kmod domain");
+	}
+	v = spec_get(spec, "chan");
+	if (!v || sscanf(v, "%d:%llu", &fd, &max) != 2)
+		return PyErr_Format(PyExc_ValueError, "bad worker spec: %s", spec);
+	v = spec_get(spec, "side");
+	if (v)
+		side = atoi(v);
+	v = spec_get(spec, "sock");
+	if (v)
+		sock = atoi(v);
+	ret = pyshm_region_from_fd(fd, max, &chan);
+	if (!ret)
+		ret = port_attach(chan, side, sock, &p);
+	if (ret)
+		return pymod_raise_from_errno(st, ret, "attach the worker channel");
+	p->link = true;
+	v = spec_get(spec, "waiter");
+	if (v && sscanf(v, "%d:", &fd) == 1 && strchr(v, ':')) {
+		n = unhex(strchr(v, ':') + 1, blob, sizeof(blob));
+		if (n > 0 && pyshm_waiter_adopt(fd, blob, (size_t)n, &w) == 0) {
+			pyshm_waiter_free(p->uwaiter);
+			p->uwaiter = w;
+		}
+	}
+	v = spec_get(spec, "peer");
+	if (v) {
+		pyshm_ring_set_peer(p->tx, atoi(v));
+		p->peer_inherits = p->uwaiter != NULL && spec_get(spec, "waiter");
+	}
+	v = spec_get(spec, "life");
+	if (v && start_detached(lifeline_main, (void *)(intptr_t)atoi(v)))
+		return pymod_raise_from_errno(st, -errno, "lifeline thread");
+	return port_wrap(st, p);
+}
+
+PyMethodDef worker_process_methods[] = {
+	{ "_spawn_process", mod_spawn_process, METH_VARARGS, NULL },
+	{ "_child_link", mod_child_link, METH_O, NULL },
+	{ NULL }
+};
