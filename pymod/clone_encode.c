@@ -1712,7 +1712,7 @@ static int check_transfer(Encoder *e, PyObject *transfer)
 			}
 		}
 		/* What port_export() would refuse, refused before anything is
-		 * sent (port.c's rules). */
+		 * sent (port_transfer.c's rules). */
 		p = port_from_object(st, item);
 		if (!p || atomic_load(&p->detached)) {
 			PyErr_Format(st->DataCloneError, "MessagePort is detached (already "

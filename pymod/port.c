@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * MessageChannel and MessagePort: channels in shared memory (two rings in
- * one region), their ends as process-local C handles, the Python type over
- * them, and how a port travels inside a message: by handle within a
- * process, rebuilt from its region (and socket end) in another process.
+ * one region), their ends as process-local C handles, sending and
+ * receiving, and the Python type over them. How a port travels inside a
+ * message is port_transfer.c's.
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,31 +17,17 @@ typedef struct {
 	PyObject *weakreflist;
 } PortObject;
 
-static pthread_once_t xlocal_once = PTHREAD_ONCE_INIT;
-static struct pyshm_xfer *xlocal;
-
-static void xlocal_init(void)
-{
-	pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &xlocal);
-}
-
-struct pyshm_xfer *port_xfer_local(void)
-{
-	pthread_once(&xlocal_once, xlocal_init);
-	return xlocal;
-}
-
 static inline uint64_t ring_offset(int side)
 {
 	return CHAN_HDR_SIZE + (uint64_t)side * pyshm_ring_bytes(CHAN_RING_DATA);
 }
 
 /* getpid() without a system call: refreshed in the child after fork(). */
-static atomic_uint cached_pid;
+atomic_uint port_cached_pid;
 
 static void pid_forget(void)
 {
-	atomic_store(&cached_pid, 0);
+	atomic_store(&port_cached_pid, 0);
 }
 
 static void pid_atfork(void)
@@ -49,18 +35,14 @@ static void pid_atfork(void)
 	pthread_atfork(NULL, NULL, pid_forget);
 }
 
-#define likely_pid(pid) __builtin_expect((pid) != 0, 1)
-
-static inline unsigned int my_pid(void)
+unsigned int port_pid_slow(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	unsigned int pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+	unsigned int pid;
 
-	if (likely_pid(pid))
-		return pid;
 	pthread_once(&once, pid_atfork);
 	pid = (unsigned int)getpid();
-	atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	atomic_store_explicit(&port_cached_pid, pid, memory_order_relaxed);
 	return pid;
 }
 
@@ -134,7 +116,7 @@ int port_attach(struct pyshm_region *chan, int side, int sock, struct port **out
 	pyshm_ring_set_xfer(p->rx, p->xremote);
 	pyshm_ring_set_xfer(p->tx, port_xfer_local());
 	pyshm_ring_set_ool_threshold(p->tx, CHAN_OOL_THRESHOLD);
-	atomic_store(&hdr->side[side].pid, my_pid());
+	atomic_store(&hdr->side[side].pid, port_pid());
 	*out = p;
 	return 0;
 
@@ -199,7 +181,7 @@ err_close:
 static struct pyshm_xfer *tx_xfer(struct port *p)
 {
 	if (atomic_load_explicit(&p->hdr->side[!p->side].pid, memory_order_acquire) ==
-	    my_pid() || !p->xremote)
+	    port_pid() || !p->xremote)
 		return port_xfer_local();
 	return p->xremote;
 }
@@ -222,270 +204,13 @@ static struct pyshm_waiter *rx_waiter(struct port *p, bool arm)
 {
 	bool reach = p->uwaiter &&
 		     (p->peer_inherits ||
-		      atomic_load(&p->hdr->side[!p->side].pid) == my_pid());
+		      atomic_load(&p->hdr->side[!p->side].pid) == port_pid());
 
 	if (reach)
 		return p->uwaiter;
 	if (arm && !p->fwaiter && pyshm_waiter_create(PYSHM_WAKE_FUTEX, &p->fwaiter) < 0)
 		p->fwaiter = NULL;
 	return arm ? p->fwaiter : NULL;
-}
-
-/* ---- clone environments ------------------------------------------------- */
-
-
-/* Ports in flight inside this process: cookie -> handle. */
-struct port_inflight {
-	uint64_t cookie;
-	struct port *p;
-	struct port_inflight *next;
-};
-
-static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct port_inflight *inflight;
-static uint64_t inflight_next;
-
-static uint64_t inflight_add(struct port *p)
-{
-	struct port_inflight *e = PyMem_RawMalloc(sizeof(*e));
-
-	if (!e)
-		return 0;
-	pthread_mutex_lock(&inflight_lock);
-	/* Odd multiplier: unique while in flight, and not a small integer a
-	 * malformed message would hit by chance. */
-	e->cookie = ++inflight_next * 0x9e3779b97f4a7c15ull;
-	e->p = p;
-	e->next = inflight;
-	inflight = e;
-	pthread_mutex_unlock(&inflight_lock);
-	return e->cookie;
-}
-
-static struct port *inflight_take(uint64_t cookie)
-{
-	struct port_inflight **pp, *e;
-	struct port *p = NULL;
-
-	pthread_mutex_lock(&inflight_lock);
-	for (pp = &inflight; (e = *pp); pp = &e->next) {
-		if (e->cookie == cookie) {
-			*pp = e->next;
-			p = e->p;
-			PyMem_RawFree(e);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&inflight_lock);
-	return p;
-}
-
-#define XFER_TAG_LOCAL	'L'
-#define XFER_TAG_REMOTE	'R'
-
-struct remote_port {
-	uint8_t tag;
-	uint8_t side;
-	uint8_t has_sock;
-	uint8_t resv[5];
-	uint64_t sock_cookie;
-	struct pyshm_region_ref chan;
-};
-
-static int msg_append(struct clone_msg *m, const void *src, size_t n)
-{
-	uint8_t *buf;
-	size_t cap;
-
-	if (m->len + n > m->cap) {
-		cap = m->cap ? m->cap : 64;
-		while (cap < m->len + n)
-			cap *= 2;
-		buf = PyMem_RawRealloc(m->buf, cap);
-		if (!buf) {
-			PyErr_NoMemory();
-			return -1;
-		}
-		m->buf = buf;
-		m->cap = cap;
-	}
-	memcpy(m->buf + m->len, src, n);
-	m->len += n;
-	return 0;
-}
-
-static int data_clone_error(pymod_state *st, const char *msg)
-{
-	PyErr_SetString(st->DataCloneError, msg);
-	return -1;
-}
-
-static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_msg *out)
-{
-	pymod_state *st = get_state_by_type(Py_TYPE(obj));
-	PortObject *po = (PortObject *)obj;
-	struct port *p = po->port;
-	struct remote_port rp = { .tag = XFER_TAG_REMOTE };
-	uint8_t tag = XFER_TAG_LOCAL;
-	uint64_t cookie;
-	int ret;
-
-	if (!p)
-		return data_clone_error(st, "MessagePort is detached (already transferred or closed)");
-	if (p == env->port_ctx)
-		return data_clone_error(st, "a MessagePort cannot be transferred through itself");
-	if (p->link)
-		return data_clone_error(st, "a worker's own port cannot be transferred");
-
-	if (env->xfer == port_xfer_local()) {
-		cookie = inflight_add(p);
-		if (!cookie) {
-			PyErr_NoMemory();
-			return -1;
-		}
-		if (msg_append(out, &tag, 1) < 0 || msg_append(out, &cookie, 8) < 0) {
-			inflight_take(cookie);
-			return -1;
-		}
-		po->port = NULL;
-		return 0;
-	}
-
-	/* To another process: the peer must stop relying on our io_uring. */
-	atomic_store(&p->hdr->side[p->side].pid, 0);
-	pyshm_ring_kick(p->tx);
-	rp.side = (uint8_t)p->side;
-	ret = pyshm_xfer_send(env->xfer, p->chan, &rp.chan);
-	if (!ret && p->sock >= 0 && pyshm_xfer_kind(env->xfer) == PYSHM_XFER_SOCKET) {
-		ret = pyshm_xfer_send_fd(env->xfer, p->sock, &rp.sock_cookie);
-		rp.has_sock = !ret;
-		if (ret)
-			pyshm_xfer_drop(env->xfer, &rp.chan);
-	}
-	if (ret || msg_append(out, &rp, sizeof(rp)) < 0) {
-		atomic_store(&p->hdr->side[p->side].pid, my_pid());
-		if (ret)
-			pymod_raise_from_errno(st, ret, "transfer MessagePort");
-		return -1;
-	}
-	po->port = NULL;
-	atomic_store(&p->detached, true);
-	port_put(p);
-	return 0;
-}
-
-/* Read the port description at *pos; returns the tag or -1. */
-static int port_desc(const uint8_t *buf, size_t len, size_t *pos, uint64_t *cookie,
-		     struct remote_port *rp)
-{
-	if (*pos >= len)
-		return -1;
-	if (buf[*pos] == XFER_TAG_LOCAL) {
-		if (len - *pos < 9)
-			return -1;
-		memcpy(cookie, buf + *pos + 1, 8);
-		*pos += 9;
-		return XFER_TAG_LOCAL;
-	}
-	if (buf[*pos] == XFER_TAG_REMOTE) {
-		if (len - *pos < sizeof(*rp))
-			return -1;
-		memcpy(rp, buf + *pos, sizeof(*rp));
-		*pos += sizeof(*rp);
-		return rp->side > 1 ? -1 : XFER_TAG_REMOTE;
-	}
-	return -1;
-}
-
-/* Rebuild a port that came from another process. */
-static int remote_attach(struct clone_env *env, struct remote_port *rp, struct port **out)
-{
-	struct pyshm_region *chan;
-	int sock = -1, ret;
-
-	ret = pyshm_xfer_recv(env->xfer, &rp->chan, &chan);
-	if (ret)
-		return ret;
-	if (rp->has_sock) {
-		sock = pyshm_xfer_recv_fd(env->xfer, rp->sock_cookie);
-		if (sock < 0) {
-			pyshm_region_put(chan);
-			return sock;
-		}
-	}
-	return port_attach(chan, rp->side, sock, out);
-}
-
-static PyObject *hook_port_import(struct clone_env *env, const uint8_t *buf, size_t len,
-				  size_t *pos)
-{
-	pymod_state *st = get_state_current();
-	struct remote_port rp;
-	struct port *p = NULL;
-	uint64_t cookie;
-	int ret;
-
-	if (!st)
-		return NULL;
-
-	switch (port_desc(buf, len, pos, &cookie, &rp)) {
-	case XFER_TAG_LOCAL:
-		p = inflight_take(cookie);
-		if (!p) {
-			PyErr_SetString(st->DataCloneError, "stale MessagePort in message");
-			return NULL;
-		}
-		break;
-	case XFER_TAG_REMOTE:
-		if (env->xfer == port_xfer_local()) {
-			PyErr_SetString(st->DataCloneError, "malformed MessagePort in message");
-			return NULL;
-		}
-		ret = remote_attach(env, &rp, &p);
-		if (ret) {
-			PyErr_Format(st->DataCloneError, "cannot receive MessagePort: %s",
-				     strerror(-ret));
-			return NULL;
-		}
-		/* Wake the peer so it sees where we live now. */
-		pyshm_ring_kick(p->tx);
-		break;
-	default:
-		PyErr_SetString(st->DataCloneError, "malformed MessagePort in message");
-		return NULL;
-	}
-	return port_wrap(st, p);
-}
-
-static void hook_port_drop(struct clone_env *env, const uint8_t *buf, size_t len, size_t *pos)
-{
-	struct remote_port rp;
-	struct port *p = NULL;
-	uint64_t cookie;
-
-	switch (port_desc(buf, len, pos, &cookie, &rp)) {
-	case XFER_TAG_LOCAL:
-		p = inflight_take(cookie);
-		break;
-	case XFER_TAG_REMOTE:
-		if (env->xfer != port_xfer_local() && remote_attach(env, &rp, &p))
-			p = NULL;
-		break;
-	}
-	if (p) {
-		/* A port nobody will receive: its peer sees the channel end. */
-		port_close(p);
-		port_put(p);
-	}
-}
-
-void port_env_init(struct clone_env *env, struct port *p, struct pyshm_xfer *x)
-{
-	env->xfer = x;
-	env->port_export = hook_port_export;
-	env->port_import = hook_port_import;
-	env->port_drop = hook_port_drop;
-	env->port_ctx = p;
 }
 
 /* ---- closing ------------------------------------------------------------ */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Channels and their ends (ports), shared by port.c and worker.c.
+ * Channels and their ends (ports), shared by the port*.c and worker*.c files.
  *
  * A channel is a region with a small header and two rings: ring s carries
  * messages sent by side s. A port is the process-local handle on one side:
@@ -73,6 +73,17 @@ struct port {
 	atomic_bool detached;		/* transferred away, or closed */
 	struct worker *worker;		/* parent end of a worker link */
 };
+
+/* getpid() without a system call (refreshed after fork()). */
+extern atomic_uint port_cached_pid;
+unsigned int port_pid_slow(void);
+
+static inline unsigned int port_pid(void)
+{
+	unsigned int pid = atomic_load_explicit(&port_cached_pid, memory_order_relaxed);
+
+	return __builtin_expect(pid != 0, 1) ? pid : port_pid_slow();
+}
 
 /* The transfer all same-process ports share. */
 struct pyshm_xfer *port_xfer_local(void);

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+/*
+ * How a MessagePort travels inside a message (the clone's port hooks):
+ * within a process, by its C handle parked under a cookie until the
+ * receiver takes it; to another process, as its channel region (and
+ * socket end) sent by the message's transfer and rebuilt there.
+ */
+#include "port.h"
+
+static pthread_once_t xlocal_once = PTHREAD_ONCE_INIT;
+static struct pyshm_xfer *xlocal;
+
+static void xlocal_init(void)
+{
+	pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &xlocal);
+}
+
+struct pyshm_xfer *port_xfer_local(void)
+{
+	pthread_once(&xlocal_once, xlocal_init);
+	return xlocal;
+}
+
+/* Ports in flight inside this process: cookie -> handle. */
+struct port_inflight {
+	uint64_t cookie;
+	struct port *p;
+	struct port_inflight *next;
+};
+
+static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct port_inflight *inflight;
+static uint64_t inflight_next;
+
+static uint64_t inflight_add(struct port *p)
+{
+	struct port_inflight *e = PyMem_RawMalloc(sizeof(*e));
+
+	if (!e)
+		return 0;
+	pthread_mutex_lock(&inflight_lock);
+	/* Odd multiplier: unique while in flight, and not a small integer a
+	 * malformed message would hit by chance. */
+	e->cookie = ++inflight_next * 0x9e3779b97f4a7c15ull;
+	e->p = p;
+	e->next = inflight;
+	inflight = e;
+	pthread_mutex_unlock(&inflight_lock);
+	return e->cookie;
+}
+
+static struct port *inflight_take(uint64_t cookie)
+{
+	struct port_inflight **pp, *e;
+	struct port *p = NULL;
+
+	pthread_mutex_lock(&inflight_lock);
+	for (pp = &inflight; (e = *pp); pp = &e->next) {
+		if (e->cookie == cookie) {
+			*pp = e->next;
+			p = e->p;
+			PyMem_RawFree(e);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&inflight_lock);
+	return p;
+}
+
+#define XFER_TAG_LOCAL	'L'
+#define XFER_TAG_REMOTE	'R'
+
+struct remote_port {
+	uint8_t tag;
+	uint8_t side;
+	uint8_t has_sock;
+	uint8_t resv[5];
+	uint64_t sock_cookie;
+	struct pyshm_region_ref chan;
+};
+
+static int msg_append(struct clone_msg *m, const void *src, size_t n)
+{
+	uint8_t *buf;
+	size_t cap;
+
+	if (m->len + n > m->cap) {
+		cap = m->cap ? m->cap : 64;
+		while (cap < m->len + n)
+			cap *= 2;
+		buf = PyMem_RawRealloc(m->buf, cap);
+		if (!buf) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		m->buf = buf;
+		m->cap = cap;
+	}
+	memcpy(m->buf + m->len, src, n);
+	m->len += n;
+	return 0;
+}
+
+static int data_clone_error(pymod_state *st, const char *msg)
+{
+	PyErr_SetString(st->DataCloneError, msg);
+	return -1;
+}
+
+static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_msg *out)
+{
+	pymod_state *st = get_state_by_type(Py_TYPE(obj));
+	struct port *p = port_from_object(st, obj);
+	struct remote_port rp = { .tag = XFER_TAG_REMOTE };
+	uint8_t tag = XFER_TAG_LOCAL;
+	uint64_t cookie;
+	int ret;
+
+	if (!p)
+		return data_clone_error(st, "MessagePort is detached (already transferred or closed)");
+	if (p == env->port_ctx)
+		return data_clone_error(st, "a MessagePort cannot be transferred through itself");
+	if (p->link)
+		return data_clone_error(st, "a worker's own port cannot be transferred");
+
+	if (env->xfer == port_xfer_local()) {
+		cookie = inflight_add(p);
+		if (!cookie) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		if (msg_append(out, &tag, 1) < 0 || msg_append(out, &cookie, 8) < 0) {
+			inflight_take(cookie);
+			return -1;
+		}
+		port_detach_object(obj);
+		return 0;
+	}
+
+	/* To another process: the peer must stop relying on our io_uring. */
+	atomic_store(&p->hdr->side[p->side].pid, 0);
+	pyshm_ring_kick(p->tx);
+	rp.side = (uint8_t)p->side;
+	ret = pyshm_xfer_send(env->xfer, p->chan, &rp.chan);
+	if (!ret && p->sock >= 0 && pyshm_xfer_kind(env->xfer) == PYSHM_XFER_SOCKET) {
+		ret = pyshm_xfer_send_fd(env->xfer, p->sock, &rp.sock_cookie);
+		rp.has_sock = !ret;
+		if (ret)
+			pyshm_xfer_drop(env->xfer, &rp.chan);
+	}
+	if (ret || msg_append(out, &rp, sizeof(rp)) < 0) {
+		atomic_store(&p->hdr->side[p->side].pid, port_pid());
+		if (ret)
+			pymod_raise_from_errno(st, ret, "transfer MessagePort");
+		return -1;
+	}
+	port_detach_object(obj);
+	atomic_store(&p->detached, true);
+	port_put(p);
+	return 0;
+}
+
+/* Read the port description at *pos; returns the tag or -1. */
+static int port_desc(const uint8_t *buf, size_t len, size_t *pos, uint64_t *cookie,
+		     struct remote_port *rp)
+{
+	if (*pos >= len)
+		return -1;
+	if (buf[*pos] == XFER_TAG_LOCAL) {
+		if (len - *pos < 9)
+			return -1;
+		memcpy(cookie, buf + *pos + 1, 8);
+		*pos += 9;
+		return XFER_TAG_LOCAL;
+	}
+	if (buf[*pos] == XFER_TAG_REMOTE) {
+		if (len - *pos < sizeof(*rp))
+			return -1;
+		memcpy(rp, buf + *pos, sizeof(*rp));
+		*pos += sizeof(*rp);
+		return rp->side > 1 ? -1 : XFER_TAG_REMOTE;
+	}
+	return -1;
+}
+
+/* Rebuild a port that came from another process. */
+static int remote_attach(struct clone_env *env, struct remote_port *rp, struct port **out)
+{
+	struct pyshm_region *chan;
+	int sock = -1, ret;
+
+	ret = pyshm_xfer_recv(env->xfer, &rp->chan, &chan);
+	if (ret)
+		return ret;
+	if (rp->has_sock) {
+		sock = pyshm_xfer_recv_fd(env->xfer, rp->sock_cookie);
+		if (sock < 0) {
+			pyshm_region_put(chan);
+			return sock;
+		}
+	}
+	return port_attach(chan, rp->side, sock, out);
+}
+
+static PyObject *hook_port_import(struct clone_env *env, const uint8_t *buf, size_t len,
+				  size_t *pos)
+{
+	pymod_state *st = get_state_current();
+	struct remote_port rp;
+	struct port *p = NULL;
+	uint64_t cookie;
+	int ret;
+
+	if (!st)
+		return NULL;
+
+	switch (port_desc(buf, len, pos, &cookie, &rp)) {
+	case XFER_TAG_LOCAL:
+		p = inflight_take(cookie);
+		if (!p) {
+			PyErr_SetString(st->DataCloneError, "stale MessagePort in message");
+			return NULL;
+		}
+		break;
+	case XFER_TAG_REMOTE:
+		if (env->xfer == port_xfer_local()) {
+			PyErr_SetString(st->DataCloneError, "malformed MessagePort in message");
+			return NULL;
+		}
+		ret = remote_attach(env, &rp, &p);
+		if (ret) {
+			PyErr_Format(st->DataCloneError, "cannot receive MessagePort: %s",
+				     strerror(-ret));
+			return NULL;
+		}
+		/* Wake the peer so it sees where we live now. */
+		pyshm_ring_kick(p->tx);
+		break;
+	default:
+		PyErr_SetString(st->DataCloneError, "malformed MessagePort in message");
+		return NULL;
+	}
+	return port_wrap(st, p);
+}
+
+static void hook_port_drop(struct clone_env *env, const uint8_t *buf, size_t len, size_t *pos)
+{
+	struct remote_port rp;
+	struct port *p = NULL;
+	uint64_t cookie;
+
+	switch (port_desc(buf, len, pos, &cookie, &rp)) {
+	case XFER_TAG_LOCAL:
+		p = inflight_take(cookie);
+		break;
+	case XFER_TAG_REMOTE:
+		if (env->xfer != port_xfer_local() && remote_attach(env, &rp, &p))
+			p = NULL;
+		break;
+	}
+	if (p) {
+		/* A port nobody will receive: its peer sees the channel end. */
+		port_close(p);
+		port_put(p);
+	}
+}
+
+void port_env_init(struct clone_env *env, struct port *p, struct pyshm_xfer *x)
+{
+	env->xfer = x;
+	env->port_export = hook_port_export;
+	env->port_import = hook_port_import;
+	env->port_drop = hook_port_drop;
+	env->port_ctx = p;
+}
