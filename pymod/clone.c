@@ -250,8 +250,8 @@ int clone_msg_append(struct clone_msg *m, const void *p, size_t n)
 
 /*
  * structured_clone()'s environment: regions travel through the local
- * transfer (the in-process in-flight table), MessagePorts through port_transfer.c's
- * table of ports in flight (by cookie, never by pointer: _decode() reads
+ * transfer (the in-process in-flight table), MessagePorts through
+ * port_transfer.c's table of ports in flight (by cookie, never by pointer: _decode() reads
  * hostile bytes through this environment too). Process-global C state,
  * created once and kept until exit; no PyObject.
  */

@@ -115,8 +115,8 @@ PyObject *typed_array_new(pymod_state *st, int elsize, PyObject *sab,
  *
  * A clone environment says where a message goes: how its
  * SharedArrayBuffers travel (xfer) and how MessagePorts in its transfer
- * list are handed over (port hooks, provided by port_transfer.c; NULL hooks make a
- * port in the transfer list a DataCloneError).
+ * list are handed over (port hooks, provided by port_transfer.c; NULL
+ * hooks make a port in the transfer list a DataCloneError).
  */
 struct clone_env {
 	struct pyshm_xfer *xfer;
