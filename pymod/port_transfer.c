@@ -79,28 +79,6 @@ struct remote_port {
 	struct pyshm_region_ref chan;
 };
 
-static int msg_append(struct clone_msg *m, const void *src, size_t n)
-{
-	uint8_t *buf;
-	size_t cap;
-
-	if (m->len + n > m->cap) {
-		cap = m->cap ? m->cap : 64;
-		while (cap < m->len + n)
-			cap *= 2;
-		buf = PyMem_RawRealloc(m->buf, cap);
-		if (!buf) {
-			PyErr_NoMemory();
-			return -1;
-		}
-		m->buf = buf;
-		m->cap = cap;
-	}
-	memcpy(m->buf + m->len, src, n);
-	m->len += n;
-	return 0;
-}
-
 static int data_clone_error(pymod_state *st, const char *msg)
 {
 	PyErr_SetString(st->DataCloneError, msg);
@@ -129,7 +107,7 @@ static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_m
 			PyErr_NoMemory();
 			return -1;
 		}
-		if (msg_append(out, &tag, 1) < 0 || msg_append(out, &cookie, 8) < 0) {
+		if (clone_msg_append(out, &tag, 1) < 0 || clone_msg_append(out, &cookie, 8) < 0) {
 			inflight_take(cookie);
 			return -1;
 		}
@@ -148,7 +126,7 @@ static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_m
 		if (ret)
 			pyshm_xfer_drop(env->xfer, &rp.chan);
 	}
-	if (ret || msg_append(out, &rp, sizeof(rp)) < 0) {
+	if (ret || clone_msg_append(out, &rp, sizeof(rp)) < 0) {
 		atomic_store(&p->hdr->side[p->side].pid, port_pid());
 		if (ret)
 			pymod_raise_from_errno(st, ret, "transfer MessagePort");

@@ -233,13 +233,34 @@ static void handle_dealloc(HandleObject *h)
 	Py_DECREF(tp);
 }
 
+/* Seconds on the monotonic clock. */
+static double mono_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* What is left until @deadline (mono_now() seconds); false once passed. */
+static bool time_left(double deadline, struct timespec *ts)
+{
+	double left = deadline - mono_now();
+
+	if (left <= 0)
+		return false;
+	ts->tv_sec = (time_t)left;
+	ts->tv_nsec = (long)((left - (double)ts->tv_sec) * 1e9);
+	return true;
+}
+
 static PyObject *handle_join(HandleObject *h, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = { "timeout", NULL };
 	struct worker *w = h->w;
 	PyObject *tmo = Py_None;
 	double timeout = -1, deadline = 0;
-	struct timespec ts, now;
+	struct timespec ts;
 	long ret;
 	int err;
 
@@ -251,20 +272,11 @@ static PyObject *handle_join(HandleObject *h, PyObject *args, PyObject *kwds)
 			return NULL;
 		if (timeout < 0)
 			timeout = 0;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		deadline = now.tv_sec + now.tv_nsec * 1e-9 + timeout;
+		deadline = mono_now() + timeout;
 	}
 	while (!atomic_load(&w->done)) {
-		if (timeout >= 0) {
-			double left;
-
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = deadline - (now.tv_sec + now.tv_nsec * 1e-9);
-			if (left <= 0)
-				Py_RETURN_FALSE;
-			ts.tv_sec = (time_t)left;
-			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-		}
+		if (timeout >= 0 && !time_left(deadline, &ts))
+			Py_RETURN_FALSE;
 		Py_BEGIN_ALLOW_THREADS
 		ret = futex(&w->done, FUTEX_WAIT_PRIVATE, 0, timeout >= 0 ? &ts : NULL);
 		err = ret < 0 ? errno : 0;
@@ -493,8 +505,8 @@ static PyObject *mod_sleep(PyObject *mod, PyObject *arg)
 {
 	pymod_state *st = get_state(mod);
 	struct worker *w = st->self_worker;
-	double secs = PyFloat_AsDouble(arg), deadline, left;
-	struct timespec ts, now;
+	double secs = PyFloat_AsDouble(arg), deadline;
+	struct timespec ts;
 	atomic_uint dummy = 0;
 	long ret;
 	int err;
@@ -503,17 +515,12 @@ static PyObject *mod_sleep(PyObject *mod, PyObject *arg)
 		return NULL;
 	if (secs < 0)
 		return PyErr_Format(PyExc_ValueError, "sleep length must be non-negative");
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	deadline = now.tv_sec + now.tv_nsec * 1e-9 + secs;
+	deadline = mono_now() + secs;
 	for (;;) {
 		if (worker_check_terminated(st) < 0)
 			return NULL;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = deadline - (now.tv_sec + now.tv_nsec * 1e-9);
-		if (left <= 0)
+		if (!time_left(deadline, &ts))
 			Py_RETURN_NONE;
-		ts.tv_sec = (time_t)left;
-		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
 		Py_BEGIN_ALLOW_THREADS
 		/* terminate() sets the word and wakes us. */
 		ret = futex(w ? &w->terminate : &dummy, FUTEX_WAIT, 0, &ts);
