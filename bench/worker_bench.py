@@ -37,6 +37,24 @@ def med(fn, repeats=REPEATS):
     return statistics.median(fn() for _ in range(repeats))
 
 
+def mean_time(step, n, repeats=REPEATS):
+    """Median over repeats of the mean time of one step() in n (warmed up)."""
+    step()
+
+    def run():
+        t0 = perf()
+        for _ in range(n):
+            step()
+        return (perf() - t0) / n
+
+    return med(run, repeats)
+
+
+def roundtrip(send, recv):
+    """One small dict there and back, as a step for mean_time()."""
+    return lambda: (send(T.SMALL), recv())
+
+
 def fmt_rate(per_s):
     return f"{per_s / 1e3:.0f} k/s"
 
@@ -57,17 +75,7 @@ def info(name, value, fmt=fmt_time):
 
 def pyshm_roundtrip(mode, n):
     w = pw.Worker(T.echo, mode=mode)
-    w.post_message(T.SMALL)
-    w.recv()
-
-    def run():
-        t0 = perf()
-        for _ in range(n):
-            w.post_message(T.SMALL)
-            w.recv()
-        return (perf() - t0) / n
-
-    result = med(run)
+    result = mean_time(roundtrip(w.post_message, w.recv), n)
     w._port._close_send()
     w.join()
     return result
@@ -77,17 +85,7 @@ def pipe_roundtrip(n):
     a, b = SPAWN.Pipe()
     p = SPAWN.Process(target=T.mp_echo, args=(b,))
     p.start()
-    a.send(T.SMALL)
-    a.recv()
-
-    def run():
-        t0 = perf()
-        for _ in range(n):
-            a.send(T.SMALL)
-            a.recv()
-        return (perf() - t0) / n
-
-    result = med(run)
+    result = mean_time(roundtrip(a.send, a.recv), n)
     a.send(None)
     p.join()
     return result
@@ -102,15 +100,7 @@ def thread_roundtrip(n):
 
     t = threading.Thread(target=echo)
     t.start()
-
-    def run():
-        t0 = perf()
-        for _ in range(n):
-            qi.put(T.SMALL)
-            qo.get()
-        return (perf() - t0) / n
-
-    result = med(run)
+    result = mean_time(roundtrip(qi.put, qo.get), n)
     qi.put(None)
     t.join()
     return result
@@ -165,17 +155,7 @@ def subinterp_roundtrip(spin, n):
             except queues.QueueEmpty:
                 pass
 
-    qi.put(T.SMALL)
-    get()
-
-    def run():
-        t0 = perf()
-        for _ in range(n):
-            qi.put(T.SMALL)
-            get()
-        return (perf() - t0) / n
-
-    result = med(run, 3 if not spin else REPEATS)
+    result = mean_time(roundtrip(qi.put, get), n, 3 if not spin else REPEATS)
     qi.put(None)
     t.join()
     interp.close()
@@ -285,15 +265,7 @@ def mp_startup(method):
 
 
 def pool_roundtrip(pool, n):
-    pool.submit(T.square, 3).result()
-
-    def run():
-        t0 = perf()
-        for _ in range(n):
-            pool.submit(T.square, 3).result()
-        return (perf() - t0) / n
-
-    return med(run)
+    return mean_time(lambda: pool.submit(T.square, 3).result(), n)
 
 
 # ---- D, E. shared memory, CPU scaling -----------------------------------------
@@ -301,17 +273,7 @@ def pool_roundtrip(pool, n):
 def pyshm_sab_handoff(mode, n):
     sab = pw.SharedArrayBuffer(64 << 20)
     w = pw.Worker(T.ack_sabs, mode=mode)
-    w.post_message(sab)
-    w.recv()
-
-    def run():
-        t0 = perf()
-        for _ in range(n):
-            w.post_message(sab)
-            w.recv()
-        return (perf() - t0) / n
-
-    result = med(run)
+    result = mean_time(lambda: (w.post_message(sab), w.recv()), n)
     w._port._close_send()
     w.join()
     return result
