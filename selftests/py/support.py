@@ -11,7 +11,8 @@ import pyshm_workers as pw
 from pyshm_workers import _core
 
 HAVE_SUBINTERPRETERS = sys.version_info >= (3, 12)
-NO_SUBINTERPRETERS = "own-GIL subinterpreters need Python 3.12+"
+NO_SUBINTERPRETERS = "own-GIL subinterpreters need Python 3.12+ (3.11 runs process mode only)"
+TIMEOUT = 60
 
 try:
     import numpy
@@ -80,6 +81,24 @@ class LeakCheck(unittest.TestCase):
         self.assertLessEqual(fds, self._fds + 1, "fds leaked")
 
 
+class Workers:
+    """Mixin for test cases over workers of self.mode: start() one that is
+    ended (terminate()d if need be) and checked gone when the test is over."""
+
+    mode = None
+
+    def start(self, target, *args, kwargs=None, **kw):
+        w = pw.Worker(target, args=args, kwargs=kwargs, mode=self.mode, **kw)
+        self.addCleanup(self.reap, w)
+        return w
+
+    def reap(self, w):
+        if w.is_alive():
+            w.terminate()
+        w.join(TIMEOUT)
+        self.assertFalse(w.is_alive(), "worker did not end")
+
+
 def fork_and_check(fn):
     """Run fn() in a forked child; return its exit status (0 = passed)."""
     pid = os.fork()
@@ -92,5 +111,3 @@ def fork_and_check(fn):
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
-
-del pw

@@ -140,18 +140,9 @@ def support_fail_on_decode():
     return _FailOnDecode()
 
 
-class WorkerCases:
+class WorkerCases(support.Workers):
     mode = None
 
-    def start(self, target):
-        w = pw.Worker(target, mode=self.mode)
-        self.addCleanup(self.reap, w)
-        return w
-
-    def reap(self, w):
-        if w.is_alive():
-            w.terminate()
-        w.join(TIMEOUT)
 
     def test_worker_shares_the_counter_and_the_last_holder_destroys(self):
         import capi_targets

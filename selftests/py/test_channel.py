@@ -176,18 +176,9 @@ class TestTransferRules(support.LeakCheck):
         self.assertEqual(moved.recv(TIMEOUT), 5)
 
 
-class PortWorkerCases:
+class PortWorkerCases(support.Workers):
     mode = None
 
-    def start(self, target, *args, **kw):
-        w = pw.Worker(target, args=args, mode=self.mode, **kw)
-        self.addCleanup(self.reap, w)
-        return w
-
-    def reap(self, w):
-        if w.is_alive():
-            w.terminate()
-        w.join(TIMEOUT)
 
     def test_port_moves_to_a_worker(self):
         w = self.start(targets.port_echo)
@@ -228,13 +219,9 @@ class PortWorkerCases:
             mine.post_message(w._port, transfer=[w._port])
 
 
+@unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)
 class TestPortsWithInterpreters(PortWorkerCases, support.LeakCheck):
     mode = "interpreter"
-
-    def setUp(self):
-        if not support.HAVE_SUBINTERPRETERS:
-            self.skipTest("interpreter mode needs Python 3.12+ (3.11 runs process mode only)")
-        super().setUp()
 
 
 class TestPortsWithProcesses(PortWorkerCases, support.LeakCheck):

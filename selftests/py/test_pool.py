@@ -125,13 +125,9 @@ class PoolCases:
             pw.WorkerPool(mode="fibers")
 
 
+@unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)
 class TestInterpreterPool(PoolCases, support.LeakCheck):
     mode = "interpreter"
-
-    def setUp(self):
-        if not support.HAVE_SUBINTERPRETERS:
-            self.skipTest("interpreter mode needs Python 3.12+ (3.11 runs process mode only)")
-        super().setUp()
 
 
 class TestProcessPool(PoolCases, support.LeakCheck):

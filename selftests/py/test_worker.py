@@ -22,19 +22,9 @@ import targets
 TIMEOUT = 60
 
 
-class WorkerCases:
+class WorkerCases(support.Workers):
     mode = None
 
-    def start(self, target, *args, kwargs=None, **kw):
-        w = pw.Worker(target, args=args, kwargs=kwargs, mode=self.mode, **kw)
-        self.addCleanup(self.reap, w)
-        return w
-
-    def reap(self, w):
-        if w.is_alive():
-            w.terminate()
-        w.join(TIMEOUT)
-        self.assertFalse(w.is_alive(), "worker did not end")
 
     # -- construction --------------------------------------------------------
 
@@ -432,13 +422,9 @@ class WorkerCases:
         self.assertEqual(_core.stats()["regions"], before)
 
 
+@unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)
 class TestInterpreterWorker(WorkerCases, support.LeakCheck):
     mode = "interpreter"
-
-    def setUp(self):
-        if not support.HAVE_SUBINTERPRETERS:
-            self.skipTest("interpreter mode needs Python 3.12+ (3.11 runs process mode only)")
-        super().setUp()
 
 
 
