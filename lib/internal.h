@@ -119,6 +119,8 @@ void __pyshm_bridge_disarm(atomic_uint *word, int efd);
 
 /* Post a wakeup to the io_uring behind @fd, from this thread's ring. */
 int __pyshm_wake_uring(int fd, uint64_t data);
+/* Submit the wakeups pyshm_wake_hold() queued, still holding (before a sleep). */
+void __pyshm_wake_submit_held(void);
 
 /* futex on shared (not private) memory, so it works across processes. */
 int __pyshm_futex_wait(atomic_uint *word, unsigned int val, int64_t timeout_ns);

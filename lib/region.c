@@ -337,13 +337,19 @@ PYSHM_EXPORT unsigned int pyshm_region_flags(const struct pyshm_region *r)
 
 PYSHM_EXPORT int pyshm_region_fd(const struct pyshm_region *r)
 {
+	if (!r)
+		return -EINVAL;
 	return r->fd;
 }
 
 PYSHM_EXPORT int pyshm_region_grow(struct pyshm_region *r, uint64_t new_size)
 {
-	uint64_t cur = pyshm_region_size(r);
+	uint64_t cur;
 	int ret;
+
+	if (!r)
+		return -EINVAL;
+	cur = pyshm_region_size(r);
 
 	if (pyshm_region_flags(r) & PYSHM_REGION_SEALED)
 		return -EPERM;
@@ -368,6 +374,8 @@ PYSHM_EXPORT int pyshm_region_seal(struct pyshm_region *r)
 	int ro_fd, ret = 0;
 	void *p;
 
+	if (!r)
+		return -EINVAL;
 	pthread_mutex_lock(&seal_lock);
 	if (pyshm_region_flags(r) & PYSHM_REGION_SEALED)
 		goto out_unlock;
@@ -392,8 +400,10 @@ PYSHM_EXPORT int pyshm_region_seal(struct pyshm_region *r)
 	ret = r->be->seal(r);
 	if (ret < 0) {
 		/* Someone else writes: give our writable mapping back. */
-		mmap(r->data, r->map_len, PROT_READ | PROT_WRITE,
-		     MAP_SHARED | MAP_FIXED, r->fd, 0);
+		p = mmap(r->data, r->map_len, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, r->fd, 0);
+		if (p == MAP_FAILED)
+			ret = -errno;
 		goto out_unlock;
 	}
 	atomic_fetch_or(&r->flags, PYSHM_REGION_SEALED);

@@ -79,7 +79,9 @@ struct ring_shared {
 	/* An io_uring sleeper's process and waiter fd (SLEEP_URING). */
 	atomic_uint waiter_pid;
 	atomic_int waiter_fd;
-	uint8_t resv2[40];
+	/* Bumped by pyshm_ring_kick_producers(): space waiters return -EINTR. */
+	atomic_uint kicks;
+	uint8_t resv2[36];
 };
 
 _Static_assert(sizeof(struct ring_shared) == PYSHM_RING_HDR_SIZE, "ring header size");
@@ -232,6 +234,9 @@ PYSHM_EXPORT void pyshm_ring_free(struct pyshm_ring *ring)
 {
 	if (!ring)
 		return;
+	/* The bridge must not watch a word that may be unmapped next. */
+	if (ring->armed_futex)
+		pyshm_ring_disarm(ring);
 	pyshm_region_put(ring->region);
 	free(ring);
 }
@@ -285,6 +290,14 @@ static void ring_wake(struct pyshm_ring *ring)
 	}
 }
 
+/* Wake producers waiting for space: they re-check the ring. */
+static void space_bump(struct ring_shared *sh)
+{
+	/* Release: pairs with the acquire in space_wait(). */
+	atomic_fetch_add_explicit(&sh->space, 1, memory_order_release);
+	__pyshm_futex_wake(&sh->space, INT_MAX);
+}
+
 /* The consumer moved: let producers waiting for space re-check. */
 static void space_wake(struct ring_shared *sh)
 {
@@ -293,23 +306,24 @@ static void space_wake(struct ring_shared *sh)
 	 * we see them waiting. */
 	if (likely(!atomic_load_explicit(&sh->space_waiters, memory_order_seq_cst)))
 		return;
-	atomic_fetch_add_explicit(&sh->space, 1, memory_order_relaxed);
-	__pyshm_futex_wake(&sh->space, INT_MAX);
+	space_bump(sh);
 }
 
 /*
  * Wait until the consumer position moves past @seen (or the consumer
- * closes): spin for the budget, then sleep on the space futex.
+ * closes): spin for the budget, then sleep on the space futex. -EINTR for a
+ * signal, or a wakeup with nothing moved (pyshm_ring_kick_producers()).
  */
 static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
 {
 	struct ring_shared *sh = ring->sh;
 	int64_t spin_end = __pyshm_now_ns() + pyshm_spin_ns();
 	int64_t yield_from = spin_end - pyshm_spin_ns() + SPIN_ALONE_NS;
-	unsigned int seq;
+	unsigned int seq, kicks;
 	int64_t left;
 	int i, ret;
 
+	kicks = atomic_load_explicit(&sh->kicks, memory_order_relaxed);
 	while (__pyshm_now_ns() < spin_end && __pyshm_left(deadline) != 0) {
 		if (__pyshm_now_ns() > yield_from)
 			sched_yield();	/* the consumer may share our CPU */
@@ -322,6 +336,9 @@ static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
 		}
 	}
 
+	/* Wakeups this thread holds back may be what frees the space. */
+	__pyshm_wake_submit_held();
+	/* Acquire: pairs with the release in space_bump(). */
 	seq = atomic_load_explicit(&sh->space, memory_order_acquire);
 	/* S2: pairs with W2 in space_wake(). */
 	atomic_fetch_add_explicit(&sh->space_waiters, 1, memory_order_seq_cst);
@@ -331,9 +348,11 @@ static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
 	      PYSHM_RING_CLOSE_CONSUMER)) {
 		left = __pyshm_left(deadline);
 		ret = left == 0 ? -ETIMEDOUT : __pyshm_futex_wait(&sh->space, seq, left);
+		if (!ret && atomic_load_explicit(&sh->kicks, memory_order_relaxed) != kicks)
+			ret = -EINTR;
 	}
 	atomic_fetch_sub_explicit(&sh->space_waiters, 1, memory_order_relaxed);
-	return ret == -EINTR ? 0 : ret;
+	return ret;
 }
 
 /*
@@ -373,8 +392,15 @@ static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
 			 * other threads of this handle inherit that order. */
 			c = atomic_load_explicit(&sh->consumer, memory_order_acquire);
 			atomic_store_explicit(&ring->seen_cons, c, memory_order_release);
-			if (c > p)
+			if (c > p) {
+				/* Stale p, or a consumer position nobody
+				 * could have written: the producer position
+				 * read after c is never behind it. */
+				if (c > atomic_load_explicit(&sh->producer,
+							     memory_order_relaxed))
+					return -EBADMSG;
 				continue;
+			}
 			if (p - c > ring->data_size || (p | c) & 7)
 				return -EBADMSG;
 		}
@@ -730,25 +756,24 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 	}
 
 	how = sleep_kind(ring);
-	for (;;) {
-		if (how == SLEEP_URING)
-			pyshm_waiter_drain(ring->waiter);
-		if (!sleep_announce(ring, how))
-			return 0;
-		left = __pyshm_left(deadline);
-		if (left == 0)
-			ret = -ETIMEDOUT;
-		else if (how == SLEEP_URING)
-			ret = pyshm_waiter_wait(ring->waiter, left);
-		else
-			ret = __pyshm_futex_wait(&ring->sh->sleep, how, left);
-		/* A waker already cleared it; after a timeout or signal we do. */
-		atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
-		if (ring_ready(ring) || ret >= 0)
-			return 0;	/* woken: maybe by pyshm_ring_kick() */
-		if (ret == -ETIMEDOUT || ret == -EINTR)
-			return ret;
-	}
+	/* Wakeups this thread holds back may be what we wait for. */
+	__pyshm_wake_submit_held();
+	if (how == SLEEP_URING)
+		pyshm_waiter_drain(ring->waiter);
+	if (!sleep_announce(ring, how))
+		return 0;
+	left = __pyshm_left(deadline);
+	if (left == 0)
+		ret = -ETIMEDOUT;
+	else if (how == SLEEP_URING)
+		ret = pyshm_waiter_wait(ring->waiter, left);
+	else
+		ret = __pyshm_futex_wait(&ring->sh->sleep, how, left);
+	/* A waker already cleared it; after a timeout, signal or error we do. */
+	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+	if (ring_ready(ring) || ret >= 0)
+		return 0;	/* woken: maybe by pyshm_ring_kick() */
+	return ret;
 }
 
 PYSHM_EXPORT int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
@@ -811,6 +836,12 @@ PYSHM_EXPORT void pyshm_ring_kick(struct pyshm_ring *ring)
 	ring_wake(ring);
 }
 
+PYSHM_EXPORT void pyshm_ring_kick_producers(struct pyshm_ring *ring)
+{
+	atomic_fetch_add_explicit(&ring->sh->kicks, 1, memory_order_relaxed);
+	space_bump(ring->sh);
+}
+
 PYSHM_EXPORT void pyshm_ring_close(struct pyshm_ring *ring, unsigned int side)
 {
 	struct ring_shared *sh = ring->sh;
@@ -819,10 +850,9 @@ PYSHM_EXPORT void pyshm_ring_close(struct pyshm_ring *ring, unsigned int side)
 	atomic_fetch_or_explicit(&sh->closed, side, memory_order_seq_cst);
 	if (side & PYSHM_RING_CLOSE_PRODUCERS)
 		ring_wake(ring);
-	if (side & PYSHM_RING_CLOSE_CONSUMER) {
-		atomic_fetch_add_explicit(&sh->space, 1, memory_order_relaxed);
-		__pyshm_futex_wake(&sh->space, INT_MAX);
-	}
+	/* A producer that sees the bump sees the close. */
+	if (side & PYSHM_RING_CLOSE_CONSUMER)
+		space_bump(sh);
 }
 
 PYSHM_EXPORT unsigned int pyshm_ring_closed(const struct pyshm_ring *ring)

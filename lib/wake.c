@@ -231,6 +231,8 @@ PYSHM_EXPORT void pyshm_waiter_free(struct pyshm_waiter *w)
 
 PYSHM_EXPORT int pyshm_waiter_kind(const struct pyshm_waiter *w)
 {
+	if (!w)
+		return -EINVAL;
 	return w->kind;
 }
 
@@ -253,6 +255,8 @@ static int waiter_efd(struct pyshm_waiter *w)
 
 PYSHM_EXPORT int pyshm_waiter_fd(const struct pyshm_waiter *w)
 {
+	if (!w)
+		return -EINVAL;
 	if (w->kind == PYSHM_WAKE_URING)
 		return w->ring.ring_fd;
 	return waiter_efd((struct pyshm_waiter *)w);
@@ -265,6 +269,8 @@ PYSHM_EXPORT int pyshm_waiter_drain(struct pyshm_waiter *w)
 	uint64_t cnt;
 	int efd;
 
+	if (!w)
+		return -EINVAL;
 	if (w->kind == PYSHM_WAKE_URING) {
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 			n++;
@@ -284,6 +290,8 @@ PYSHM_EXPORT int pyshm_waiter_wait(struct pyshm_waiter *w, int64_t timeout_ns)
 	struct pollfd pfd;
 	int ret;
 
+	if (!w)
+		return -EINVAL;
 	if (w->kind == PYSHM_WAKE_FUTEX) {
 		pfd.fd = waiter_efd(w);
 		if (pfd.fd < 0)
@@ -425,6 +433,15 @@ int __pyshm_wake_uring(int fd, uint64_t data)
 	if (sr->hold)
 		return 0;
 	return submit_flush(sr);
+}
+
+/* Submit what pyshm_wake_hold() queued, still holding: before sleeping. */
+void __pyshm_wake_submit_held(void)
+{
+	struct submit_ring *sr = tls_submit;
+
+	if (unlikely(sr && sr->queued))
+		submit_flush(sr);
 }
 
 PYSHM_EXPORT void pyshm_wake_hold(void)

@@ -26,6 +26,11 @@ $(B)/selftests/lib/%: $(TOP)/selftests/lib/%.c $(LIB_A) $(KSFT_H)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_A) $(LIB_LDLIBS)
 
+# The ABI test links the shared library, as programs outside this tree do.
+$(B)/selftests/lib/abi: $(TOP)/selftests/lib/abi.c $(LIB_SO) $(KSFT_H)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -Wl,-rpath,$(B)/lib -lpyshm -ldl
+
 .PHONY: libtests check-lib check-lib-asan tsan valgrind
 libtests: $(LIBTEST_BINS)
 all: libtests

@@ -146,7 +146,9 @@ void pyshm_ring_set_peer(struct pyshm_ring *ring, int fd);
  * @timeout_ns: how long to wait for space; < 0 without limit, 0 not at all
  *
  * Return: 0; -EAGAIN (timeout 0) or -ETIMEDOUT when the ring stays full;
- * -EPIPE when the consumer closed; -EMSGSIZE when too large for the ring
+ * -EINTR when a wait for space was interrupted by a signal or by
+ * pyshm_ring_kick_producers() (nothing was sent; try again with the time
+ * left); -EPIPE when the consumer closed; -EMSGSIZE when too large for the ring
  * and no transfer is set; -EBADMSG when the shared header is corrupt;
  * -EINVAL for a non-producer handle.
  */
@@ -241,6 +243,14 @@ void pyshm_ring_disarm(struct pyshm_ring *ring);
  * process or through the fd given with pyshm_ring_set_peer().
  */
 void pyshm_ring_kick(struct pyshm_ring *ring);
+
+/**
+ * pyshm_ring_kick_producers() - make producers waiting for space return
+ *	-EINTR, so they re-examine their situation (a thread being stopped)
+ *
+ * Works across processes: they sleep on a futex in the shared header.
+ */
+void pyshm_ring_kick_producers(struct pyshm_ring *ring);
 
 /**
  * pyshm_ring_close() - mark one side closed and wake the other

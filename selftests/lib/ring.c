@@ -232,6 +232,56 @@ TEST_F(ring, full_ring_makes_the_producer_wait_then_time_out)
 	}
 }
 
+struct blocked_send {
+	struct pyshm_ring *prod;
+	int n;
+	int ret;
+};
+
+static void *send_blocked(void *arg)
+{
+	struct blocked_send *b = arg;
+
+	b->ret = send_one(b->prod, 1, b->n, 1000, -1);
+	return NULL;
+}
+
+static void on_sigusr1(int sig)
+{
+}
+
+TEST_F(ring, a_producer_waiting_for_space_is_interrupted_by_a_kick_or_a_signal)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 }, old;
+	struct blocked_send b = { .prod = self->prod };
+	struct trec t;
+	pthread_t th;
+	int round;
+
+	while (send_one(self->prod, 1, b.n, 1000, 0) == 0)
+		b.n++;
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, &old));	/* no SA_RESTART */
+	for (round = 0; round < 2; round++) {
+		b.ret = 1;
+		ASSERT_EQ(0, pthread_create(&th, NULL, send_blocked, &b));
+		usleep(100 * 1000);
+		EXPECT_EQ(1, b.ret);	/* still waiting */
+		if (round == 0)
+			pyshm_ring_kick_producers(self->prod);
+		else
+			pthread_kill(th, SIGUSR1);
+		pthread_join(th, NULL);
+		EXPECT_EQ(-EINTR, b.ret);
+	}
+	sigaction(SIGUSR1, &old, NULL);
+	/* Nothing was sent by the interrupted calls. */
+	for (round = 0; round < b.n; round++) {
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		EXPECT_EQ(round, t.seq);
+	}
+	EXPECT_EQ(-ETIMEDOUT, recv_one(self->cons, 0, &t));
+}
+
 struct drain_args {
 	struct pyshm_ring *cons;
 	int n;
@@ -637,6 +687,26 @@ TEST_F(ring, corrupted_positions_are_detected)
 	EXPECT_EQ(-EBADMSG, pyshm_ring_reserve(self->prod, 1, 0, &rec));
 	*prodpos = 0;
 	EXPECT_EQ(0, pyshm_ring_send(self->prod, "x", 1, 0));
+}
+
+TEST_F(ring, a_consumer_ahead_of_the_producer_is_detected_not_waited_on)
+{
+	uint64_t *prodpos = (uint64_t *)((char *)pyshm_region_data(self->r) + 64);
+	uint64_t *conspos = (uint64_t *)((char *)pyshm_region_data(self->r) + 128);
+	uint64_t p, c;
+	int i;
+
+	/* Fill the ring, so the producer has to look at the consumer. */
+	for (i = 0; pyshm_ring_send(self->prod, "x", 1, 0) == 0; i++)
+		ASSERT_GT(DATA, i);
+	p = *prodpos;
+	c = *conspos;
+	*conspos = p + 64;
+	EXPECT_EQ(-EBADMSG, pyshm_ring_send(self->prod, "x", 1, 0));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_send(self->prod, "x", 1, 1000000000));
+	*conspos = c;
+	EXPECT_EQ(-EAGAIN, pyshm_ring_send(self->prod, "x", 1, 0));
+	EXPECT_LT(0, pyshm_ring_discard_all(self->cons));
 }
 
 TEST_F(ring, arm_reports_through_the_waiter_fd)
