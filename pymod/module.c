@@ -95,9 +95,9 @@ static PyMethodDef mod_methods[] = {
 };
 
 static PyObject *new_exception(PyObject *mod, const char *name, PyObject *base,
-			       const char *doc)
+			       const char *doc, PyObject *dict)
 {
-	PyObject *exc = PyErr_NewExceptionWithDoc(name, doc, base, NULL);
+	PyObject *exc = PyErr_NewExceptionWithDoc(name, doc, base, dict);
 
 	if (!exc || PyModule_AddObjectRef(mod, strrchr(name, '.') + 1, exc) < 0) {
 		Py_XDECREF(exc);
@@ -109,6 +109,7 @@ static PyObject *new_exception(PyObject *mod, const char *name, PyObject *base,
 static int mod_exec(PyObject *mod)
 {
 	pymod_state *st = get_state(mod);
+	PyObject *attrs;
 
 #if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030D0100
 	/*
@@ -127,12 +128,20 @@ static int mod_exec(PyObject *mod)
 	st->DataCloneError = new_exception(mod, "pyshm_workers.DataCloneError",
 					   PyExc_TypeError,
 					   "An object could not be cloned: its type and where it sat "
-					   "in the object graph are in the message.");
+					   "in the object graph are in the message.", NULL);
 	if (!st->DataCloneError)
+		return -1;
+	/* What the worker raised, None where it is not known (a worker that
+	 * died without a word). */
+	attrs = Py_BuildValue("{sOsOsOsO}", "remote_type", Py_None, "remote_message", Py_None,
+			      "remote_traceback", Py_None, "exception", Py_None);
+	if (!attrs)
 		return -1;
 	st->WorkerError = new_exception(mod, "pyshm_workers.WorkerError", PyExc_Exception,
 					"A worker failed. remote_type, remote_message and "
-					"remote_traceback describe the exception it raised.");
+					"remote_traceback describe the exception it raised "
+					"(None when it died without raising one).", attrs);
+	Py_DECREF(attrs);
 	if (!st->WorkerError)
 		return -1;
 	st->str_ok = PyUnicode_InternFromString("ok");

@@ -263,6 +263,33 @@ static int64_t timeout_ns(double t)
 	return (int64_t)(t * 1e9);
 }
 
+/*
+ * The ring is full: wait for room without the GIL, for @timeout seconds
+ * (< 0 without limit). A signal or terminate() interrupts the wait: then
+ * -EINTR with the exception its handler raised, or the wait goes on.
+ */
+static int send_wait(pymod_state *st, struct port *p, const struct iovec *iov,
+		     double timeout)
+{
+	double deadline = timeout < 0 ? -1 : mono_now() + timeout, left;
+	int ret;
+
+	for (;;) {
+		left = deadline < 0 ? -1 : deadline - mono_now();
+		if (deadline >= 0 && left <= 0)
+			return -ETIMEDOUT;
+		worker_block(st, p->tx, true, true);
+		Py_BEGIN_ALLOW_THREADS
+		ret = pyshm_ring_sendv(p->tx, iov, 2, timeout_ns(left));
+		Py_END_ALLOW_THREADS
+		worker_block(st, p->tx, true, false);
+		if (ret != -EINTR)
+			return ret;
+		if (PyErr_CheckSignals() < 0 || worker_check_terminated(st) < 0)
+			return -EINTR;
+	}
+}
+
 int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 		     PyObject *transfer, double timeout)
 {
@@ -280,18 +307,16 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 	iov[1] = (struct iovec){ .iov_base = msg.buf, .iov_len = msg.len };
 	pyshm_ring_set_xfer(p->tx, env.xfer);
 	ret = pyshm_ring_sendv(p->tx, iov, 2, 0);
-	if (ret == -EAGAIN && timeout != 0) {
-		/* Full: wait for the receiver, without the GIL. */
-		Py_BEGIN_ALLOW_THREADS
-		ret = pyshm_ring_sendv(p->tx, iov, 2, timeout_ns(timeout));
-		Py_END_ALLOW_THREADS
-	}
+	if (ret == -EAGAIN && timeout != 0)
+		ret = send_wait(st, p, iov, timeout);
 	if (ret < 0) {
 		clone_discard(msg.buf, msg.len, &env);
 		clone_msg_free(&msg);
 		/* As in JavaScript, posting to a closed port drops the message. */
 		if (ret == -EPIPE)
 			return 0;
+		if (ret == -EINTR)
+			return -1;	/* the signal handler's exception */
 		pymod_raise_from_errno(st, ret == -EAGAIN ? -ETIMEDOUT : ret, "post_message");
 		return -1;
 	}
@@ -368,7 +393,9 @@ static PyObject *port_recv(pymod_state *st, struct port *p, double timeout)
 		}
 		if (ret == -EPIPE) {
 			if (p->worker)
-				worker_raise_eof(st, p->worker);
+				worker_raise_eof(st, p->worker,
+						 deadline < 0 ? -1.0 :
+						 deadline == 0 ? mono_now() : (double)deadline * 1e-9);
 			else
 				PyErr_SetString(PyExc_EOFError, "the other end of the channel is closed");
 			break;
@@ -395,11 +422,11 @@ static PyObject *port_recv(pymod_state *st, struct port *p, double timeout)
 			}
 		}
 		pyshm_ring_set_waiter(p->rx, rx_waiter(p, false));
-		worker_block(st, p->rx, true);
+		worker_block(st, p->rx, false, true);
 		Py_BEGIN_ALLOW_THREADS
 		ret = pyshm_ring_wait(p->rx, left);
 		Py_END_ALLOW_THREADS
-		worker_block(st, p->rx, false);
+		worker_block(st, p->rx, false, false);
 		if (ret == -EINTR && PyErr_CheckSignals() < 0)
 			break;
 	}

@@ -103,7 +103,10 @@ void worker_finished(struct worker *w, int code)
 		port_put(link);
 	}
 	if (p) {
+		/* Nothing more will come, and nobody reads what we send: a
+		 * sender waiting for room gets out. */
 		pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_PRODUCERS);
+		pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_CONSUMER);
 		port_put(p);
 	}
 #if PYMOD_HAVE_SUBINTERPRETERS
@@ -124,7 +127,7 @@ int worker_check_terminated(pymod_state *st)
 	return 0;
 }
 
-void worker_block(pymod_state *st, struct pyshm_ring *ring, bool on)
+void worker_block(pymod_state *st, struct pyshm_ring *ring, bool producer, bool on)
 {
 	struct worker *w = st->self_worker;
 	size_t i, n = sizeof(w->blocked) / sizeof(w->blocked[0]);
@@ -133,12 +136,13 @@ void worker_block(pymod_state *st, struct pyshm_ring *ring, bool on)
 		return;
 	pthread_mutex_lock(&w->block_lock);
 	for (i = 0; i < n; i++) {
-		if (on && !w->blocked[i]) {
-			w->blocked[i] = ring;
+		if (on && !w->blocked[i].ring) {
+			w->blocked[i].ring = ring;
+			w->blocked[i].producer = producer;
 			break;
 		}
-		if (!on && w->blocked[i] == ring) {
-			w->blocked[i] = NULL;
+		if (!on && w->blocked[i].ring == ring && w->blocked[i].producer == producer) {
+			w->blocked[i].ring = NULL;
 			break;
 		}
 	}
@@ -159,9 +163,12 @@ void worker_raise_error(pymod_state *st, struct worker *w, PyObject *details)
 
 	if (w)
 		w->error_seen = true;
-	text = PyUnicode_FromFormat("%U: %U%s%U", type ? type : Py_None,
-				    msg ? msg : Py_None, tb ? "\n\n" : "",
-				    tb ? tb : PyUnicode_New(0, 0));
+	if (tb)
+		text = PyUnicode_FromFormat("%S: %S\n\n%U", type ? type : Py_None,
+					    msg ? msg : Py_None, tb);
+	else
+		text = PyUnicode_FromFormat("%S: %S", type ? type : Py_None,
+					    msg ? msg : Py_None);
 	if (!text)
 		return;
 	exc = PyObject_CallOneArg(st->WorkerError, text);
@@ -182,11 +189,65 @@ void worker_raise_error(pymod_state *st, struct worker *w, PyObject *details)
 	Py_DECREF(exc);
 }
 
-void worker_raise_eof(pymod_state *st, struct worker *w)
+/* Seconds on the monotonic clock. */
+double mono_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* What is left until @deadline (mono_now() seconds); false once passed. */
+static bool time_left(double deadline, struct timespec *ts)
+{
+	double left = deadline - mono_now();
+
+	if (left <= 0)
+		return false;
+	ts->tv_sec = (time_t)left;
+	ts->tv_nsec = (long)((left - (double)ts->tv_sec) * 1e9);
+	return true;
+}
+
+/*
+ * Wait, without the GIL, until the worker's exit code is final or until
+ * @deadline (mono_now() seconds; < 0 without limit): 1 when it is, 0 at the
+ * deadline, -1 when a signal handler raised.
+ */
+static int wait_done(struct worker *w, double deadline)
+{
+	struct timespec ts;
+	long ret;
+	int err;
+
+	while (!atomic_load(&w->done)) {
+		if (deadline >= 0 && !time_left(deadline, &ts))
+			return 0;
+		Py_BEGIN_ALLOW_THREADS
+		ret = futex(&w->done, FUTEX_WAIT_PRIVATE, 0, deadline >= 0 ? &ts : NULL);
+		err = ret < 0 ? errno : 0;
+		Py_END_ALLOW_THREADS
+		if (err == EINTR && PyErr_CheckSignals() < 0)
+			return -1;
+	}
+	return 1;
+}
+
+void worker_raise_eof(pymod_state *st, struct worker *w, double deadline)
 {
 	bool exited, terminated;
 	int code;
 
+	/* The worker closed its end as its target returned; EOFError only
+	 * once it has exited, so that exit_code and is_alive() agree. */
+	switch (wait_done(w, deadline)) {
+	case -1:
+		return;
+	case 0:
+		PyErr_SetString(PyExc_TimeoutError, "recv() timed out");
+		return;
+	}
 	pthread_mutex_lock(&w->lock);
 	exited = w->exited;
 	terminated = w->terminated;
@@ -233,36 +294,12 @@ static void handle_dealloc(HandleObject *h)
 	Py_DECREF(tp);
 }
 
-/* Seconds on the monotonic clock. */
-static double mono_now(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
-}
-
-/* What is left until @deadline (mono_now() seconds); false once passed. */
-static bool time_left(double deadline, struct timespec *ts)
-{
-	double left = deadline - mono_now();
-
-	if (left <= 0)
-		return false;
-	ts->tv_sec = (time_t)left;
-	ts->tv_nsec = (long)((left - (double)ts->tv_sec) * 1e9);
-	return true;
-}
-
 static PyObject *handle_join(HandleObject *h, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = { "timeout", NULL };
 	struct worker *w = h->w;
 	PyObject *tmo = Py_None;
-	double timeout = -1, deadline = 0;
-	struct timespec ts;
-	long ret;
-	int err;
+	double timeout = -1, deadline = -1;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:join", kwlist, &tmo))
 		return NULL;
@@ -274,15 +311,11 @@ static PyObject *handle_join(HandleObject *h, PyObject *args, PyObject *kwds)
 			timeout = 0;
 		deadline = mono_now() + timeout;
 	}
-	while (!atomic_load(&w->done)) {
-		if (timeout >= 0 && !time_left(deadline, &ts))
-			Py_RETURN_FALSE;
-		Py_BEGIN_ALLOW_THREADS
-		ret = futex(&w->done, FUTEX_WAIT_PRIVATE, 0, timeout >= 0 ? &ts : NULL);
-		err = ret < 0 ? errno : 0;
-		Py_END_ALLOW_THREADS
-		if (err == EINTR && PyErr_CheckSignals() < 0)
-			return NULL;
+	switch (wait_done(w, deadline)) {
+	case -1:
+		return NULL;
+	case 0:
+		Py_RETURN_FALSE;
 	}
 	Py_RETURN_TRUE;
 }
@@ -320,9 +353,14 @@ static void kick_blocked(struct worker *w)
 	size_t i;
 
 	pthread_mutex_lock(&w->block_lock);
-	for (i = 0; i < sizeof(w->blocked) / sizeof(w->blocked[0]); i++)
-		if (w->blocked[i])
-			pyshm_ring_kick(w->blocked[i]);
+	for (i = 0; i < sizeof(w->blocked) / sizeof(w->blocked[0]); i++) {
+		if (!w->blocked[i].ring)
+			continue;
+		if (w->blocked[i].producer)
+			pyshm_ring_kick_producers(w->blocked[i].ring);
+		else
+			pyshm_ring_kick(w->blocked[i].ring);
+	}
 	pthread_mutex_unlock(&w->block_lock);
 }
 

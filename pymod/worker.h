@@ -50,7 +50,10 @@ struct worker {
 	char **sys_path;		/* the parent's sys.path, for the new interpreter */
 	bool counted;			/* in the spare's count of running workers */
 	pthread_mutex_t block_lock;	/* guards blocked[] */
-	struct pyshm_ring *blocked[16];	/* rings the worker sleeps on */
+	struct {
+		struct pyshm_ring *ring;
+		bool producer;		/* waits for room, not for a record */
+	} blocked[16];			/* rings the worker sleeps on */
 	/* process mode */
 	pid_t pid;
 	int pidfd;			/* signals and waits without pid reuse races */
@@ -60,13 +63,18 @@ struct worker {
 
 /* In a worker interpreter being terminated: raise SystemExit, return -1. */
 int worker_check_terminated(pymod_state *st);
-/* Register a ring this interpreter sleeps on, so terminate() can wake it. */
-void worker_block(pymod_state *st, struct pyshm_ring *ring, bool on);
+/* Register a ring this interpreter sleeps on (as its consumer, or as a
+ * @producer waiting for room), so terminate() can wake it. */
+void worker_block(pymod_state *st, struct pyshm_ring *ring, bool producer, bool on);
 /* Raise WorkerError for an error record's details (a dict). */
 void worker_raise_error(pymod_state *st, struct worker *w, PyObject *details);
-/* Raise at the end of a worker's stream: WorkerError once for a worker that
- * died without reporting an error, else EOFError. */
-void worker_raise_eof(pymod_state *st, struct worker *w);
+/* Raise at the end of a worker's stream, once it has exited (TimeoutError
+ * if it has not by @deadline, mono_now() seconds, < 0 without limit):
+ * WorkerError once for a worker that died without reporting an error, else
+ * EOFError. */
+void worker_raise_eof(pymod_state *st, struct worker *w, double deadline);
+/* Seconds on the monotonic clock. */
+double mono_now(void);
 void worker_put(struct worker *w);
 
 /* Between worker.c, worker_interp.c and worker_process.c. */

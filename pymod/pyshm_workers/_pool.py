@@ -7,7 +7,8 @@ import threading
 import time
 from concurrent.futures import Executor, Future
 
-from ._worker import MODES, Worker
+from . import _worker
+from ._worker import Worker, helper_thread, resolve_mode
 
 
 class _RemoteTraceback(Exception):
@@ -79,11 +80,9 @@ class _Slot:
     """One worker, the task it runs, and the thread collecting its replies."""
 
     def __init__(self, pool):
-        self.pool = pool
         self.worker = pool._new_worker()
         self.task = None
-        self.thread = threading.Thread(target=pool._collect, args=(self,), daemon=True,
-                                       name=f"WorkerPool-{self.worker.name}")
+        self.thread = None
 
 
 class WorkerPool(Executor):
@@ -102,15 +101,14 @@ class WorkerPool(Executor):
             max_workers = os.cpu_count() or 1
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self._max_workers = max_workers
-        self._mode = mode
+        self._mode = resolve_mode(mode)
         self._lock = threading.Lock()       # guards everything below
         self._slots = []
         self._idle = []
         self._pending = collections.deque()
         self._shutdown = False
+        _worker._pools.add(self)
 
     def _new_worker(self):
         return Worker(_serve, mode=self._mode)
@@ -120,12 +118,14 @@ class WorkerPool(Executor):
         task could not be sent (its future is failed)."""
         if not future.set_running_or_notify_cancel():
             return False
+        # Before the post: the reply may be collected before it returns.
+        slot.task = future
         try:
             slot.worker.post_message((fn, args, kwargs))
         except BaseException as exc:
+            slot.task = None
             future.set_exception(exc)
             return False
-        slot.task = future
         return True
 
     def _next(self, slot):
@@ -139,13 +139,23 @@ class WorkerPool(Executor):
         if self._shutdown:
             slot.worker._port._close_send()
 
+    def _idle_slot(self):
+        """An idle slot whose worker lives, or None. Caller holds the lock.
+        A dead one is left to its collector, which replaces the worker and
+        then takes pending work."""
+        while self._idle:
+            slot = self._idle.pop()
+            if slot.worker.is_alive():
+                return slot
+        return None
+
     def submit(self, fn, /, *args, **kwargs):
         future = _PoolFuture()
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self._idle:
-                slot = self._idle.pop()
+            slot = self._idle_slot()
+            if slot is not None:
                 if not self._start(slot, future, fn, args, kwargs):
                     self._idle.append(slot)
             elif len(self._slots) < self._max_workers:
@@ -153,7 +163,8 @@ class WorkerPool(Executor):
                 self._slots.append(slot)
                 if not self._start(slot, future, fn, args, kwargs):
                     self._idle.append(slot)
-                slot.thread.start()
+                slot.thread = helper_thread(self._collect, f"WorkerPool-{slot.worker.name}",
+                                            slot)
             else:
                 self._pending.append((future, fn, args, kwargs))
         return future
@@ -188,10 +199,19 @@ class WorkerPool(Executor):
             slot.worker.terminate()
             slot.worker.join()
             with self._lock:
+                # A worker may die idle, too.
+                if slot in self._idle:
+                    self._idle.remove(slot)
                 if self._shutdown and not self._pending:
                     self._slots.remove(slot)
                     return
-                slot.worker = self._new_worker()
+                try:
+                    slot.worker = self._new_worker()
+                except BaseException as err:
+                    self._slots.remove(slot)
+                    while self._pending and not self._slots:
+                        self._pending.popleft()[0].set_exception(err)
+                    return
                 self._next(slot)
 
     def shutdown(self, wait=True, *, cancel_futures=False):

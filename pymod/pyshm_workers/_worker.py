@@ -13,8 +13,10 @@ from . import _core
 _in_worker = False
 _worker_name = None
 _counter = itertools.count(1)
-# Workers created by this interpreter that may still run.
+# Workers created by this interpreter that may still run, and pools (ended
+# before their workers, at exit).
 _live = weakref.WeakSet()
+_pools = weakref.WeakSet()
 
 MODES = ("auto", "interpreter", "process")
 # Joining at interpreter exit: how long a worker may take to finish after
@@ -22,9 +24,49 @@ MODES = ("auto", "interpreter", "process")
 EXIT_GRACE = 2.0
 
 
+def resolve_mode(mode):
+    """"interpreter" or "process" for a mode argument; ValueError when it
+    is none of MODES or cannot be had here."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if mode == "auto":
+        return "interpreter" if sys.version_info >= (3, 12) else "process"
+    if mode == "interpreter" and sys.version_info < (3, 12):
+        raise ValueError("mode='interpreter' needs Python 3.12 or later "
+                         "(own-GIL subinterpreters); use mode='process'")
+    return mode
+
+
 def in_worker():
     """True inside a worker, False in the program's main interpreter."""
     return _in_worker
+
+
+def helper_thread(target, name, *args):
+    """A started thread serving a Worker or a pool. Daemon in the main
+    interpreter (its workers end at exit, after non-daemon threads are
+    joined); a worker interpreter refuses daemon threads, and there they end
+    with the workers shutdown_all() stops as the target returns."""
+    import threading
+    t = threading.Thread(target=target, args=args, name=name, daemon=not _in_worker)
+    t.start()
+    return t
+
+
+class _Unraisable:
+    """What sys.unraisablehook takes: an exception no caller can catch."""
+
+    def __init__(self, exc, err_msg):
+        self.exc_type, self.exc_value = type(exc), exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = err_msg
+        self.object = None
+
+
+class TargetError(_core.DataCloneError, ValueError):
+    """A target the worker cannot import by name (a lambda, a nested or
+    unimportable function): it cannot be cloned across (functions travel by
+    reference), and it is a bad value for target."""
 
 
 def target_spec(target):
@@ -39,14 +81,14 @@ def target_spec(target):
     module = getattr(target, "__module__", None)
     qualname = getattr(target, "__qualname__", None)
     if not module or not qualname or "<" in qualname:
-        raise ValueError(f"target {target!r} must be a module-level function "
-                         "(the worker imports it by name)")
+        raise TargetError(f"target {target!r} must be a module-level function "
+                          "(the worker imports it by name)")
     try:
         found = resolve_target((module, qualname))
     except (ImportError, AttributeError):
         found = None
     if found is not target:
-        raise ValueError(f"target {target!r} is not importable as {module}:{qualname}")
+        raise TargetError(f"target {target!r} is not importable as {module}:{qualname}")
     return module, qualname
 
 
@@ -93,13 +135,7 @@ class Worker:
 
     def __init__(self, target, args=(), kwargs=None, *, mode="auto", name=None,
                  worker_data=None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        if mode == "auto":
-            mode = "interpreter" if sys.version_info >= (3, 12) else "process"
-        elif mode == "interpreter" and sys.version_info < (3, 12):
-            raise ValueError("mode='interpreter' needs Python 3.12 or later "
-                             "(own-GIL subinterpreters); use mode='process'")
+        mode = resolve_mode(mode)
         if kwargs is None:
             kwargs = {}
         if not isinstance(kwargs, dict):
@@ -109,6 +145,7 @@ class Worker:
         self._name = str(name) if name is not None else f"Worker-{next(_counter)}"
         self._on_message = self._on_error = None
         self._dispatcher = None
+        self._events = None         # what came while its callback was unset
         self._handle = None
         self._port, theirs = _core._link_channel(mode == "process")
         setup = {
@@ -159,33 +196,61 @@ class Worker:
         from . import WorkerError
         while True:
             try:
-                msg = self._port.recv()
+                event = ("on_message", self._port.recv())
             except (EOFError, ValueError):
                 return
             except WorkerError as err:
-                if self._on_error is not None:
-                    self._on_error(err)
-                continue
-            callback = self._on_message
-            if callback is not None:
-                callback(msg)
+                event = ("on_error", err)
+            # Held while calling too, so that events are delivered in order
+            # whether from here or by _flush_events().
+            with self._events_lock:
+                callback = getattr(self, "_" + event[0])
+                if callback is None or self._events:
+                    # Kept, in order, until that callback is set.
+                    self._events.append(event)
+                else:
+                    self._call(callback, event)
+
+    def _call(self, callback, event):
+        try:
+            callback(event[1])
+        except Exception as exc:
+            # Reported as an exception in a thread is; dispatching goes on.
+            sys.unraisablehook(_Unraisable(exc, f"Exception in {self._name}.{event[0]}"))
+
+    def _flush_events(self):
+        """Deliver what was kept, in order, up to the first event whose
+        callback is still unset."""
+        with self._events_lock:
+            while self._events:
+                callback = getattr(self, "_" + self._events[0][0])
+                if callback is None:
+                    return
+                self._call(callback, self._events.popleft())
 
     def _set_callback(self, attr, fn):
         if fn is not None and not callable(fn):
             raise TypeError(f"{attr} must be callable or None")
         setattr(self, "_" + attr, fn)
-        if fn is not None and self._dispatcher is None:
+        if fn is None:
+            return
+        if self._dispatcher is None:
+            import collections
             import threading
-            self._dispatcher = threading.Thread(
-                target=self._dispatch, name=f"{self._name}-events", daemon=True)
-            self._dispatcher.start()
+            self._events = collections.deque()
+            self._events_lock = threading.RLock()   # a callback may set one
+            self._dispatcher = helper_thread(self._dispatch, f"{self._name}-events")
+        else:
+            self._flush_events()
 
     on_message = property(lambda self: self._on_message,
                           lambda self, fn: self._set_callback("on_message", fn),
-                          doc="Called with each message, from a dispatcher thread.")
+                          doc="Called with each message, from a dispatcher thread. "
+                              "Messages that come while it is None wait for it.")
     on_error = property(lambda self: self._on_error,
                         lambda self, fn: self._set_callback("on_error", fn),
-                        doc="Called with the WorkerError if the worker fails.")
+                        doc="Called with the WorkerError if the worker fails "
+                            "(held back until set, like messages).")
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -246,8 +311,13 @@ class Worker:
 
 
 def shutdown_all(grace=EXIT_GRACE):
-    """End every worker this interpreter started (at exit, and at the end
-    of a worker that started workers of its own)."""
+    """End every pool and worker this interpreter started (at exit, and at
+    the end of a worker that started workers of its own)."""
+    for pool in list(_pools):
+        try:
+            pool.shutdown(wait=False, cancel_futures=True)
+        except Exception:
+            pass
     for w in list(_live):
         try:
             w._finish(grace)

@@ -176,3 +176,39 @@ def cpu_work(n):
 
 def report_env(name):
     pw.parent.post_message(os.environ.get(name))
+
+
+def post_forever():
+    """Post until the parent's ring is full, and go on posting."""
+    pw.parent.post_message("posting")
+    block = b"x" * 4096
+    while True:
+        pw.parent.post_message(block)
+
+
+def sleep_then_exit(delay, code):
+    time.sleep(delay)
+    os._exit(code)
+
+
+def pool_in_worker():
+    """A WorkerPool of the worker's own, left for the end of the target
+    to shut down."""
+    pool = pw.WorkerPool(max_workers=2, mode=pw.worker_data or "auto")
+    pw.parent.post_message(list(pool.map(square, range(5))))
+
+
+def callbacks_in_worker():
+    """Event-style messages from a worker of the worker's own."""
+    import threading
+    got, done = [], threading.Event()
+    w = pw.Worker(count_to, args=(3,), mode=pw.worker_data or "auto")
+
+    def on_message(msg):
+        got.append(msg)
+        if len(got) == 3:
+            done.set()
+
+    w.on_message = on_message
+    done.wait(60)
+    pw.parent.post_message(got)

@@ -4,6 +4,9 @@ asyncio, and replacing workers that die."""
 
 import asyncio
 import concurrent.futures as cf
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import unittest
@@ -77,6 +80,30 @@ class PoolCases:
         self.assertEqual(p.submit(targets.square, 4).result(TIMEOUT), 16)
         self.assertNotEqual(p.submit(targets.whoami).result(TIMEOUT), pid)
 
+    def test_a_worker_that_dies_idle_is_replaced_once(self):
+        p = self.pool(1)
+        self.assertEqual(p.submit(targets.square, 2).result(TIMEOUT), 4)
+        dead = p._slots[0].worker
+        dead.terminate()                    # dies while idle
+        dead.join(TIMEOUT)
+        fs = [p.submit(targets.square, i) for i in range(6)]
+        self.assertEqual([f.result(TIMEOUT) for f in fs], [i * i for i in range(6)])
+        self.assertEqual(len(p._slots), 1)
+        self.assertLessEqual(len(p._idle), 1)
+
+    def test_a_pool_left_running_ends_at_exit(self):
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            pool = pw.WorkerPool(2, mode={self.mode!r})
+            assert pool.submit(targets.square, 3).result(60) == 9
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stderr, "")
+
     def test_shutdown_refuses_new_work(self):
         p = self.pool()
         p.submit(targets.square, 1).result(TIMEOUT)
@@ -123,6 +150,11 @@ class PoolCases:
             pw.WorkerPool(max_workers=0)
         with self.assertRaises(ValueError):
             pw.WorkerPool(mode="fibers")
+
+    @unittest.skipIf(support.HAVE_SUBINTERPRETERS, "3.11 only")
+    def test_interpreter_mode_needs_3_12(self):
+        with self.assertRaises(ValueError):
+            pw.WorkerPool(mode="interpreter")
 
 
 @unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)

@@ -68,6 +68,10 @@ class WorkerCases(support.Workers):
         self.assertIsNone(pw.worker_data)
 
     def test_bad_targets_are_refused(self):
+        # A function the worker cannot import by name cannot be cloned
+        # across; it is a bad value too.
+        with self.assertRaises(pw.DataCloneError):
+            pw.Worker(lambda: None, mode=self.mode)
         with self.assertRaises(ValueError):
             pw.Worker(lambda: None, mode=self.mode)
         with self.assertRaises(TypeError):
@@ -239,6 +243,48 @@ class WorkerCases(support.Workers):
         with self.assertRaises(TypeError):
             w.on_message = 5
 
+    def test_events_wait_for_their_callback(self):
+        got, errors = [], []
+        done = threading.Event()
+        w = self.start(targets.send_then_raise, 3)
+        # Only on_error: the messages that come meanwhile are kept...
+        w.on_error = lambda e: (errors.append(e), done.set())
+        w.join(TIMEOUT)
+        self.assertEqual(errors, [])
+        # ...and delivered in order, the error after them.
+        w.on_message = got.append
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(got, [0, 1, 2])
+        self.assertEqual(errors[0].remote_message, "bad value 3")
+
+    def test_a_raising_callback_is_reported_and_dispatching_goes_on(self):
+        got, reported = [], []
+        done = threading.Event()
+        w = self.start(targets.count_to, 3)
+        hook = sys.unraisablehook
+        sys.unraisablehook = reported.append
+        self.addCleanup(setattr, sys, "unraisablehook", hook)
+
+        def on_message(msg):
+            got.append(msg)
+            if msg == 2:
+                done.set()
+            if msg == 0:
+                raise RuntimeError("callback failed")
+
+        w.on_message = on_message
+        self.assertTrue(done.wait(TIMEOUT))
+        self.assertEqual(got, [0, 1, 2])
+        self.assertEqual(len(reported), 1)
+        self.assertIsInstance(reported[0].exc_value, RuntimeError)
+        self.assertIn("on_message", reported[0].err_msg)
+
+    def test_callbacks_in_a_worker_of_a_worker(self):
+        w = self.start(targets.callbacks_in_worker, worker_data=self.mode)
+        self.assertEqual(w.recv(TIMEOUT), [0, 1, 2])
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 0)
+
     def test_on_error_callback(self):
         errors = []
         done = threading.Event()
@@ -273,6 +319,19 @@ class WorkerCases(support.Workers):
             w.recv(TIMEOUT)
         self.assertIn("Local", cm.exception.remote_type)
         self.assertIn("cannot be cloned by reference", str(cm.exception))
+
+    def test_end_of_stream_comes_with_the_exit_code(self):
+        w = self.start(targets.count_to, 3)
+        self.assertEqual(list(w), [0, 1, 2])
+        # No join(): EOF means the worker has exited.
+        self.assertEqual(w.exit_code, 0)
+        self.assertFalse(w.is_alive())
+        w = self.start(targets.send_then_raise, 0)
+        with self.assertRaises(pw.WorkerError):
+            w.recv(TIMEOUT)
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+        self.assertEqual(w.exit_code, 1)
 
     def test_iteration_raises_worker_error(self):
         w = self.start(targets.send_then_raise, 2)
@@ -324,6 +383,37 @@ class WorkerCases(support.Workers):
     def test_terminate_during_atomics_wait(self):
         a = pw.Int32Array(pw.SharedArrayBuffer(8))
         self.check_terminate(targets.wait_forever_on, "waiting", a)
+
+    def test_terminate_during_a_send_to_a_full_ring(self):
+        w = self.start(targets.post_forever)
+        self.assertEqual(w.recv(TIMEOUT), "posting")
+        time.sleep(0.3)     # its sends to us fill the ring
+        t0 = time.monotonic()
+        w.terminate()
+        w.join(TIMEOUT)
+        self.assertFalse(w.is_alive())
+        self.assertLess(time.monotonic() - t0, 10)
+
+    def test_a_send_to_a_full_ring_is_interrupted_by_a_signal(self):
+        w = self.start(targets.sleep_forever)
+        self.assertEqual(w.recv(TIMEOUT), "sleeping")
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+        old = signal.signal(signal.SIGALRM, interrupt)
+        self.addCleanup(signal.signal, signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        t0 = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            while True:
+                w.post_message(b"x" * 4096)
+        self.assertLess(time.monotonic() - t0, 10)
+
+    def test_a_pool_in_a_worker_ends_with_it(self):
+        w = self.start(targets.pool_in_worker, worker_data=self.mode)
+        self.assertEqual(w.recv(TIMEOUT), [0, 1, 4, 9, 16])
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 0)
 
     def test_terminate_then_recv_drains_then_eof(self):
         w = self.check_terminate(targets.recv_forever, "receiving")
@@ -437,6 +527,9 @@ class TestProcessWorker(WorkerCases, support.LeakCheck):
         with self.assertRaises(pw.WorkerError) as cm:
             w.recv(TIMEOUT)
         self.assertIn("code 3", str(cm.exception))
+        # Nothing was raised over there to describe.
+        self.assertIsNone(cm.exception.remote_type)
+        self.assertIsNone(cm.exception.remote_traceback)
         with self.assertRaises(EOFError):
             w.recv(TIMEOUT)
         self.assertEqual(w.exit_code, 3)
@@ -453,6 +546,17 @@ class TestProcessWorker(WorkerCases, support.LeakCheck):
         w = self.check_terminate(targets.sleep_forever, "sleeping")
         self.assertEqual(w.exit_code, -signal.SIGTERM)
         self.assertIsInstance(w.pid, int)
+
+    def test_a_send_to_a_worker_that_dies_returns(self):
+        w = self.start(targets.sleep_then_exit, 0.5, 5)
+        t0 = time.monotonic()
+        # The worker never reads: these fill the ring, then wait until it
+        # dies, and are dropped, as posts to a closed port are.
+        for _ in range(1000):
+            w.post_message(b"x" * 4096, timeout=TIMEOUT)
+        self.assertLess(time.monotonic() - t0, 10)
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 5)
 
     def test_killed_worker_holding_sabs_leaks_nothing(self):
         gc.collect()
