@@ -246,39 +246,64 @@ static PyObject *array_compare_exchange(ArrayObject *a, PyObject *const *args,
 	}
 }
 
-/* The futex word of an element: the element itself, or the low half of a
- * 64-bit one (little-endian). Not private: other processes share it. */
-static long futex_wait(void *word, uint32_t val, const struct timespec *ts)
+/* The element's bits, as wait() compares them with its (masked) value. */
+static uint64_t element_bits(ArrayObject *a, void *p)
 {
-	return syscall(SYS_futex, word, FUTEX_WAIT, val, ts, NULL, 0);
+	return a->elsize == 4 ? (uint32_t)load(a, p) : (uint64_t)load(a, p);
 }
 
 /*
- * In a worker interpreter, also wake when terminate() sets @stop: both
- * words at once with futex_waitv() (absolute timeout). Returns 1 when
- * stopped, else as futex_wait().
+ * Sleep until a notify() at @p, a change of the element from @expected, the
+ * absolute CLOCK_MONOTONIC @deadline (< 0: none) or, in a worker
+ * interpreter, terminate() setting @stop. A 32-bit element is one futex
+ * word (not private: other processes share it). A 64-bit one is two, both
+ * waited on at once (futex_waitv), so that a change of either half ends the
+ * sleep; notify() wakes both. Returns 1 when stopped, 0 when woken, -1 with
+ * errno (EAGAIN: not equal, ETIMEDOUT, EINTR).
  */
-static long futex_wait_or_stop(void *word, uint32_t val, double deadline,
-			       atomic_uint *stop)
+static long wait_element(void *p, int elsize, uint64_t expected, double deadline,
+			 atomic_uint *stop)
 {
-	struct futex_waitv v[2] = {
-		{ .val = val, .uaddr = (uintptr_t)word, .flags = FUTEX_32 },
-		{ .val = 0, .uaddr = (uintptr_t)stop, .flags = FUTEX_32 },
-	};
-	struct timespec abs, *absp = NULL;
+	struct futex_waitv v[3];
+	struct timespec ts, *tsp = NULL;
+	unsigned int n = 0;
 	long ret;
 
-	if (deadline > 0) {
-		abs.tv_sec = (time_t)deadline;
-		abs.tv_nsec = (long)((deadline - (double)abs.tv_sec) * 1e9);
-		absp = &abs;
+	if (deadline >= 0) {
+		ts.tv_sec = (time_t)deadline;
+		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+		tsp = &ts;
 	}
-	ret = syscall(SYS_futex_waitv, v, 2, 0, absp, CLOCK_MONOTONIC);
-	if (ret == 1 || atomic_load(stop))
+	v[n++] = (struct futex_waitv){ .val = (uint32_t)expected, .uaddr = (uintptr_t)p,
+				       .flags = FUTEX_32 };
+	if (elsize == 8)
+		v[n++] = (struct futex_waitv){ .val = (uint32_t)(expected >> 32),
+					       .uaddr = (uintptr_t)p + 4, .flags = FUTEX_32 };
+	if (stop)
+		v[n++] = (struct futex_waitv){ .val = 0, .uaddr = (uintptr_t)stop,
+					       .flags = FUTEX_32 };
+	if (n == 1)
+		return syscall(SYS_futex, p, FUTEX_WAIT_BITSET, (uint32_t)expected, tsp, NULL,
+			       FUTEX_BITSET_MATCH_ANY);
+	ret = syscall(SYS_futex_waitv, v, n, 0, tsp, CLOCK_MONOTONIC);
+	if (stop && (ret == (long)n - 1 || atomic_load(stop)))
 		return 1;
 	return ret < 0 ? -1 : 0;
 }
 
+/* Wake up to @n waiters at @p (both halves of a 64-bit element). */
+static long wake_element(void *p, int elsize, long n)
+{
+	long woken, more;
+
+	woken = syscall(SYS_futex, p, FUTEX_WAKE, (int)n, NULL, NULL, 0);
+	if (woken < 0 || elsize == 4 || woken >= n)
+		return woken;
+	more = syscall(SYS_futex, (char *)p + 4, FUTEX_WAKE, (int)(n - woken), NULL, NULL, 0);
+	return more < 0 ? more : woken + more;
+}
+
+/* Seconds, or -1 for no limit (None, inf, or more than a century). */
 static int timeout_arg(PyObject *arg, double *secs)
 {
 	if (arg == Py_None) {
@@ -294,17 +319,19 @@ static int timeout_arg(PyObject *arg, double *secs)
 	}
 	if (*secs < 0)
 		*secs = 0;
+	if (*secs > 3.2e9)
+		*secs = -1;
 	return 0;
 }
 
 static PyObject *array_wait(ArrayObject *a, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "index", "value", "timeout", NULL };
+	static char *kwlist[] = { "i", "value", "timeout", NULL };
 	pymod_state *st = get_state_by_type(Py_TYPE(a));
 	PyObject *idx, *val, *tmo = Py_None;
-	struct timespec ts, *tsp = NULL;
+	atomic_uint *stop = st->self_worker ? &st->self_worker->terminate : NULL;
 	uint64_t expected;
-	double secs, deadline = 0;
+	double secs, deadline = -1;
 	long ret;
 	int err;
 	void *p;
@@ -317,34 +344,15 @@ static PyObject *array_wait(ArrayObject *a, PyObject *args, PyObject *kwds)
 	if (a->elsize == 4)
 		expected = (uint32_t)expected;
 
-	if (secs >= 0) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		deadline = now.tv_sec + now.tv_nsec * 1e-9 + secs;
-	}
+	if (secs >= 0)
+		deadline = mono_now() + secs;
 	for (;;) {
-		if ((uint64_t)load(a, p) != expected &&
-		    (a->elsize == 8 || (uint32_t)load(a, p) != (uint32_t)expected))
+		if (element_bits(a, p) != expected)
 			return Py_NewRef(st->str_not_equal);
-		if (secs >= 0) {
-			struct timespec now;
-			double left;
-
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = deadline - (now.tv_sec + now.tv_nsec * 1e-9);
-			if (left <= 0)
-				return Py_NewRef(st->str_timed_out);
-			ts.tv_sec = (time_t)left;
-			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-			tsp = &ts;
-		}
+		if (secs >= 0 && deadline <= mono_now())
+			return Py_NewRef(st->str_timed_out);
 		Py_BEGIN_ALLOW_THREADS
-		if (st->self_worker)
-			ret = futex_wait_or_stop(p, (uint32_t)expected, secs >= 0 ? deadline : 0,
-						 &st->self_worker->terminate);
-		else
-			ret = futex_wait(p, (uint32_t)expected, tsp);
+		ret = wait_element(p, a->elsize, expected, deadline, stop);
 		err = ret < 0 ? errno : 0;
 		Py_END_ALLOW_THREADS
 		if (ret == 1 || worker_check_terminated(st) < 0) {
@@ -364,15 +372,14 @@ static PyObject *array_wait(ArrayObject *a, PyObject *args, PyObject *kwds)
 		 * value moved meanwhile (a notify may have come and gone). */
 		if (PyErr_CheckSignals() < 0)
 			return NULL;
-		if ((uint64_t)load(a, p) != expected &&
-		    (a->elsize == 8 || (uint32_t)load(a, p) != (uint32_t)expected))
+		if (element_bits(a, p) != expected)
 			return Py_NewRef(st->str_ok);
 	}
 }
 
 static PyObject *array_notify(ArrayObject *a, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "index", "count", NULL };
+	static char *kwlist[] = { "i", "count", NULL };
 	PyObject *idx, *cnt = Py_None;
 	long n = INT_MAX, ret;
 	void *p;
@@ -382,7 +389,12 @@ static PyObject *array_notify(ArrayObject *a, PyObject *args, PyObject *kwds)
 	p = array_slot(a, idx);
 	if (!p)
 		return NULL;
-	if (cnt != Py_None) {
+	if (PyFloat_Check(cnt)) {
+		/* As JavaScript: +inf wakes all, NaN none, fractions truncate. */
+		double d = PyFloat_AS_DOUBLE(cnt);
+
+		n = isnan(d) || d < 0 ? 0 : d >= INT_MAX ? INT_MAX : (long)d;
+	} else if (cnt != Py_None) {
 		n = PyLong_AsLong(cnt);
 		if (n == -1 && PyErr_Occurred()) {
 			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
@@ -397,7 +409,7 @@ static PyObject *array_notify(ArrayObject *a, PyObject *args, PyObject *kwds)
 	}
 	if (n == 0)
 		return PyLong_FromLong(0);
-	ret = syscall(SYS_futex, p, FUTEX_WAKE, (int)n, NULL, NULL, 0);
+	ret = wake_element(p, a->elsize, n);
 	if (ret < 0)
 		return pymod_raise_from_errno(get_state_by_type(Py_TYPE(a)), -errno, "notify");
 	return PyLong_FromLong(ret);
@@ -532,7 +544,7 @@ static void array_releasebuffer(ArrayObject *a, Py_buffer *view)
 
 static PyObject *array_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "buffer", "byte_offset", "length", NULL };
+	static char *kwlist[] = { "sab", "byte_offset", "length", NULL };
 	pymod_state *st = get_state_by_cls(type);
 	PyObject *sab, *len_obj = Py_None;
 	Py_ssize_t off = 0, len = -1;

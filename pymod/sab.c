@@ -81,7 +81,7 @@ static int bound_arg(PyObject *arg, Py_ssize_t *out)
 
 static PyObject *sab_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "byte_length", "max_byte_length", NULL };
+	static char *kwlist[] = { "n", "max_byte_length", NULL };
 	pymod_state *st = get_state_by_cls(type);
 	PyObject *len_obj, *max_obj = Py_None;
 	struct pyshm_region *r;
@@ -259,7 +259,7 @@ static PyMemberDef sab_members[] = {
 };
 
 static PyType_Slot sab_slots[] = {
-	{ Py_tp_doc, "SharedArrayBuffer(byte_length, max_byte_length=None)\n--\n\n"
+	{ Py_tp_doc, "SharedArrayBuffer(n, max_byte_length=None)\n--\n\n"
 		     "Raw memory every worker holding it sees. Posting it shares the\n"
 		     "memory, never copies it. Zero-filled; growable when\n"
 		     "max_byte_length is given." },

@@ -54,6 +54,18 @@ def __getattr__(name):
     raise AttributeError(f"module 'pyshm_workers' has no attribute {name!r}")
 
 
+_TYPED_ARRAYS = (Int32Array, Int64Array)
+
+
+def _typed(a, op):
+    """a itself, when it is a typed array: TypeError otherwise (as
+    JavaScript's Atomics refuse anything else)."""
+    if not isinstance(a, _TYPED_ARRAYS):
+        raise TypeError(f"Atomics.{op}() needs an Int32Array or Int64Array, "
+                        f"not {type(a).__name__}")
+    return a
+
+
 class Atomics:
     """The typed-array atomic operations, spelled as in JavaScript.
 
@@ -66,49 +78,49 @@ class Atomics:
 
     @staticmethod
     def load(a, i):
-        return a.load(i)
+        return _typed(a, "load").load(i)
 
     @staticmethod
     def store(a, i, v):
-        return a.store(i, v)
+        return _typed(a, "store").store(i, v)
 
     @staticmethod
     def add(a, i, v):
-        return a.add(i, v)
+        return _typed(a, "add").add(i, v)
 
     @staticmethod
     def sub(a, i, v):
-        return a.sub(i, v)
+        return _typed(a, "sub").sub(i, v)
 
     @staticmethod
     def and_(a, i, v):
-        return a.and_(i, v)
+        return _typed(a, "and_").and_(i, v)
 
     @staticmethod
     def or_(a, i, v):
-        return a.or_(i, v)
+        return _typed(a, "or_").or_(i, v)
 
     @staticmethod
     def xor(a, i, v):
-        return a.xor(i, v)
+        return _typed(a, "xor").xor(i, v)
 
     @staticmethod
     def exchange(a, i, v):
-        return a.exchange(i, v)
+        return _typed(a, "exchange").exchange(i, v)
 
     @staticmethod
     def compare_exchange(a, i, expected, new):
-        return a.compare_exchange(i, expected, new)
+        return _typed(a, "compare_exchange").compare_exchange(i, expected, new)
 
     compareExchange = compare_exchange
 
     @staticmethod
     def wait(a, i, value, timeout=None):
-        return a.wait(i, value, timeout)
+        return _typed(a, "wait").wait(i, value, timeout)
 
     @staticmethod
     def notify(a, i, count=None):
-        return a.notify(i, count)
+        return _typed(a, "notify").notify(i, count)
 
     @staticmethod
     def is_lock_free(size):

@@ -3,6 +3,7 @@
 atomic operation (including wrap-around), wait/notify between threads and
 processes, and the JavaScript-style Atomics namespace."""
 
+import math
 import os
 import threading
 import time
@@ -219,6 +220,23 @@ class TestOperations(support.LeakCheck):
         self.assertTrue(A.isLockFree(4))
         self.assertFalse(A.is_lock_free(3))
 
+    def test_atomics_namespace_refuses_anything_but_typed_arrays(self):
+        for not_an_array in ([0], pw.SharedArrayBuffer(8), None, memoryview(b"1234")):
+            with self.assertRaises(TypeError):
+                pw.Atomics.add(not_an_array, 0, 1)
+            with self.assertRaises(TypeError):
+                pw.Atomics.wait(not_an_array, 0, 0, 0)
+            with self.assertRaises(TypeError):
+                pw.Atomics.notify(not_an_array, 0)
+
+    def test_keywords_are_named_as_in_the_contract(self):
+        sab = pw.SharedArrayBuffer(n=16, max_byte_length=None)
+        a = pw.Int32Array(sab=sab, byte_offset=4, length=2)
+        self.assertEqual(len(a), 2)
+        self.assertEqual(a.wait(i=0, value=1, timeout=0), "not-equal")
+        self.assertEqual(a.wait(i=0, value=0, timeout=0), "timed-out")
+        self.assertEqual(a.notify(i=0, count=1), 0)
+
     def test_concurrent_adds_are_not_lost(self):
         a = pw.Int64Array(pw.SharedArrayBuffer(8))
 
@@ -285,6 +303,19 @@ class TestWaitNotify(support.LeakCheck):
             self.a.notify(0, "all")
         with self.assertRaises(TypeError):
             self.a.wait(0)
+
+    def test_infinite_timeout_and_count(self):
+        threads, results = self._waiters(2, timeout=math.inf)
+        self.assertEqual(self._notify_until(1, math.inf, 2), 2)
+        for t in threads:
+            t.join(5)
+        self.assertEqual(results, ["ok", "ok"])
+        threads, results = self._waiters(1, timeout=1e300)
+        self.assertEqual(self._notify_until(1, 1.9, 1), 1)     # truncated to 1
+        threads[0].join(5)
+        self.assertEqual(results, ["ok"])
+        self.assertEqual(self.a.notify(1, float("nan")), 0)
+        self.assertEqual(self.a.notify(1, -math.inf), 0)
 
     def test_notify_without_waiters_wakes_nobody(self):
         self.assertEqual(self.a.notify(0), 0)
@@ -357,6 +388,26 @@ class TestWaitNotify(support.LeakCheck):
             time.sleep(0.001)
         t.join(5)
         self.assertEqual(results, ["ok"])
+
+    def test_int64_wait_sees_a_change_of_the_high_half(self):
+        b = pw.Int64Array(pw.SharedArrayBuffer(16))
+        for round in range(50):
+            b.store(1, 7)
+            done = threading.Event()
+
+            def waiter():
+                while b.load(1) == 7:
+                    b.wait(1, 7, 30)
+                done.set()
+
+            t = threading.Thread(target=waiter)
+            t.start()
+            # Only the high half changes; one notify, maybe before the
+            # waiter sleeps: it must not sleep through it.
+            b.store(1, 7 + (round + 1 << 32))
+            b.notify(1)
+            self.assertTrue(done.wait(10), f"round {round}: the waiter slept on")
+            t.join(5)
 
     def test_wait_and_notify_across_processes(self):
         a = self.a
