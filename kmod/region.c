@@ -223,9 +223,13 @@ static int region_mmap(struct file *file, struct vm_area_struct *vma)
 		vma->vm_flags &= ~VM_MAYWRITE;
 	/*
 	 * Small pages keep the SIGBUS boundary exact: with shmem_enabled=always
-	 * a huge folio could map bytes past the current size.
+	 * a huge folio could map bytes past the current size. VM_DONTEXPAND
+	 * keeps it so: khugepaged and MADV_COLLAPSE skip such mappings (a
+	 * collapse would fill the holes past the size with an uncharged huge
+	 * page), and mremap() cannot stretch one past the region's maximum.
+	 * The price: mlock() does not apply to region mappings.
 	 */
-	vma->vm_flags |= VM_NOHUGEPAGE;
+	vma->vm_flags |= VM_NOHUGEPAGE | VM_DONTEXPAND;
 
 	ret = call_mmap(region->shmem, vma);
 	if (ret)

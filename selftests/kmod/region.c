@@ -274,6 +274,58 @@ TEST_F(region, access_past_the_current_size_is_sigbus)
 	close(fd);
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+TEST_F(region, huge_page_collapse_never_maps_past_the_size)
+{
+	const size_t huge = 2UL << 20;
+	char *area, *p;
+	int fd;
+
+	fd = region_create(self->dfd, self->page, 2 * huge, NULL);
+	ASSERT_LE(0, fd);
+	/* A mapping khugepaged could use: 2 MiB, 2 MiB aligned. */
+	area = mmap(NULL, 2 * huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	p = (char *)(((uintptr_t)area + huge - 1) & ~(huge - 1));
+	ASSERT_EQ(p, mmap(p, huge, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0));
+	p[0] = 1;
+	/* Whatever MADV_HUGEPAGE says, no collapse fills the holes past the
+	 * size: they stay SIGBUS, and unaccounted memory never appears. */
+	madvise(p, huge, MADV_HUGEPAGE);
+	EXPECT_EQ(-1, madvise(p, huge, MADV_COLLAPSE));
+	EXPECT_EQ(1, p[0]);
+	EXPECT_EQ(128 + SIGBUS, child_load(p + self->page));
+	EXPECT_EQ(128 + SIGBUS, child_load(p + huge - 1));
+	munmap(area, 2 * huge);
+	close(fd);
+}
+
+TEST_F(region, mremap_never_stretches_a_mapping)
+{
+	char *p, *q;
+	int fd;
+
+	fd = region_create(self->dfd, self->page, 4 * self->page, NULL);
+	ASSERT_LE(0, fd);
+	p = map(fd, 4 * self->page, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, p);
+	/* Past the maximum size, moved or in place. */
+	q = mremap(p, 4 * self->page, 8 * self->page, MREMAP_MAYMOVE);
+	EXPECT_EQ(MAP_FAILED, q);
+	EXPECT_EQ(EFAULT, errno);
+	if (q != MAP_FAILED)
+		p = q;
+	/* Shrinking is fine. */
+	q = mremap(p, 4 * self->page, self->page, 0);
+	EXPECT_EQ(p, q);
+	p[0] = 2;
+	munmap(p, self->page);
+	close(fd);
+}
+
 TEST_F(region, grow_raises_the_size_everywhere)
 {
 	struct pyshm_region_import im;

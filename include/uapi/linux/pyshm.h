@@ -11,7 +11,7 @@
  *
  * A *region* is shmem-backed memory with a current size and a maximum size.
  * PYSHM_IOC_REGION_CREATE returns a region fd (O_CLOEXEC) and a 64-bit id,
- * unique among the regions of this boot. The region fd can be mmap()ed with
+ * unique while the module stays loaded. The region fd can be mmap()ed with
  * MAP_SHARED (MAP_PRIVATE is refused) anywhere within [0, max_size), rounded up
  * to a page; touching a page at or past the current size raises SIGBUS. A
  * region lives while anything holds it: a region fd, a mapping, or an export
