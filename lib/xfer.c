@@ -66,7 +66,7 @@ static int local_send(struct pyshm_region *r, struct pyshm_region_ref *ref)
 	pthread_mutex_unlock(&inflight_lock);
 
 	ref->cookie = e->cookie;
-	ref->pid = (uint32_t)getpid();
+	ref->pid = (uint32_t)__pyshm_getpid();
 	return 0;
 }
 
@@ -76,7 +76,7 @@ static struct pyshm_region *local_take(const struct pyshm_region_ref *ref)
 	struct inflight **p, *e;
 	struct pyshm_region *r = NULL;
 
-	if (ref->pid != (uint32_t)getpid())
+	if (ref->pid != (uint32_t)__pyshm_getpid())
 		return NULL;
 	pthread_mutex_lock(&inflight_lock);
 	for (p = &inflight[inflight_bucket(ref->cookie)]; (e = *p); p = &e->next) {

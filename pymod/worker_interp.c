@@ -35,6 +35,24 @@ static int set_sys_path(char **paths)
 	return ret;
 }
 
+/*
+ * Keep terminate() off the interpreter from here on (its thread injects
+ * SystemExit only while running), and drop a SystemExit it may have left
+ * pending for this thread. The GIL is released while the lock is taken:
+ * the terminator holds the lock while it waits for our GIL.
+ */
+static void stop_interrupting(struct worker *w)
+{
+	PyThreadState *save = PyEval_SaveThread();
+
+	pthread_mutex_lock(&w->lock);
+	w->running = false;
+	pthread_mutex_unlock(&w->lock);
+	PyEval_RestoreThread(save);
+	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
+	PyErr_Clear();
+}
+
 /* Run the bootstrap in the new interpreter; its exit code. */
 static int run_bootstrap(struct worker *w)
 {
@@ -49,21 +67,29 @@ static int run_bootstrap(struct worker *w)
 	tls_boot = w;
 	res = PyObject_CallMethod(mod, "interp_main", NULL);
 	tls_boot = NULL;
-	Py_DECREF(mod);
+	if (res) {
+		code = PyLong_Check(res) ? (int)PyLong_AsLong(res) : 1;
+		Py_DECREF(res);
+		PyErr_Clear();
+	} else if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+		/* terminate() arriving early; never let PyErr_Print() turn it
+		 * into an exit of the whole process. */
+		PyErr_Clear();
+		code = WORKER_TERMINATED_CODE;
+	} else {
+		PyErr_WriteUnraisable(NULL);
+	}
+	/* The worker's own workers and its stream end without interruption. */
+	stop_interrupting(w);
+	res = PyObject_CallMethod(mod, "end", "O",
+				  atomic_load(&w->terminate) ? Py_True : Py_False);
 	if (!res)
-		goto out_error;
-	code = PyLong_Check(res) ? (int)PyLong_AsLong(res) : 1;
-	Py_DECREF(res);
-	PyErr_Clear();
+		PyErr_WriteUnraisable(NULL);
+	Py_XDECREF(res);
+	Py_DECREF(mod);
 	return code;
 
 out_error:
-	/* SystemExit here is terminate() arriving early; never let
-	 * PyErr_Print() turn it into an exit of the whole process. */
-	if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
-		PyErr_Clear();
-		return WORKER_TERMINATED_CODE;
-	}
 	PyErr_WriteUnraisable(NULL);
 	return 1;
 }
@@ -96,16 +122,12 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 	if (atomic_load(&w->terminate))
 		code = WORKER_TERMINATED_CODE;
 
-	/* Keep terminate() off the interpreter from here on, and drop a
-	 * SystemExit it may have left pending for this thread. */
+	stop_interrupting(w);
 	save = PyEval_SaveThread();
 	pthread_mutex_lock(&w->lock);
-	w->running = false;
 	w->ending = true;
 	pthread_mutex_unlock(&w->lock);
 	PyEval_RestoreThread(save);
-	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
-	PyErr_Clear();
 	Py_EndInterpreter(ts);
 
 	worker_finished(w, code);

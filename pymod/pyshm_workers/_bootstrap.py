@@ -9,9 +9,13 @@ parent's __main__ can be decoded once __main__ is in place.
 
 import sys
 
+# This worker's link to its creator (pw.parent once set up).
+_link = None
+
 
 def interp_main():
-    """Entry point of an interpreter-mode worker (called from C)."""
+    """Entry point of an interpreter-mode worker (called from C, then
+    end(), once terminate() can no longer interrupt it)."""
     from . import _core
     return _run(_core._take_link(), interpreter=True)
 
@@ -19,11 +23,24 @@ def interp_main():
 def process_main():
     """Entry point of a process-mode worker (python -c ... <spec>)."""
     from . import _core
-    port = _core._child_link(sys.argv[-1])
-    code = _run(port, interpreter=False)
+    try:
+        code = _run(_core._child_link(sys.argv[-1]), interpreter=False)
+    finally:
+        end(False)
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(code)
+
+
+def end(terminated):
+    """After the target: end this worker's own pools and workers (at once
+    when it was terminated), then the stream to its creator."""
+    from . import _worker
+    try:
+        _worker.shutdown_all(0 if terminated else _worker.EXIT_GRACE)
+    finally:
+        if _link is not None:
+            _link.close()
 
 
 def _exit_code(code):
@@ -108,9 +125,11 @@ def _report(port, exc):
 
 
 def _run(port, interpreter):
+    global _link
     import pyshm_workers as pw
     from . import _worker
 
+    _link = port
     setup = port.recv()
     sys.path[:] = setup["sys_path"]
     if setup.get("environ") is not None:
@@ -132,9 +151,4 @@ def _run(port, interpreter):
     except BaseException as e:
         _report(port, e)
         code = 1
-    finally:
-        try:
-            _worker.shutdown_all()
-        finally:
-            port.close()
     return code

@@ -13,9 +13,11 @@ from . import _core
 _in_worker = False
 _worker_name = None
 _counter = itertools.count(1)
-# Workers created by this interpreter that may still run, and pools (ended
-# before their workers, at exit).
+# Workers created by this interpreter that may still run; the port and
+# handle of those whose Worker object was dropped while they ran (they run
+# on, and are ended at exit like the others); pools (ended first).
 _live = weakref.WeakSet()
+_orphans = set()
 _pools = weakref.WeakSet()
 
 MODES = ("auto", "interpreter", "process")
@@ -168,6 +170,7 @@ class Worker:
             theirs.close()
             self._port.close()
             raise
+        _orphans.difference_update([o for o in _orphans if not o[1].alive])
         _live.add(self)
 
     # -- messages -----------------------------------------------------------
@@ -287,13 +290,10 @@ class Worker:
         """The worker's process id (process mode), else None."""
         return self._handle.pid
 
-    def _finish(self, grace):
-        """End the worker's input, give it grace seconds, then stop it."""
-        self._port._close_send()
-        self._handle.join(grace)
-        if self._handle.alive:
-            self._handle.terminate()
-            self._handle.join()
+    def __del__(self):
+        handle = getattr(self, "_handle", None)
+        if handle is not None and handle.alive:
+            _orphans.add((self._port, handle))
 
     def __enter__(self):
         return self
@@ -318,11 +318,21 @@ def shutdown_all(grace=EXIT_GRACE):
             pool.shutdown(wait=False, cancel_futures=True)
         except Exception:
             pass
-    for w in list(_live):
+    for port, handle in [(w._port, w._handle) for w in list(_live)] + list(_orphans):
         try:
-            w._finish(grace)
+            _finish(port, handle, grace)
         except Exception:
             pass
+    _orphans.clear()
+
+
+def _finish(port, handle, grace):
+    """End a worker's input, give it grace seconds, then stop it."""
+    port._close_send()
+    handle.join(grace)
+    if handle.alive:
+        handle.terminate()
+        handle.join()
 
 
 def _at_exit():

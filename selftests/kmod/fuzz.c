@@ -908,12 +908,16 @@ static void op_mprotect(struct ctx *c)
 	map_put(c, addr, len, prot);
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
 static void op_madvise(struct ctx *c)
 {
 	static const int advice[] = {
 		MADV_DONTNEED, MADV_REMOVE, MADV_WILLNEED, MADV_NORMAL,
 		MADV_RANDOM, MADV_DONTFORK, MADV_DOFORK, MADV_COLD, MADV_PAGEOUT,
-		MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+		MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE,
 	};
 	size_t len, off, n;
 	char *addr;

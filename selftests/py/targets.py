@@ -212,3 +212,11 @@ def callbacks_in_worker():
     w.on_message = on_message
     done.wait(60)
     pw.parent.post_message(got)
+
+
+def nest_then_sleep():
+    """Start a worker of our own that sleeps, report its pid, and sleep."""
+    w = pw.Worker(sleep_forever, mode=pw.worker_data or "auto")
+    assert w.recv(60) == "sleeping"
+    pw.parent.post_message(w.pid)
+    time.sleep(100)

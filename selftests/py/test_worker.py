@@ -490,6 +490,23 @@ class WorkerCases(support.Workers):
         w.join(TIMEOUT)
         self.assertEqual(w.exit_code, 0)
 
+    def test_terminate_ends_the_workers_of_the_worker(self):
+        # A process grandchild, so that its end can be seen from here.
+        w = self.start(targets.nest_then_sleep, worker_data="process")
+        pid = w.recv(TIMEOUT)
+        w.terminate()
+        w.join(TIMEOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            self.fail(f"the worker's own worker {pid} outlived it")
+
     def test_no_regions_leak_after_workers(self):
         gc.collect()
         before = _core.stats()["regions"]
