@@ -3,6 +3,7 @@
 
 import gc
 import os
+import signal
 import sys
 import time
 import unittest
@@ -91,6 +92,18 @@ class Workers:
         w = pw.Worker(target, args=args, kwargs=kwargs, mode=self.mode, **kw)
         self.addCleanup(self.reap, w)
         return w
+
+    def assertProcessEnds(self, pid, what, within=10):
+        """Process pid must be gone within seconds (else it is killed)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+        self.fail(f"{what} ({pid}) outlived it")
 
     def reap(self, w):
         if w.is_alive():

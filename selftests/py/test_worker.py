@@ -496,16 +496,7 @@ class WorkerCases(support.Workers):
         pid = w.recv(TIMEOUT)
         w.terminate()
         w.join(TIMEOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.02)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            self.fail(f"the worker's own worker {pid} outlived it")
+        self.assertProcessEnds(pid, "the worker's own worker")
 
     def test_no_regions_leak_after_workers(self):
         gc.collect()
@@ -605,16 +596,7 @@ class TestProcessWorker(WorkerCases, support.LeakCheck):
                              text=True, timeout=TIMEOUT)
         self.assertEqual(out.returncode, 0, out.stderr)
         pid = int(out.stdout.split()[0])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.02)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            self.fail(f"worker {pid} outlived its parent")
+        self.assertProcessEnds(pid, "a worker of a dead parent")
 
 
 class TestAutoMode(unittest.TestCase):
