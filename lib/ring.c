@@ -347,7 +347,12 @@ static int space_wait(struct pyshm_ring *ring, uint64_t seen, int64_t deadline)
 	    !(atomic_load_explicit(&sh->closed, memory_order_relaxed) &
 	      PYSHM_RING_CLOSE_CONSUMER)) {
 		left = __pyshm_left(deadline);
-		ret = left == 0 ? -ETIMEDOUT : __pyshm_futex_wait(&sh->space, seq, left);
+		if (atomic_load_explicit(&sh->kicks, memory_order_relaxed) != kicks)
+			ret = -EINTR;	/* kicked while we spun */
+		else if (left == 0)
+			ret = -ETIMEDOUT;
+		else
+			ret = __pyshm_futex_wait(&sh->space, seq, left);
 		if (!ret && atomic_load_explicit(&sh->kicks, memory_order_relaxed) != kicks)
 			ret = -EINTR;
 	}
