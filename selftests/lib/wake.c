@@ -3,8 +3,13 @@
  * Wakeup tests: choosing the path, waiters of each kind, batched io_uring
  * wakeups, wakeups across processes, and the spin budget.
  */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "kselftest_harness.h"
 #include "common.h"
@@ -252,6 +257,87 @@ TEST_F(wake, wakeup_crosses_processes)
 	pyshm_ring_free(cons);
 	pyshm_region_put(r);
 	pyshm_waiter_free(w);
+}
+
+/* Refuse io_uring_setup() with @err, as a container's seccomp profile does. */
+static int refuse_io_uring(int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+static void *send_later(void *arg)
+{
+	usleep(50 * 1000);
+	return (void *)(long)pyshm_ring_send(arg, "hello", 5, -1);
+}
+
+/* In a process where io_uring is refused: 0 when everything falls back to
+ * the futex path, else the number of the check that failed. */
+static int check_futex_fallback(int err)
+{
+	struct pyshm_ring *prod, *cons;
+	struct pyshm_ring_rec rec;
+	struct pyshm_waiter *w;
+	struct pyshm_region *r;
+	pthread_t th;
+	void *sent;
+
+	unsetenv("PYSHM_WAKE");
+	if (refuse_io_uring(err))
+		return 1;
+	if (pyshm_wake_default() != PYSHM_WAKE_FUTEX)
+		return 2;
+	if (pyshm_waiter_create(PYSHM_WAKE_URING, &w) != -ENOSYS)
+		return 3;
+	if (pyshm_waiter_create(0, &w) || pyshm_waiter_kind(w) != PYSHM_WAKE_FUTEX)
+		return 4;
+	if (pyshm_region_create(pyshm_ring_bytes(RING_DATA), 0, 0, &r) ||
+	    pyshm_ring_init(r, 0, RING_DATA, PYSHM_RING_CONSUMER, &cons) ||
+	    pyshm_ring_attach(r, 0, PYSHM_RING_PRODUCER, &prod))
+		return 5;
+	pyshm_ring_set_waiter(cons, w);
+	pyshm_set_spin_ns(0);
+	/* The consumer sleeps (futex) until the producer's record wakes it. */
+	if (pthread_create(&th, NULL, send_later, prod))
+		return 6;
+	if (pyshm_ring_recv(cons, &rec, 5LL * 1000 * 1000 * 1000) || rec.len != 5 ||
+	    memcmp(rec.data, "hello", 5))
+		return 7;
+	pyshm_ring_consume(cons, &rec);
+	pthread_join(th, &sent);
+	if (sent)
+		return 8;
+	pyshm_ring_free(prod);
+	pyshm_ring_free(cons);
+	pyshm_waiter_free(w);
+	pyshm_region_put(r);
+	return 0;
+}
+
+TEST(futex_path_is_taken_where_io_uring_is_refused)
+{
+	int errs[] = { EPERM, ENOSYS }, i, status;
+	pid_t pid;
+
+	for (i = 0; i < 2; i++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			_exit(check_futex_fallback(errs[i]));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("io_uring refused with %s", strerror(errs[i]));
+	}
 }
 
 TEST(spin_budget_is_tunable)
