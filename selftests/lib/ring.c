@@ -6,6 +6,7 @@
  * PYSHM_WAKE (run.sh runs this file once per path).
  */
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -235,14 +236,14 @@ TEST_F(ring, full_ring_makes_the_producer_wait_then_time_out)
 struct blocked_send {
 	struct pyshm_ring *prod;
 	int n;
-	int ret;
+	atomic_int ret;		/* 1 while the send has not returned */
 };
 
 static void *send_blocked(void *arg)
 {
 	struct blocked_send *b = arg;
 
-	b->ret = send_one(b->prod, 1, b->n, 1000, -1);
+	atomic_store(&b->ret, send_one(b->prod, 1, b->n, 1000, -1));
 	return NULL;
 }
 
@@ -262,16 +263,16 @@ TEST_F(ring, a_producer_waiting_for_space_is_interrupted_by_a_kick_or_a_signal)
 		b.n++;
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, &old));	/* no SA_RESTART */
 	for (round = 0; round < 2; round++) {
-		b.ret = 1;
+		atomic_store(&b.ret, 1);
 		ASSERT_EQ(0, pthread_create(&th, NULL, send_blocked, &b));
 		usleep(100 * 1000);
-		EXPECT_EQ(1, b.ret);	/* still waiting */
+		EXPECT_EQ(1, atomic_load(&b.ret));	/* still waiting */
 		if (round == 0)
 			pyshm_ring_kick_producers(self->prod);
 		else
 			pthread_kill(th, SIGUSR1);
 		pthread_join(th, NULL);
-		EXPECT_EQ(-EINTR, b.ret);
+		EXPECT_EQ(-EINTR, atomic_load(&b.ret));
 	}
 	sigaction(SIGUSR1, &old, NULL);
 	/* Nothing was sent by the interrupted calls. */
