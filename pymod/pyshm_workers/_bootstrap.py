@@ -41,6 +41,18 @@ def end(terminated):
     finally:
         if _link is not None:
             _link.close()
+        _forget_dummy_thread()
+
+
+def _forget_dummy_thread():
+    """An interpreter worker runs on a thread threading did not start: if
+    the target asked for threading.current_thread(), threading (3.13) made
+    a dummy record, dropped through a thread-local when the thread state
+    goes, after threading's globals are gone ("Exception ignored in
+    _DeleteDummyThreadOnDel.__del__"). Drop it now."""
+    info = getattr(sys.modules.get("threading"), "_thread_local_info", None)
+    if info is not None and hasattr(info, "_track_dummy_thread_ref"):
+        del info._track_dummy_thread_ref
 
 
 def _exit_code(code):
@@ -97,6 +109,38 @@ def _patch_sleep():
     time.sleep = _core._sleep
 
 
+class _AsyncioWithoutSSL:
+    """CPython 3.12 aborts at exit ("free(): invalid pointer") once an
+    own-GIL subinterpreter has imported _asyncio or ssl, which asyncio
+    does. asyncio works without either: its pure-Python futures and tasks,
+    no TLS. So the first import of asyncio in a 3.12 worker interpreter
+    runs with both out of reach (a later `import ssl` of the worker's own
+    still reaches the CPython bug)."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "asyncio":
+            return None
+        sys.meta_path.remove(cls)
+        import importlib.util
+        spec = importlib.util.find_spec(name)
+        exec_module = spec.loader.exec_module
+
+        def exec_without_ssl(module):
+            hidden = [m for m in ("_asyncio", "ssl") if m not in sys.modules]
+            for m in hidden:
+                sys.modules[m] = None
+            try:
+                exec_module(module)
+            finally:
+                for m in hidden:
+                    if sys.modules.get(m, 0) is None:
+                        del sys.modules[m]
+
+        spec.loader.exec_module = exec_without_ssl
+        return spec
+
+
 def error_details(exc):
     """What a parent learns about an exception raised in a worker."""
     import traceback
@@ -137,6 +181,8 @@ def _run(port, interpreter):
     _install_main(setup["main"])
     if interpreter:
         _patch_sleep()
+        if sys.version_info[:2] == (3, 12) and "asyncio" not in sys.modules:
+            sys.meta_path.insert(0, _AsyncioWithoutSSL)
     pw.parent = port
     _worker._in_worker = True
     _worker._worker_name = setup["name"]

@@ -22,8 +22,11 @@ _pools = weakref.WeakSet()
 
 MODES = ("auto", "interpreter", "process")
 # Joining at interpreter exit: how long a worker may take to finish after
-# its pw.parent reached the end of the stream, before it is terminated.
+# its pw.parent reached the end of the stream, before it is terminated; and
+# how long it may take to end after terminate(). An interpreter worker
+# blocked in a C call (a lock, select()) cannot be interrupted.
 EXIT_GRACE = 2.0
+TERMINATE_WAIT = 5.0
 
 
 def resolve_mode(mode):
@@ -312,31 +315,44 @@ class Worker:
 
 def shutdown_all(grace=EXIT_GRACE):
     """End every pool and worker this interpreter started (at exit, and at
-    the end of a worker that started workers of its own)."""
+    the end of a worker that started workers of its own). Returns the
+    number of workers that would not stop."""
     for pool in list(_pools):
         try:
             pool.shutdown(wait=False, cancel_futures=True)
         except Exception:
             pass
+    stuck = 0
     for port, handle in [(w._port, w._handle) for w in list(_live)] + list(_orphans):
         try:
-            _finish(port, handle, grace)
+            stuck += not _finish(port, handle, grace)
         except Exception:
             pass
     _orphans.clear()
+    return stuck
 
 
 def _finish(port, handle, grace):
-    """End a worker's input, give it grace seconds, then stop it."""
+    """End a worker's input, give it grace seconds, then stop it; False if
+    it is still running TERMINATE_WAIT seconds after that."""
     port._close_send()
-    handle.join(grace)
-    if handle.alive:
-        handle.terminate()
-        handle.join()
+    if handle.join(grace):
+        return True
+    handle.terminate()
+    return handle.join(TERMINATE_WAIT)
 
 
 def _at_exit():
-    shutdown_all()
+    stuck = shutdown_all()
+    if stuck and not _in_worker:
+        # CPython cannot finalize while another interpreter runs (it would
+        # abort), and nothing can interrupt a thread blocked in C: say so
+        # and end the process rather than hang.
+        sys.stdout.flush()
+        sys.stderr.write(f"pyshm_workers: {stuck} interpreter worker(s) blocked in a "
+                         "C call did not stop after terminate(); ending the process\n")
+        sys.stderr.flush()
+        os._exit(1)
     stop = getattr(_core, "_spare_stop", None)
     if stop is not None and not _in_worker:
         stop(True)      # the interpreter made ahead for the next worker

@@ -220,3 +220,20 @@ def nest_then_sleep():
     assert w.recv(60) == "sleeping"
     pw.parent.post_message(w.pid)
     time.sleep(100)
+
+
+def block_in_c():
+    """Block where terminate() cannot reach an interpreter worker."""
+    import threading
+    pw.parent.post_message("blocking")
+    threading.Event().wait()
+
+
+def async_echo_once():
+    """pw.parent.arecv() under asyncio, inside the worker."""
+    import asyncio
+
+    async def main():
+        pw.parent.post_message(("async", await pw.parent.arecv()))
+
+    asyncio.run(main())

@@ -227,6 +227,25 @@ class WorkerCases(support.Workers):
 
         self.assertEqual(asyncio.run(main()), 0)
 
+    def test_asyncio_inside_the_worker(self):
+        # In a process of its own: CPython 3.12 aborts at exit after
+        # asyncio ran in a subinterpreter, unless the worker works around it.
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.async_echo_once, mode={self.mode!r})
+            w.post_message({{"q": 1}})
+            assert w.recv(60) == ("async", {{"q": 1}})
+            w.join(60)
+            assert w.exit_code == 0, w.exit_code
+            print("ok")
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        self.assertEqual((out.returncode, out.stdout), (0, "ok\n"), out.stderr)
+        self.assertEqual(out.stderr, "")    # nothing "ignored" at its end
+
     def test_on_message_callback(self):
         got = []
         done = threading.Event()
@@ -497,6 +516,22 @@ class WorkerCases(support.Workers):
         w.terminate()
         w.join(TIMEOUT)
         self.assertProcessEnds(pid, "the worker's own worker")
+
+    def test_exit_with_a_worker_blocked_in_c_neither_hangs_nor_aborts(self):
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.block_in_c, mode={self.mode!r})
+            assert w.recv(60) == "blocking"
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        if self.mode == "process":
+            self.assertEqual(out.returncode, 0, out.stderr)    # SIGTERM reaches it
+        else:
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertIn("did not stop after terminate()", out.stderr)
 
     def test_no_regions_leak_after_workers(self):
         gc.collect()
