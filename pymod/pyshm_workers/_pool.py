@@ -4,7 +4,6 @@
 import collections
 import os
 import threading
-import time
 from concurrent.futures import Executor, Future
 
 from . import _worker
@@ -59,21 +58,6 @@ def _exception_from(details):
     err.remote_traceback = tb
     err.exception = None
     return err
-
-
-# How long result() checks for a reply that is about to arrive before it
-# sleeps: the collector hands results over in microseconds, a sleeping
-# thread takes tens of them to wake on these machines.
-_SPIN = 100e-6
-
-
-class _PoolFuture(Future):
-    def result(self, timeout=None):
-        if not self.done():
-            end = time.perf_counter() + _SPIN
-            while not self.done() and time.perf_counter() < end:
-                time.sleep(0)           # lets the collector take the GIL
-        return super().result(timeout)
 
 
 class _Slot:
@@ -150,7 +134,7 @@ class WorkerPool(Executor):
         return None
 
     def submit(self, fn, /, *args, **kwargs):
-        future = _PoolFuture()
+        future = Future()
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
