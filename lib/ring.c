@@ -20,7 +20,7 @@
 #include "internal.h"
 
 #define RING_MAGIC	0x47525950u	/* "PYRG" */
-#define RING_VERSION	1
+#define RING_VERSION	2
 
 #define RING_FEAT_OOL	(1u << 0)	/* out-of-line records */
 #define RING_FEAT_URING	(1u << 1)	/* consumers may sleep in io_uring */
@@ -88,7 +88,7 @@ _Static_assert(sizeof(struct ring_shared) == PYSHM_RING_HDR_SIZE, "ring header s
 
 struct rec_hdr {
 	uint32_t len_flags;	/* accessed atomically */
-	uint32_t tag;		/* low 32 bits of position / 8 */
+	uint32_t tag;		/* tag_of(position, len_flags) */
 };
 
 /* What an out-of-line record carries in the ring. */
@@ -107,10 +107,9 @@ struct pyshm_ring {
 	uint64_t ool_threshold;
 	unsigned int flags;
 	uint64_t cpos;			/* consumer: position of the next record */
-	/* Positions last read from the other side's cache line, so the common
-	 * case reads only lines this side writes (reloaded when they say no). */
-	_Atomic uint64_t seen_cons;	/* producer handle (shared by threads) */
-	uint64_t seen_prod;		/* consumer handle */
+	/* The consumer position last read, so a producer reads the consumer's
+	 * cache line only when the ring looks full (shared by threads). */
+	_Atomic uint64_t seen_cons;
 	struct pyshm_xfer *xfer;	/* sends out-of-line records */
 	struct pyshm_xfer *xfers[4];	/* receives them, by PYSHM_XFER_* kind */
 	struct pyshm_waiter *waiter;
@@ -128,9 +127,15 @@ static inline struct rec_hdr *hdr_at(struct pyshm_ring *ring, uint64_t pos)
 	return (struct rec_hdr *)(ring->data + (pos & ring->mask));
 }
 
-static inline uint32_t tag_of(uint64_t pos)
+/*
+ * A record's tag binds its position and header word: a word scribbled
+ * without its tag does not validate. (The multiplier is odd, so distinct
+ * words give distinct tags at one position.) This is what lets the consumer
+ * trust a record's length without reading the producer's cache line.
+ */
+static inline uint32_t tag_of(uint64_t pos, uint32_t word)
 {
-	return (uint32_t)(pos >> 3);
+	return (uint32_t)(pos >> 3) ^ (word * 0x9e3779b1u);
 }
 
 static inline uint64_t rec_total(uint64_t len)
@@ -429,7 +434,7 @@ static int ring_claim(struct pyshm_ring *ring, size_t len, int64_t timeout_ns,
 
 	if (need != rec) {
 		pad = hdr_at(ring, p);
-		pad->tag = tag_of(p);
+		pad->tag = tag_of(p, REC_COMMIT | REC_PAD);
 		/* R1 (pad): pairs with A2 in ring_next(). */
 		atomic_store_explicit(hdr_word(pad), REC_COMMIT | REC_PAD, memory_order_release);
 		p += contig;
@@ -442,7 +447,7 @@ static void ring_publish(struct pyshm_ring *ring, uint64_t pos, uint32_t word)
 {
 	struct rec_hdr *h = hdr_at(ring, pos);
 
-	h->tag = tag_of(pos);
+	h->tag = tag_of(pos, word);
 	/* R1: pairs with A2 in ring_next(): payload and tag are visible
 	 * before the header says the record is there. seq_cst for W1. */
 	atomic_store_explicit(hdr_word(h), word, memory_order_seq_cst);
@@ -585,7 +590,7 @@ static void ring_release(struct pyshm_ring *ring, uint64_t total)
 static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 {
 	struct ring_shared *sh = ring->sh;
-	uint64_t off, total, prod;
+	uint64_t off, total;
 	struct rec_hdr *h;
 	uint32_t word;
 
@@ -602,7 +607,7 @@ static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 			if (!word)
 				return -EPIPE;
 		}
-		if (!(word & REC_COMMIT) || h->tag != tag_of(ring->cpos))
+		if (!(word & REC_COMMIT) || h->tag != tag_of(ring->cpos, word))
 			return -EBADMSG;
 		off = ring->cpos & ring->mask;
 		if (word & REC_PAD) {
@@ -612,12 +617,7 @@ static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 			continue;
 		}
 		total = rec_total(word & REC_LEN_MASK);
-		prod = ring->seen_prod;
-		if (total > prod - ring->cpos || prod < ring->cpos) {
-			prod = atomic_load_explicit(&sh->producer, memory_order_relaxed);
-			ring->seen_prod = prod;
-		}
-		if (total > ring->data_size - off || total > prod - ring->cpos)
+		if (total > ring->data_size - off)
 			return -EBADMSG;
 		if (word & REC_ABORT) {
 			ring_release(ring, total);
@@ -709,6 +709,16 @@ static int ring_ready(struct pyshm_ring *ring)
 		       PYSHM_RING_CLOSE_PRODUCERS;
 }
 
+/*
+ * Records are not checked against the producer position as they are read
+ * (their tags are checked); a consumer past it, which only a forged record
+ * can cause, would wait forever. Checked before the consumer sleeps.
+ */
+static bool consumer_ahead(struct pyshm_ring *ring)
+{
+	return ring->cpos > atomic_load_explicit(&ring->sh->producer, memory_order_relaxed);
+}
+
 static unsigned int sleep_kind(struct pyshm_ring *ring)
 {
 	return ring->waiter && pyshm_waiter_kind(ring->waiter) == PYSHM_WAKE_URING ?
@@ -760,6 +770,8 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 		} while (now < spin_end && __pyshm_left(deadline) != 0);
 	}
 
+	if (consumer_ahead(ring))
+		return -EBADMSG;
 	how = sleep_kind(ring);
 	/* Wakeups this thread holds back may be what we wait for. */
 	__pyshm_wake_submit_held();
@@ -805,6 +817,8 @@ PYSHM_EXPORT int pyshm_ring_arm(struct pyshm_ring *ring)
 
 	if (!ring || !(ring->flags & PYSHM_RING_CONSUMER) || !ring->waiter)
 		return -EINVAL;
+	if (consumer_ahead(ring))
+		return -EBADMSG;
 	how = sleep_kind(ring);
 	if (how == SLEEP_FUTEX) {
 		efd = __pyshm_waiter_efd(ring->waiter);

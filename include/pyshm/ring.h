@@ -226,7 +226,8 @@ int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
  *
  * Return: 0 when armed; -EAGAIN when a record (or the close) is already
  * there (not armed); -EINVAL without a waiter; -ENOSPC when the futex
- * bridge already watches 127 rings.
+ * bridge already watches 127 rings; -EBADMSG when the consumer position is
+ * past the producers' (a forged record).
  */
 int pyshm_ring_arm(struct pyshm_ring *ring);
 

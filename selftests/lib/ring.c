@@ -657,24 +657,60 @@ TEST_F(ring, out_of_line_record_without_a_transfer_is_refused_by_the_consumer)
 	pyshm_xfer_free(x);
 }
 
+/* A record header's tag, as Documentation/ring-layout.rst defines it. */
+static uint32_t rec_tag(uint64_t pos, uint32_t word)
+{
+	return (uint32_t)(pos >> 3) ^ (word * 0x9e3779b1u);
+}
+
 TEST_F(ring, corrupted_record_header_is_detected)
 {
 	struct pyshm_ring_rec rec;
 	uint32_t *data = (uint32_t *)((char *)pyshm_region_data(self->r) + PYSHM_RING_HDR_SIZE);
 
 	ASSERT_EQ(0, pyshm_ring_send(self->prod, "abcd", 4, 0));
+	ASSERT_EQ(rec_tag(0, (1u << 31) | 4), data[1]);
 	data[1] ^= 1;				/* tag */
 	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
 	data[1] ^= 1;
-	data[0] = (1u << 31) | 100000;		/* length past the producer */
+	data[0] = (1u << 31) | 12;		/* length, tag left alone */
+	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
+	data[0] = (1u << 31) | 100000;		/* past the end, tag and all */
+	data[1] = rec_tag(0, data[0]);
 	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
 	data[0] = 4;				/* not committed, yet not zero */
+	data[1] = rec_tag(0, data[0]);
 	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
 	data[0] = (1u << 31) | (1u << 30);	/* padding at offset 0 */
+	data[1] = rec_tag(0, data[0]);
 	EXPECT_EQ(-EBADMSG, pyshm_ring_peek(self->cons, &rec));
 	data[0] = (1u << 31) | 4;
+	data[1] = rec_tag(0, data[0]);
 	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_EQ(0, memcmp(rec.data, "abcd", 4));
 	pyshm_ring_consume(self->cons, &rec);
+}
+
+/*
+ * A forged record (right tag) that runs past the producer position is
+ * delivered, but leaves the consumer ahead of the producers: the consumer
+ * reports it rather than sleep forever.
+ */
+TEST_F(ring, a_forged_record_past_the_producer_is_reported_before_sleeping)
+{
+	uint32_t *data = (uint32_t *)((char *)pyshm_region_data(self->r) + PYSHM_RING_HDR_SIZE);
+	struct pyshm_ring_rec rec;
+
+	ASSERT_EQ(0, pyshm_ring_send(self->prod, "abcd", 4, 0));
+	data[0] = (1u << 31) | 1000;
+	data[1] = rec_tag(0, data[0]);
+	ASSERT_EQ(0, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_EQ(1000, rec.len);
+	pyshm_ring_consume(self->cons, &rec);
+	EXPECT_EQ(-EAGAIN, pyshm_ring_peek(self->cons, &rec));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_wait(self->cons, 0));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_recv(self->cons, &rec, 1000000));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_arm(self->cons));
 }
 
 TEST_F(ring, corrupted_positions_are_detected)
