@@ -64,24 +64,31 @@ struct ring_shared {
 	uint32_t resv0;
 	uint64_t data_size;
 	struct ring_offsets off;
-	uint64_t resv1;
+	/* PYSHM_RING_CLOSE_* bits: read by every claim and written once, so
+	 * they share the read-mostly line. */
+	atomic_uint closed;
+	uint32_t resv1;
 	/* Claimed by producers (CAS); never behind consumer. */
 	alignas(64) _Atomic uint64_t producer;
-	/* Released by the consumer; records before it are zeroed. */
+	/*
+	 * Released by the consumer; records before it are zeroed. Beside it,
+	 * what the consumer reads after each release (W2) and producers that
+	 * wait for space use: a line other processes touch only when the ring
+	 * is full.
+	 */
 	alignas(64) _Atomic uint64_t consumer;
-	/* Consumer's sleep state (SLEEP_*), a futex word. */
-	alignas(64) atomic_uint sleep;
-	/* PYSHM_RING_CLOSE_* bits. */
-	atomic_uint closed;
 	/* Bumped when space frees up while producers wait; a futex word. */
 	atomic_uint space;
 	atomic_uint space_waiters;
-	/* An io_uring sleeper's process and waiter fd (SLEEP_URING). */
-	atomic_uint waiter_pid;
-	atomic_int waiter_fd;
 	/* Bumped by pyshm_ring_kick_producers(): space waiters return -EINTR. */
 	atomic_uint kicks;
-	uint8_t resv2[36];
+	uint8_t resv2[44];
+	/* Consumer's sleep state (SLEEP_*), a futex word; an io_uring
+	 * sleeper's process and waiter fd (SLEEP_URING). */
+	alignas(64) atomic_uint sleep;
+	atomic_uint waiter_pid;
+	atomic_int waiter_fd;
+	uint8_t resv3[52];
 };
 
 _Static_assert(sizeof(struct ring_shared) == PYSHM_RING_HDR_SIZE, "ring header size");
@@ -786,11 +793,15 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 		ret = pyshm_waiter_wait(ring->waiter, left);
 	else
 		ret = __pyshm_futex_wait(&ring->sh->sleep, how, left);
-	/* A waker already cleared it; after a timeout, signal or error we do. */
+	if (ret >= 0)
+		return 0;	/* woken (maybe by pyshm_ring_kick()) */
+	/*
+	 * A waker clears the word before it wakes us; after a timeout, signal
+	 * or error we do. (Not touched after a wakeup: the line is the
+	 * waker's, and the record it published waits for our answer.)
+	 */
 	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
-	if (ring_ready(ring) || ret >= 0)
-		return 0;	/* woken: maybe by pyshm_ring_kick() */
-	return ret;
+	return ring_ready(ring) ? 0 : ret;
 }
 
 PYSHM_EXPORT int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
