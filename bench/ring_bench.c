@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * libpyshm rings against the C floor of this machine, in one run with the
- * same pinning (parent on one CPU, child on the other): raw futex, eventfd
- * and pipe ping-pongs between two processes, then ring ping-pongs (sleeping
- * and spinning receivers) and one-way throughput with one and two
- * producers.
+ * same pinning (parent on one CPU, child on the other): raw futex (plain and
+ * flagged), eventfd and pipe ping-pongs between two processes, then ring
+ * ping-pongs (sleeping, never spinning, and spinning receivers) and one-way
+ * throughput with one and two producers. Documentation/benchmarks.rst says
+ * what each row compares.
  */
 #include <errno.h>
 #include <linux/futex.h>
