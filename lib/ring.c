@@ -797,8 +797,10 @@ PYSHM_EXPORT int pyshm_ring_wait(struct pyshm_ring *ring, int64_t timeout_ns)
 		return 0;	/* woken (maybe by pyshm_ring_kick()) */
 	/*
 	 * A waker clears the word before it wakes us; after a timeout, signal
-	 * or error we do. (Not touched after a wakeup: the line is the
-	 * waker's, and the record it published waits for our answer.)
+	 * or error we do. Not touched after a wakeup: the line is the waker's,
+	 * and the record it published waits for our answer. (A wakeup meant
+	 * for another ring sharing our waiter leaves the word set: at worst,
+	 * one needless wakeup later.)
 	 */
 	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
 	return ring_ready(ring) ? 0 : ret;
