@@ -429,6 +429,12 @@ static PyObject *port_recv(pymod_state *st, struct port *p, double timeout)
 		worker_block(st, p->rx, false, false);
 		if (ret == -EINTR && PyErr_CheckSignals() < 0)
 			break;
+		/* A timeout is the deadline's to report; anything else (a
+		 * corrupted ring) would come back at every wait. */
+		if (ret < 0 && ret != -EINTR && ret != -ETIMEDOUT) {
+			pymod_raise_from_errno(st, ret, "recv");
+			break;
+		}
 	}
 	pthread_mutex_unlock(&p->rx_lock);
 	port_put(p);
