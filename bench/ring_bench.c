@@ -118,6 +118,7 @@ static double futex_pingpong_how(bool flagged)
 	struct turns *t = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	long self0 = sleeps(RUSAGE_SELF), kids0 = sleeps(RUSAGE_CHILDREN);
+	void (*await_turn)(struct turns *, unsigned int) = flagged ? turn_wait_flagged : turn_wait;
 	double t0 = 0, t1;
 	unsigned int mine;
 	pid_t pid;
@@ -131,23 +132,16 @@ static double futex_pingpong_how(bool flagged)
 	for (i = 0; i < rounds; i++) {
 		if (i == 0 && pid)
 			t0 = now_s();
-		if (!flagged) {
-			turn_wait(t, mine);
-			atomic_store(&t->turn, !mine);
-			futex(&t->turn, FUTEX_WAKE, 1);
-			continue;
-		}
-		turn_wait_flagged(t, mine);
+		await_turn(t, mine);
 		atomic_store(&t->turn, !mine);
-		if (atomic_load(&t->asleep[!mine]) && atomic_exchange(&t->asleep[!mine], 0))
+		if (!flagged)
+			futex(&t->turn, FUTEX_WAKE, 1);
+		else if (atomic_load(&t->asleep[!mine]) && atomic_exchange(&t->asleep[!mine], 0))
 			futex(&t->asleep[!mine], FUTEX_WAKE, 1);
 	}
 	if (!pid)
 		_exit(0);
-	if (flagged)
-		turn_wait_flagged(t, 0);
-	else
-		turn_wait(t, 0);
+	await_turn(t, 0);
 	t1 = now_s();
 	reap_counting(pid, self0, kids0);
 	munmap(t, 4096);

@@ -38,15 +38,18 @@ static int set_sys_path(char **paths)
 /*
  * Keep terminate() off the interpreter from here on (its thread injects
  * SystemExit only while running), and drop a SystemExit it may have left
- * pending for this thread. The GIL is released while the lock is taken:
- * the terminator holds the lock while it waits for our GIL.
+ * pending for this thread; @ending: the interpreter is about to end. The GIL
+ * is released while the lock is taken: the terminator holds the lock while
+ * it waits for our GIL.
  */
-static void stop_interrupting(struct worker *w)
+static void stop_interrupting(struct worker *w, bool ending)
 {
 	PyThreadState *save = PyEval_SaveThread();
 
 	pthread_mutex_lock(&w->lock);
 	w->running = false;
+	if (ending)
+		w->ending = true;
 	pthread_mutex_unlock(&w->lock);
 	PyEval_RestoreThread(save);
 	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
@@ -80,7 +83,7 @@ static int run_bootstrap(struct worker *w)
 		PyErr_WriteUnraisable(NULL);
 	}
 	/* The worker's own workers and its stream end without interruption. */
-	stop_interrupting(w);
+	stop_interrupting(w, false);
 	res = PyObject_CallMethod(mod, "end", "O",
 				  atomic_load(&w->terminate) ? Py_True : Py_False);
 	if (!res)
@@ -108,7 +111,6 @@ static const PyInterpreterConfig interp_config = {
  * end the interpreter. */
 static void interp_run(struct worker *w, PyThreadState *ts)
 {
-	PyThreadState *save;
 	int code = WORKER_TERMINATED_CODE;
 
 	pthread_mutex_lock(&w->lock);
@@ -122,12 +124,7 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 	if (atomic_load(&w->terminate))
 		code = WORKER_TERMINATED_CODE;
 
-	stop_interrupting(w);
-	save = PyEval_SaveThread();
-	pthread_mutex_lock(&w->lock);
-	w->ending = true;
-	pthread_mutex_unlock(&w->lock);
-	PyEval_RestoreThread(save);
+	stop_interrupting(w, true);
 	Py_EndInterpreter(ts);
 
 	worker_finished(w, code);
