@@ -148,6 +148,9 @@ static int handle_adopt(const struct region_backend *be,
 		close(info->fd);
 		return -ENOMEM;
 	}
+	/* Whatever the backend says, nothing past the mapping is reachable. */
+	if (info->size > info->max_size)
+		info->size = info->max_size;
 	r->be = be;
 	r->fd = info->fd;
 	r->id = info->id;
@@ -306,6 +309,12 @@ PYSHM_EXPORT uint64_t pyshm_region_size(struct pyshm_region *r)
 		return old;
 	if (r->be->size(r, &now) < 0)
 		return old;
+	/*
+	 * Any process holding the fd can ftruncate() a growable memfd past
+	 * the maximum: every size that bounds an access stops at the mapping.
+	 */
+	if (now > r->max_size)
+		now = r->max_size;
 	/* Sizes only grow: keep the largest one seen. */
 	while (now > old)
 		if (atomic_compare_exchange_weak(&r->size, &old, now)) {

@@ -36,7 +36,12 @@ static int memfd_describe(int fd, uint64_t max_hint, struct region_info *out)
 	if (seals & F_SEAL_GROW) {
 		out->max_size = out->size;
 	} else {
-		if (max_hint < out->size || max_hint > PYSHM_REGION_SIZE_MAX)
+		/*
+		 * Growable: the sender's maximum. A size past it can only come
+		 * from a peer that ftruncate()d the memfd beyond it; the
+		 * handle clamps it to what is mapped.
+		 */
+		if (max_hint > PYSHM_REGION_SIZE_MAX)
 			return -EINVAL;
 		out->max_size = max_hint;
 		if (max_hint > out->size)

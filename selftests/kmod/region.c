@@ -608,6 +608,36 @@ TEST_F(region, region_fd_refuses_other_ioctls_and_io)
 	close(fd);
 }
 
+/*
+ * Unlike a growable memfd (sealed only against shrinking), a region fd can't
+ * be truncated past its maximum by whoever holds it, nor through a reopen
+ * of /proc/self/fd: userspace may trust the size within its mapping.
+ */
+TEST_F(region, ftruncate_past_the_max_is_refused)
+{
+	char path[64];
+	int fd = region_create(self->dfd, 4096, 8192, NULL), fd2;
+	char *p;
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, ftruncate(fd, 1 << 24));
+	EXPECT_EQ(-1, ftruncate(fd, 8193));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	fd2 = open(path, O_RDWR | O_CLOEXEC);
+	if (fd2 >= 0) {
+		EXPECT_EQ(-1, ftruncate(fd2, 1 << 24));
+		close(fd2);
+	}
+	EXPECT_EQ(4096, region_size(fd));
+	p = map(fd, 8192, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, region_grow(fd, 8192));
+	p[8191] = 1;
+	EXPECT_EQ(8192, region_size(fd));
+	munmap(p, 8192);
+	close(fd);
+}
+
 TEST_F(region, fdinfo_names_the_region)
 {
 	char path[64], buf[512];
