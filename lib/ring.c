@@ -20,7 +20,7 @@
 #include "internal.h"
 
 #define RING_MAGIC	0x47525950u	/* "PYRG" */
-#define RING_VERSION	2
+#define RING_VERSION	3
 
 #define RING_FEAT_OOL	(1u << 0)	/* out-of-line records */
 #define RING_FEAT_URING	(1u << 1)	/* consumers may sleep in io_uring */
@@ -82,13 +82,18 @@ struct ring_shared {
 	atomic_uint space_waiters;
 	/* Bumped by pyshm_ring_kick_producers(): space waiters return -EINTR. */
 	atomic_uint kicks;
-	uint8_t resv2[44];
+	uint32_t resv2;
+	/* Out-of-line records sent and not yet consumed: OOL_COUNT_ONE per
+	 * record plus its payload bytes (claimed by producers, released by
+	 * the consumer before it moves on). */
+	_Atomic uint64_t ool_inflight;
+	uint8_t resv3[32];
 	/* Consumer's sleep state (SLEEP_*), a futex word; an io_uring
 	 * sleeper's process and waiter fd (SLEEP_URING). */
 	alignas(64) atomic_uint sleep;
 	atomic_uint waiter_pid;
 	atomic_int waiter_fd;
-	uint8_t resv3[52];
+	uint8_t resv4[52];
 };
 
 _Static_assert(sizeof(struct ring_shared) == PYSHM_RING_HDR_SIZE, "ring header size");
@@ -104,6 +109,14 @@ struct ring_ool {
 	uint64_t len;
 };
 
+/* ring_shared.ool_inflight: a count in the top 16 bits, bytes below. */
+#define OOL_BYTES_MASK	((1ull << 48) - 1)
+#define OOL_COUNT_ONE	(1ull << 48)
+#define OOL_COUNT_MAX	0xffffu
+
+/* How long a producer sleeps between checks while a socket is full. */
+#define XFER_POLL_NS	20000000
+
 struct pyshm_ring {
 	struct pyshm_region *region;
 	struct ring_shared *sh;
@@ -112,6 +125,8 @@ struct pyshm_ring {
 	uint64_t mask;
 	uint64_t inline_max;
 	uint64_t ool_threshold;
+	uint64_t ool_max_bytes;		/* producer: 0 = no limit */
+	unsigned int ool_max_count;	/* producer: 0 = no limit */
 	unsigned int flags;
 	uint64_t cpos;			/* consumer: position of the next record */
 	/* The consumer position last read, so a producer reads the consumer's
@@ -263,6 +278,24 @@ PYSHM_EXPORT void pyshm_ring_set_xfer(struct pyshm_ring *ring, struct pyshm_xfer
 PYSHM_EXPORT void pyshm_ring_set_ool_threshold(struct pyshm_ring *ring, uint64_t bytes)
 {
 	ring->ool_threshold = bytes < ring->inline_max ? bytes : ring->inline_max;
+}
+
+PYSHM_EXPORT void pyshm_ring_set_ool_limit(struct pyshm_ring *ring, uint64_t bytes,
+					   unsigned int count)
+{
+	ring->ool_max_bytes = bytes;
+	ring->ool_max_count = count;
+}
+
+PYSHM_EXPORT void pyshm_ring_ool_inflight(const struct pyshm_ring *ring, uint64_t *bytes,
+					  unsigned int *count)
+{
+	uint64_t v = atomic_load_explicit(&ring->sh->ool_inflight, memory_order_relaxed);
+
+	if (bytes)
+		*bytes = v & OOL_BYTES_MASK;
+	if (count)
+		*count = (unsigned int)(v >> 48);
 }
 
 PYSHM_EXPORT void pyshm_ring_set_waiter(struct pyshm_ring *ring, struct pyshm_waiter *w)
@@ -506,35 +539,141 @@ static void copy_iov(unsigned char *dst, const struct iovec *iov, int iovcnt)
 	}
 }
 
-/* Send @len bytes through a region of their own, referenced from the ring. */
+/* Would one more out-of-line record of @len bytes fit this handle's limits? */
+static bool ool_fits(const struct pyshm_ring *ring, uint64_t v, uint64_t len)
+{
+	uint64_t n = v >> 48, b = v & OOL_BYTES_MASK;
+
+	if (n >= OOL_COUNT_MAX)
+		return false;
+	/* A record alone in flight always goes, however large. */
+	if (!n)
+		return true;
+	if (ring->ool_max_count && n >= ring->ool_max_count)
+		return false;
+	return !ring->ool_max_bytes || b + len <= ring->ool_max_bytes;
+}
+
+/*
+ * Claim room for an out-of-line record of @len bytes in the ring's budget,
+ * waiting as for ring space: the consumer gives the budget back before it
+ * moves its position, so a position that moved may have freed some.
+ */
+static int ool_claim(struct pyshm_ring *ring, uint64_t len, bool wait, int64_t deadline)
+{
+	struct ring_shared *sh = ring->sh;
+	uint64_t v, c;
+	int ret;
+
+	for (;;) {
+		if (atomic_load_explicit(&sh->closed, memory_order_relaxed) &
+		    PYSHM_RING_CLOSE_CONSUMER)
+			return -EPIPE;
+		/* A3: pairs with R2 in ring_release(): a position that shows
+		 * a release shows the budget it gave back (R3). */
+		c = atomic_load_explicit(&sh->consumer, memory_order_acquire);
+		v = atomic_load_explicit(&sh->ool_inflight, memory_order_relaxed);
+		if (ool_fits(ring, v, len)) {
+			if (atomic_compare_exchange_weak_explicit(&sh->ool_inflight, &v,
+								  v + OOL_COUNT_ONE + len,
+								  memory_order_relaxed,
+								  memory_order_relaxed))
+				return 0;
+			continue;
+		}
+		if (!wait)
+			return -EAGAIN;
+		ret = space_wait(ring, c, deadline);
+		if (ret < 0)
+			return ret;
+	}
+}
+
+static void ool_unclaim(struct ring_shared *sh, uint64_t len)
+{
+	/* R3: pairs with A3 in ool_claim() (through the position store). */
+	atomic_fetch_sub_explicit(&sh->ool_inflight, OOL_COUNT_ONE + len, memory_order_release);
+}
+
+/*
+ * The transfer's socket is full (the receiver has not taken the fds queued
+ * before): wait for room in slices, so that a kick or the consumer closing
+ * ends the wait as it ends a wait for space.
+ */
+static int xfer_wait(struct pyshm_ring *ring, unsigned int kicks, int64_t deadline)
+{
+	struct ring_shared *sh = ring->sh;
+	int64_t left;
+	int ret;
+
+	for (;;) {
+		left = __pyshm_left(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		ret = pyshm_xfer_wait_room(ring->xfer,
+					   left < 0 || left > XFER_POLL_NS ? XFER_POLL_NS : left);
+		if (ret != -ETIMEDOUT)
+			return ret;
+		if (atomic_load_explicit(&sh->kicks, memory_order_relaxed) != kicks)
+			return -EINTR;
+		if (atomic_load_explicit(&sh->closed, memory_order_relaxed) &
+		    PYSHM_RING_CLOSE_CONSUMER)
+			return -EPIPE;
+	}
+}
+
+/*
+ * Send @len bytes through a region of their own, referenced from the ring.
+ * The bytes go into the region once; waits (for budget, ring space, room
+ * in the transfer's socket) share one deadline.
+ */
 static int send_ool(struct pyshm_ring *ring, const struct iovec *iov, int iovcnt,
 		    size_t len, int64_t timeout_ns)
 {
+	int64_t deadline = __pyshm_deadline(timeout_ns);
+	unsigned int kicks = atomic_load_explicit(&ring->sh->kicks, memory_order_relaxed);
 	struct pyshm_ring_rec rec;
 	struct pyshm_region *r;
 	struct ring_ool *ool;
 	int ret;
 
-	ret = pyshm_ring_reserve(ring, sizeof(*ool), timeout_ns, &rec);
+	ret = ool_claim(ring, len, timeout_ns != 0, deadline);
 	if (ret < 0)
 		return ret;
 	ret = pyshm_region_create(len, 0, 0, &r);
 	if (ret < 0)
-		goto err_abort;
+		goto err_unclaim;
 	copy_iov(pyshm_region_data(r), iov, iovcnt);
+	ret = pyshm_ring_reserve(ring, sizeof(*ool), timeout_ns ? __pyshm_left(deadline) : 0,
+				 &rec);
+	if (ret == -EAGAIN && timeout_ns)
+		ret = -ETIMEDOUT;
+	if (ret < 0)
+		goto err_put;
 	ool = rec.data;
 	ool->len = len;
-	ret = pyshm_xfer_send(ring->xfer, r, &ool->ref);
+	for (;;) {
+		ret = pyshm_xfer_send(ring->xfer, r, &ool->ref);
+		if (ret != -EAGAIN || !timeout_ns)
+			break;
+		ret = xfer_wait(ring, kicks, deadline);
+		if (ret < 0)
+			break;
+	}
+	if (ret < 0) {
+		pyshm_ring_abort(ring, &rec);
+		goto err_put;
+	}
 	/* In flight, the reference holds the region. */
 	pyshm_region_put(r);
-	if (ret < 0)
-		goto err_abort;
 	rec.hdr |= REC_OOL;
 	pyshm_ring_commit(ring, &rec);
 	return 0;
 
-err_abort:
-	pyshm_ring_abort(ring, &rec);
+err_put:
+	pyshm_region_put(r);
+err_unclaim:
+	ool_unclaim(ring->sh, len);
 	return ret;
 }
 
@@ -583,8 +722,8 @@ static void ring_release(struct pyshm_ring *ring, uint64_t total)
 	h->tag = 0;
 	atomic_store_explicit(hdr_word(h), 0, memory_order_relaxed);
 	ring->cpos += total;
-	/* R2: pairs with A1 in ring_claim(): zeroes before the position.
-	 * seq_cst for W2. */
+	/* R2: pairs with A1 in ring_claim(): zeroes before the position;
+	 * and with A3 in ool_claim(): the budget given back. seq_cst for W2. */
 	atomic_store_explicit(&ring->sh->consumer, ring->cpos, memory_order_seq_cst);
 	space_wake(ring->sh);
 }
@@ -693,10 +832,18 @@ PYSHM_EXPORT int pyshm_ring_peek(struct pyshm_ring *ring, struct pyshm_ring_rec 
 
 PYSHM_EXPORT void pyshm_ring_consume(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 {
+	struct ring_ool ool;
+
 	if (rec->pos != ring->cpos || !rec->total)
 		return;
 	pyshm_region_put(rec->ool);
 	rec->ool = NULL;
+	/* The producers' budget, given back before the position moves (also
+	 * for a reference that did not resolve: it was counted). */
+	if (rec->hdr & REC_OOL && (rec->hdr & REC_LEN_MASK) == sizeof(ool)) {
+		memcpy(&ool, hdr_at(ring, rec->pos) + 1, sizeof(ool));
+		ool_unclaim(ring->sh, ool.len & OOL_BYTES_MASK);
+	}
 	ring_release(ring, rec->total);
 	rec->total = 0;
 }

@@ -5,6 +5,8 @@
  * finds nothing), socket references pair an SCM_RIGHTS fd with a sequence
  * number, kmod references are one-shot tokens of the module's domain.
  */
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,8 +116,11 @@ static int sock_send(struct pyshm_xfer *x, int fd, uint64_t *cookie)
 	cmsg->cmsg_type = SCM_RIGHTS;
 	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cmsg), &fd, sizeof(fd));
-	if (sendmsg(x->sock, &msg, MSG_NOSIGNAL) < 0)
-		return -errno;
+	/* Never blocks: a caller that may wait does so without its locks
+	 * (pyshm_xfer_wait_room()). A peer gone shows as -EPIPE. */
+	if (sendmsg(x->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN :
+		       errno == ECONNRESET || errno == ECONNREFUSED ? -EPIPE : -errno;
 	*cookie = seq;
 	return 0;
 }
@@ -332,6 +337,29 @@ PYSHM_EXPORT int pyshm_xfer_recv(struct pyshm_xfer *x,
 	}
 	*out = r;
 	return 0;
+}
+
+PYSHM_EXPORT int pyshm_xfer_wait_room(struct pyshm_xfer *x, int64_t timeout_ns)
+{
+	struct pollfd pfd;
+	int ms, n;
+
+	if (!x)
+		return -EINVAL;
+	if (x->kind != PYSHM_XFER_SOCKET)
+		return 0;
+	pfd = (struct pollfd){ .fd = x->sock, .events = POLLOUT };
+	/* Rounded up, so that a short timeout still waits. */
+	ms = timeout_ns < 0 ? -1 : timeout_ns >= INT_MAX * 1000000ll ? INT_MAX :
+	     (int)((timeout_ns + 999999) / 1000000);
+	n = poll(&pfd, 1, ms);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (pfd.revents & POLLOUT)
+		return 0;
+	return -EPIPE;
 }
 
 PYSHM_EXPORT int pyshm_xfer_send_fd(struct pyshm_xfer *x, int fd, uint64_t *cookie)

@@ -124,6 +124,29 @@ void pyshm_ring_set_xfer(struct pyshm_ring *ring, struct pyshm_xfer *x);
 void pyshm_ring_set_ool_threshold(struct pyshm_ring *ring, uint64_t bytes);
 
 /**
+ * pyshm_ring_set_ool_limit() - bound what out-of-line records hold in flight
+ * @bytes: payload bytes of out-of-line records sent and not yet consumed;
+ *	0 for no limit
+ * @count: number of such records (each holds a region, and an fd in the
+ *	receiver or its socket); 0 for no limit (at most 65535)
+ *
+ * A producer that would go over either limit waits as for ring space (the
+ * same timeout, -EAGAIN and -EINTR rules) until the consumer consumes
+ * out-of-line records. A record alone in flight always goes, however large.
+ * The totals live in the ring and count every producer; the limits are this
+ * handle's.
+ */
+void pyshm_ring_set_ool_limit(struct pyshm_ring *ring, uint64_t bytes, unsigned int count);
+
+/**
+ * pyshm_ring_ool_inflight() - out-of-line records in flight now
+ * @bytes: their payload bytes (may be NULL)
+ * @count: their number (may be NULL)
+ */
+void pyshm_ring_ool_inflight(const struct pyshm_ring *ring, uint64_t *bytes,
+			     unsigned int *count);
+
+/**
  * pyshm_ring_set_waiter() - how this consumer handle sleeps
  *
  * NULL or a futex waiter: sleep on the ring's futex word. An io_uring

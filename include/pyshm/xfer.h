@@ -78,7 +78,9 @@ int pyshm_xfer_kind(const struct pyshm_xfer *x);
 /**
  * pyshm_xfer_send() - make a reference to @r that holds it while in flight
  *
- * Return: 0 and *@ref; -errno from sendmsg() or the kernel module.
+ * Return: 0 and *@ref; -EAGAIN when a socket transfer's socket is full (see
+ * pyshm_xfer_wait_room()); -EPIPE when its other end is closed; -errno from
+ * sendmsg() or the kernel module.
  */
 int pyshm_xfer_send(struct pyshm_xfer *x, struct pyshm_region *r,
 		    struct pyshm_region_ref *ref);
@@ -99,13 +101,26 @@ int pyshm_xfer_recv(struct pyshm_xfer *x, const struct pyshm_region_ref *ref,
 void pyshm_xfer_drop(struct pyshm_xfer *x, const struct pyshm_region_ref *ref);
 
 /**
+ * pyshm_xfer_wait_room() - wait until a send would not find the socket full
+ * @timeout_ns: < 0 without limit
+ *
+ * Socket sends never block: a full socket (a receiver that has not taken the
+ * fds queued before) makes them return -EAGAIN; this waits for room.
+ *
+ * Return: 0 (at once for kinds other than socket); -ETIMEDOUT; -EINTR for a
+ * signal; -EPIPE when the other end is closed.
+ */
+int pyshm_xfer_wait_room(struct pyshm_xfer *x, int64_t timeout_ns);
+
+/**
  * pyshm_xfer_send_fd() - send any fd along a socket transfer
  * @cookie: receives the number the receiver claims it with
  *
  * For what is not a region (a socket end, say); the fd is duplicated into
  * the receiver, this process keeps its own.
  *
- * Return: 0; -EOPNOTSUPP for other kinds; -errno from sendmsg().
+ * Return: 0; -EOPNOTSUPP for other kinds; -EAGAIN, -EPIPE or another -errno
+ * from sendmsg(), as for pyshm_xfer_send().
  */
 int pyshm_xfer_send_fd(struct pyshm_xfer *x, int fd, uint64_t *cookie);
 

@@ -641,6 +641,152 @@ TEST_F(ring, discard_releases_out_of_line_regions)
 	pyshm_xfer_free(x);
 }
 
+/* The body length that makes a test record @n bytes long. */
+#define BODY(n) ((n) - (uint32_t)sizeof(struct trec))
+
+static void expect_inflight(struct __test_metadata *_metadata, struct pyshm_ring *ring,
+			    uint64_t bytes, unsigned int count)
+{
+	uint64_t b = 0xccccccccccccccccull;
+	unsigned int n = 0xcccccccc;
+
+	pyshm_ring_ool_inflight(ring, &b, &n);
+	EXPECT_EQ(bytes, b);
+	EXPECT_EQ(count, n);
+}
+
+TEST_F(ring, out_of_line_records_in_flight_are_bounded)
+{
+	struct pyshm_xfer *x;
+	struct trec t;
+	int i;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, 1024);
+	pyshm_ring_set_ool_limit(self->prod, 300000, 3);
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, send_one(self->prod, 0, i, BODY(100000), 0));
+	expect_inflight(_metadata, self->cons, 300000, 3);
+	/* The count is reached: nothing more out of line, inline still goes. */
+	EXPECT_EQ(-EAGAIN, send_one(self->prod, 0, 3, BODY(2000), 0));
+	EXPECT_EQ(-ETIMEDOUT, send_one(self->prod, 0, 3, BODY(2000), 20 * 1000 * 1000));
+	ASSERT_EQ(0, send_one(self->prod, 0, 3, 100, 0));
+	expect_inflight(_metadata, self->cons, 300000, 3);
+	/* Consuming one gives its share back. */
+	ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+	expect_inflight(_metadata, self->cons, 200000, 2);
+	/* Bytes alone bound it too. */
+	pyshm_ring_set_ool_limit(self->prod, 250000, 0);
+	EXPECT_EQ(-EAGAIN, send_one(self->prod, 0, 4, BODY(60000), 0));
+	ASSERT_EQ(0, send_one(self->prod, 0, 4, BODY(50000), 0));
+	expect_inflight(_metadata, self->cons, 250000, 3);
+	for (i = 1; i <= 4; i++) {
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		EXPECT_EQ(i, t.seq);
+	}
+	expect_inflight(_metadata, self->cons, 0, 0);
+	/* A record alone in flight goes whatever its size; not a second. */
+	ASSERT_EQ(0, send_one(self->prod, 0, 5, BODY(1 << 20), 0));
+	EXPECT_EQ(-EAGAIN, send_one(self->prod, 0, 6, BODY(2000), 0));
+	/* Discarding gives the budget back as consuming does. */
+	EXPECT_EQ(1, pyshm_ring_discard_all(self->cons));
+	expect_inflight(_metadata, self->cons, 0, 0);
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, a_producer_waiting_for_out_of_line_budget_resumes_or_is_interrupted)
+{
+	struct blocked_send b = { .prod = self->prod };
+	struct pyshm_xfer *x;
+	struct trec t;
+	pthread_t th;
+	int round;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, 100);
+	pyshm_ring_set_ool_limit(self->prod, 0, 1);
+	ASSERT_EQ(0, send_one(self->prod, 0, 0, BODY(1000), 0));
+	for (round = 0; round < 3; round++) {
+		b.n = round + 1;
+		atomic_store(&b.ret, 1);
+		ASSERT_EQ(0, pthread_create(&th, NULL, send_blocked, &b));
+		usleep(100 * 1000);
+		EXPECT_EQ(1, atomic_load(&b.ret));	/* still waiting */
+		if (round == 0) {
+			/* Consuming the record in flight lets it go. */
+			ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+			EXPECT_EQ(0, t.seq);
+		} else if (round == 1) {
+			pyshm_ring_kick_producers(self->prod);
+		} else {
+			pyshm_ring_close(self->cons, PYSHM_RING_CLOSE_CONSUMER);
+		}
+		pthread_join(th, NULL);
+		EXPECT_EQ(round == 0 ? 0 : round == 1 ? -EINTR : -EPIPE, atomic_load(&b.ret));
+		expect_inflight(_metadata, self->cons, sizeof(struct trec) + 1000, 1);
+	}
+	EXPECT_EQ(1, pyshm_ring_discard_all(self->cons));
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+struct recv_args {
+	struct pyshm_ring *cons;
+	int n;
+	atomic_int got;
+};
+
+static void *recv_n(void *arg)
+{
+	struct recv_args *a = arg;
+	struct trec t;
+
+	while (atomic_load(&a->got) < a->n &&
+	       recv_one(a->cons, 5LL * 1000 * 1000 * 1000, &t) == 0)
+		atomic_fetch_add(&a->got, 1);
+	return NULL;
+}
+
+/* A receiver that does not take its fds fills the socket: the producer
+ * returns (or waits, with a timeout) instead of blocking in sendmsg(). */
+TEST_F(ring, a_full_socket_never_blocks_the_producer)
+{
+	struct recv_args a = { .cons = self->cons };
+	struct pyshm_xfer *xp, *xc;
+	int sv[2], small = 4096, ret;
+	pthread_t th;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)));
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[1], &xp));
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[0], &xc));
+	pyshm_ring_set_xfer(self->prod, xp);
+	pyshm_ring_set_xfer(self->cons, xc);
+	pyshm_ring_set_ool_threshold(self->prod, 100);
+	while ((ret = send_one(self->prod, 0, a.n, 1000, 0)) == 0)
+		a.n++;
+	EXPECT_EQ(-EAGAIN, ret);
+	EXPECT_LT(0, a.n);
+	EXPECT_GT(1000, a.n);	/* the socket filled, not the ring */
+	EXPECT_EQ(-ETIMEDOUT, pyshm_xfer_wait_room(xp, 0));
+	EXPECT_EQ(-ETIMEDOUT, send_one(self->prod, 0, a.n, 1000, 20 * 1000 * 1000));
+	/* A receiver taking the fds makes room for a waiting producer. */
+	a.n += 20;
+	ASSERT_EQ(0, pthread_create(&th, NULL, recv_n, &a));
+	for (ret = a.n - 20; ret < a.n; ret++)
+		ASSERT_EQ(0, send_one(self->prod, 0, ret, 1000, -1));
+	pthread_join(th, NULL);
+	EXPECT_EQ(a.n, atomic_load(&a.got));
+	ring_unpair(self);
+	pyshm_xfer_free(xp);
+	pyshm_xfer_free(xc);
+}
+
 TEST_F(ring, out_of_line_record_without_a_transfer_is_refused_by_the_consumer)
 {
 	struct pyshm_xfer *x;
