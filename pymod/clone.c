@@ -305,6 +305,26 @@ void clone_discard(const void *buf, size_t len, struct clone_env *env)
 	}
 }
 
+int clone_xfer_send(pymod_state *st, struct clone_env *env, struct pyshm_region *r,
+		    struct pyshm_region_ref *ref)
+{
+	int ret;
+
+	for (;;) {
+		ret = pyshm_xfer_send(env->xfer, r, ref);
+		if (ret != -EAGAIN || !env->wait_room)
+			break;
+		if (env->wait_room(env) < 0)
+			return -1;
+	}
+	if (ret == 0)
+		return 0;
+	if (ret == -EPIPE)
+		env->peer_gone = true;
+	pymod_raise_from_errno(st, ret, "structured clone");
+	return -1;
+}
+
 /* ---- module functions --------------------------------------------------- */
 
 static PyObject *mod_structured_clone(PyObject *mod, PyObject *args, PyObject *kwds)

@@ -1761,11 +1761,9 @@ static int enc_commit(Encoder *e, struct clone_msg *out)
 
 		if (p->role == PYSHM_CLONE_ROLE_PAYLOAD)
 			capi_region_hold(p->r);
-		ret = pyshm_xfer_send(e->env->xfer, p->r, &p->ref);
-		if (ret < 0) {
+		if (clone_xfer_send(e->st, e->env, p->r, &p->ref) < 0) {
 			if (p->role == PYSHM_CLONE_ROLE_PAYLOAD)
 				capi_region_unhold(p->r);
-			pymod_raise_from_errno(e->st, ret, "structured clone");
 			goto err_unsend;
 		}
 		/* Room was reserved above: this can't fail. */

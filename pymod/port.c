@@ -5,6 +5,8 @@
  * receiving, and the Python type over them. How a port travels inside a
  * message is port_transfer.c's.
  */
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,15 +56,30 @@ struct port *port_get(struct port *p)
 	return p;
 }
 
+bool port_tryget(struct port *p)
+{
+	long v = atomic_load_explicit(&p->refs, memory_order_relaxed);
+
+	while (v > 0)
+		if (atomic_compare_exchange_weak_explicit(&p->refs, &v, v + 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return true;
+	return false;
+}
+
 void port_put(struct port *p)
 {
 	if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	port_unwatch(p);
 	pyshm_ring_free(p->tx);
 	pyshm_ring_free(p->rx);
 	pyshm_waiter_free(p->uwaiter);
 	pyshm_waiter_free(p->fwaiter);
-	pyshm_xfer_free(p->xremote);
+	if (p->xremote != p->xsock)
+		pyshm_xfer_free(p->xremote);
+	pyshm_xfer_free(p->xsock);
 	pyshm_region_put(p->chan);
 	worker_put(p->worker);
 	pthread_mutex_destroy(&p->rx_lock);
@@ -101,22 +118,32 @@ int port_attach(struct pyshm_region *chan, int side, int sock, struct port **out
 	if (pyshm_wake_default() == PYSHM_WAKE_URING &&
 	    pyshm_waiter_create(PYSHM_WAKE_URING, &p->uwaiter) < 0)
 		p->uwaiter = NULL;	/* the futex path still works */
-	/* Regions reach other processes as kmod tokens, or over the socket. */
-	if (pyshm_backend() == PYSHM_BACKEND_KMOD) {
-		ret = pyshm_xfer_create(PYSHM_XFER_KMOD, sock, &p->xremote);
-		sock = -1;
-	} else if (sock >= 0) {
-		p->sock = sock;
-		ret = pyshm_xfer_create(PYSHM_XFER_SOCKET, sock, &p->xremote);
+	/* Fds reach other processes over the socket; regions too, or as
+	 * kmod tokens. */
+	if (sock >= 0) {
+		ret = pyshm_xfer_create(PYSHM_XFER_SOCKET, sock, &p->xsock);
+		if (!ret)
+			p->sock = sock;
 		sock = -1;
 	}
+	if (!ret && pyshm_backend() == PYSHM_BACKEND_KMOD)
+		ret = pyshm_xfer_create(PYSHM_XFER_KMOD, -1, &p->xremote);
+	else
+		p->xremote = p->xsock;
 	if (ret)
 		goto err_put;
 	pyshm_ring_set_xfer(p->rx, port_xfer_local());
 	pyshm_ring_set_xfer(p->rx, p->xremote);
 	pyshm_ring_set_xfer(p->tx, port_xfer_local());
 	pyshm_ring_set_ool_threshold(p->tx, CHAN_OOL_THRESHOLD);
+	port_set_inflight(p, port_inflight_default());
 	atomic_store(&hdr->side[side].pid, port_pid());
+	/* Without the watch a dead peer goes unnoticed: no half port. */
+	if (p->sock >= 0) {
+		ret = port_watch(p);
+		if (ret)
+			goto err_put;
+	}
 	*out = p;
 	return 0;
 
@@ -152,9 +179,9 @@ int port_channel_new(unsigned int side_flags, struct port **a, struct port **b)
 			goto err_put;
 		pyshm_ring_free(tmp);
 	}
-	/* memfd regions need a socket to reach another process. */
-	if (pyshm_backend() != PYSHM_BACKEND_KMOD &&
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+	/* The socket carries fds (and memfd regions) to another process, and
+	 * its end closing says that the end holding it is gone. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		ret = -errno;
 		goto err_put;
 	}
@@ -215,41 +242,104 @@ static struct pyshm_waiter *rx_waiter(struct port *p, bool arm)
 
 /* ---- closing ------------------------------------------------------------ */
 
-/* Release what unread messages hold (regions, ports). */
-static void rx_discard(struct port *p)
+/*
+ * Release what unread messages in @ring (a consumer handle) hold: regions,
+ * ports. Socket references can be taken back only by the process they were
+ * sent to: @sent_here skips them.
+ */
+static void ring_discard(struct port *p, struct pyshm_ring *ring, bool sent_here)
 {
 	struct pyshm_ring_rec rec;
-	struct clone_env env;
+	struct clone_env env = { 0 };
 	struct msg_hdr h;
 	int ret;
 
 	for (;;) {
-		ret = pyshm_ring_peek(p->rx, &rec);
+		ret = pyshm_ring_peek(ring, &rec);
 		if (ret == -EAGAIN || ret == -EPIPE || (ret < 0 && !rec.total))
 			return;
 		if (ret == 0 && rec.len >= sizeof(h)) {
 			memcpy(&h, rec.data, sizeof(h));
 			port_env_init(&env, p, rx_xfer(p, h.xfer));
-			if (env.xfer)
+			if (env.xfer && !(sent_here && h.xfer == PYSHM_XFER_SOCKET))
 				clone_discard((const uint8_t *)rec.data + sizeof(h),
 					      rec.len - sizeof(h), &env);
 		}
-		pyshm_ring_consume(p->rx, &rec);
+		pyshm_ring_consume(ring, &rec);
 	}
 }
 
 void port_close(struct port *p)
 {
-	bool was = atomic_exchange(&p->detached, true);
-
-	if (was)
+	if (atomic_exchange(&p->closed, true))
 		return;
+	atomic_store(&p->detached, true);
+	port_unwatch(p);
 	atomic_fetch_or(&p->hdr->side[p->side].flags, SIDE_CLOSED);
 	pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_PRODUCERS);
 	pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_CONSUMER);
 	pthread_mutex_lock(&p->rx_lock);
-	rx_discard(p);
+	ring_discard(p, p->rx, false);
 	pthread_mutex_unlock(&p->rx_lock);
+}
+
+/* Serialises drains of rings whose consumer is gone (the watcher and a
+ * worker's monitor may both find it gone). */
+static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void port_peer_gone(struct port *p)
+{
+	struct pyshm_ring *orphan;
+
+	atomic_fetch_or(&p->hdr->side[!p->side].flags, SIDE_CLOSED);
+	/* Our receiver reads what came, then the end; our senders drop. */
+	pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_PRODUCERS);
+	pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_CONSUMER);
+	/*
+	 * What we sent and nobody will read may hold regions (kmod tokens
+	 * pin them for the whole domain) and ports (whose peers would wait
+	 * forever): read it as the consumer that is gone would have.
+	 */
+	pthread_mutex_lock(&drain_lock);
+	if (pyshm_ring_attach(p->chan, ring_offset(p->side), PYSHM_RING_CONSUMER, &orphan) == 0) {
+		pyshm_ring_set_xfer(orphan, port_xfer_local());
+		pyshm_ring_set_xfer(orphan, p->xremote);
+		ring_discard(p, orphan, true);
+		pyshm_ring_free(orphan);
+	}
+	pthread_mutex_unlock(&drain_lock);
+}
+
+void port_set_inflight(struct port *p, uint64_t bytes)
+{
+	static unsigned int msgs;
+	struct rlimit rl;
+
+	/* Each message in flight holds an fd: a program with few leaves
+	 * most to other uses. */
+	if (!msgs) {
+		msgs = CHAN_INFLIGHT_MSGS;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur / 8 < msgs)
+			msgs = rl.rlim_cur / 8 > 4 ? (unsigned int)(rl.rlim_cur / 8) : 4;
+	}
+	p->inflight_max = bytes;
+	pyshm_ring_set_ool_limit(p->tx, bytes, msgs);
+}
+
+uint64_t port_inflight_default(void)
+{
+	static uint64_t bytes;
+	const char *env;
+	char *end;
+
+	if (!bytes) {
+		env = getenv("PYSHM_MAX_INFLIGHT_BYTES");
+		bytes = env ? strtoull(env, &end, 0) : 0;
+		if (!env || !*env || *end || !bytes)
+			bytes = CHAN_INFLIGHT_BYTES;
+	}
+	return bytes;
 }
 
 /* ---- sending and receiving -------------------------------------------- */
@@ -263,65 +353,192 @@ static int64_t timeout_ns(double t)
 	return (int64_t)(t * 1e9);
 }
 
+/* What a send's waits share: its deadline (mono_now() seconds, < 0 none). */
+struct send_ctx {
+	pymod_state *st;
+	double deadline;
+};
+
+/* ns to wait until @deadline (-1: no limit), 0 once it has passed. */
+static int64_t left_ns(double deadline)
+{
+	double left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - mono_now();
+	return left > 0 ? timeout_ns(left) : 0;
+}
+
 /*
- * The ring is full: wait for room without the GIL, for @timeout seconds
- * (< 0 without limit). A signal or terminate() interrupts the wait: then
- * -EINTR with the exception its handler raised, or the wait goes on.
+ * Send the record, waiting without the GIL for room (ring space, the
+ * out-of-line budget, the socket) until @deadline. A signal or terminate()
+ * interrupts the wait: then -EINTR with the exception its handler raised,
+ * or the wait goes on. One try at least, also when the deadline has passed.
  */
 static int send_wait(pymod_state *st, struct port *p, const struct iovec *iov,
-		     double timeout)
+		     double deadline)
 {
-	double deadline = timeout < 0 ? -1 : mono_now() + timeout, left;
+	int64_t left;
 	int ret;
 
 	for (;;) {
-		left = deadline < 0 ? -1 : deadline - mono_now();
-		if (deadline >= 0 && left <= 0)
-			return -ETIMEDOUT;
+		left = left_ns(deadline);
 		worker_block(st, p->tx, true, true);
 		Py_BEGIN_ALLOW_THREADS
-		ret = pyshm_ring_sendv(p->tx, iov, 2, timeout_ns(left));
+		ret = pyshm_ring_sendv(p->tx, iov, 2, left);
 		Py_END_ALLOW_THREADS
 		worker_block(st, p->tx, true, false);
 		if (ret != -EINTR)
-			return ret;
+			return ret == -EAGAIN && left != 0 ? -ETIMEDOUT : ret;
 		if (PyErr_CheckSignals() < 0 || worker_check_terminated(st) < 0)
 			return -EINTR;
+		if (left_ns(deadline) == 0)
+			return -ETIMEDOUT;
 	}
+}
+
+/* clone_env.wait_room for a send: wait for room in the socket without the
+ * GIL, in slices, so that signals and terminate() are seen. */
+static int send_wait_room(struct clone_env *env)
+{
+	struct send_ctx *ctx = env->wait_ctx;
+	int64_t left, slice = 50 * 1000 * 1000;
+	int ret;
+
+	for (;;) {
+		left = left_ns(ctx->deadline);
+		if (left == 0) {
+			PyErr_SetString(PyExc_TimeoutError, "post_message() timed out");
+			return -1;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		ret = pyshm_xfer_wait_room(env->xfer, left < 0 || left > slice ? slice : left);
+		Py_END_ALLOW_THREADS
+		/* A closed socket shows in the next send, as -EPIPE. */
+		if (ret == 0 || ret == -EPIPE)
+			return 0;
+		if (ret != -ETIMEDOUT && ret != -EINTR) {
+			pymod_raise_from_errno(ctx->st, ret, "post_message");
+			return -1;
+		}
+		if (PyErr_CheckSignals() < 0 || worker_check_terminated(ctx->st) < 0)
+			return -1;
+	}
+}
+
+/*
+ * A message nobody will receive took the ports of @transfer with it: those
+ * not exported yet are closed here, as if sent (their peers see the end).
+ */
+static void transfer_lost(pymod_state *st, PyObject *transfer)
+{
+	PyObject *seq, *item;
+	struct port *q;
+	Py_ssize_t i;
+
+	if (!transfer || transfer == Py_None)
+		return;
+	seq = PySequence_Fast(transfer, "transfer");
+	if (!seq) {
+		PyErr_Clear();
+		return;
+	}
+	for (i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+		item = PySequence_Fast_GET_ITEM(seq, i);
+		q = port_from_object(st, item);
+		if (q) {
+			port_detach_object(item);
+			port_close(q);
+			port_put(q);
+		}
+	}
+	Py_DECREF(seq);
+}
+
+/*
+ * A port of @transfer is our own peer: the message would sit in that port's
+ * own queue, with nobody left to read it. JavaScript calls such a port
+ * doomed: the message goes nowhere and the ports it carries are lost.
+ */
+static bool transfer_dooms(pymod_state *st, struct port *p, PyObject *transfer)
+{
+	PyObject *seq;
+	struct port *q;
+	Py_ssize_t i;
+	bool doomed = false;
+
+	if (!transfer || transfer == Py_None)
+		return false;
+	seq = PySequence_Fast(transfer, "transfer");
+	if (!seq) {
+		PyErr_Clear();	/* the encoder reports it */
+		return false;
+	}
+	for (i = 0; i < PySequence_Fast_GET_SIZE(seq) && !doomed; i++) {
+		q = port_from_object(st, PySequence_Fast_GET_ITEM(seq, i));
+		doomed = q && q->chan == p->chan && q->side != p->side;
+	}
+	Py_DECREF(seq);
+	return doomed;
 }
 
 int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 		     PyObject *transfer, double timeout)
 {
-	struct clone_msg msg = { 0 };
+	struct send_ctx ctx = { .st = st, .deadline = timeout < 0 ? -1 : mono_now() + timeout };
 	struct msg_hdr h = { .type = (uint8_t)type };
+	struct clone_msg msg = { 0 };
+	bool doomed = transfer_dooms(st, p, transfer);
 	struct iovec iov[2];
 	struct clone_env env;
 	int ret;
 
 	port_env_init(&env, p, tx_xfer(p));
-	if (clone_encode(st, obj, transfer, &env, &msg) < 0)
-		return -1;
+	env.wait_room = send_wait_room;
+	env.wait_ctx = &ctx;
+	if (clone_encode(st, obj, transfer, &env, &msg) < 0) {
+		port_exported_close(&env);
+		if (!env.peer_gone)
+			return -1;
+		/* The receiver is gone: dropped, as for a closed port. */
+		PyErr_Clear();
+		transfer_lost(st, transfer);
+		return 0;
+	}
+	if (doomed) {
+		ret = -EPIPE;
+		goto out_drop;
+	}
 	h.xfer = (uint8_t)pyshm_xfer_kind(env.xfer);
 	iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
 	iov[1] = (struct iovec){ .iov_base = msg.buf, .iov_len = msg.len };
 	pyshm_ring_set_xfer(p->tx, env.xfer);
-	ret = pyshm_ring_sendv(p->tx, iov, 2, 0);
-	if (ret == -EAGAIN && timeout != 0)
-		ret = send_wait(st, p, iov, timeout);
-	if (ret < 0) {
-		clone_discard(msg.buf, msg.len, &env);
+	/* A small record is tried once with the GIL (the hot path); a large
+	 * one makes a region and copies into it: never with the GIL. */
+	ret = -EAGAIN;
+	if (msg.len + sizeof(h) <= CHAN_OOL_THRESHOLD)
+		ret = pyshm_ring_sendv(p->tx, iov, 2, 0);
+	if (ret == -EAGAIN && (timeout != 0 || msg.len + sizeof(h) > CHAN_OOL_THRESHOLD))
+		ret = send_wait(st, p, iov, ctx.deadline);
+	if (ret == 0) {
+		port_exported_release(&env);
 		clone_msg_free(&msg);
-		/* As in JavaScript, posting to a closed port drops the message. */
-		if (ret == -EPIPE)
-			return 0;
-		if (ret == -EINTR)
-			return -1;	/* the signal handler's exception */
-		pymod_raise_from_errno(st, ret == -EAGAIN ? -ETIMEDOUT : ret, "post_message");
-		return -1;
+		return 0;
 	}
+out_drop:
+	/* Ports that went with the message are closed first: their peers
+	 * see the end, and nothing reads them back from the message. */
+	port_exported_close(&env);
+	clone_discard(msg.buf, msg.len, &env);
 	clone_msg_free(&msg);
-	return 0;
+	/* As in JavaScript, posting to a closed port drops the message. */
+	if (ret == -EPIPE)
+		return 0;
+	if (ret == -EINTR)
+		return -1;	/* the signal handler's exception */
+	pymod_raise_from_errno(st, ret == -EAGAIN ? -ETIMEDOUT : ret, "post_message");
+	return -1;
 }
 
 /* Decode the record in @rec (consumed by the caller). */
@@ -723,18 +940,41 @@ static PyObject *mod_message_channel(PyObject *mod, PyObject *unused)
 	return wrap_pair(st, a, b);
 }
 
-/* _link_channel(remote) -> (ours, theirs): a worker's link. With remote,
- * their end is marked in transit, so the first message (sent before the
- * process exists) carries references another process can claim. */
-static PyObject *mod_link_channel(PyObject *mod, PyObject *remote)
+/* _link_channel(remote, max_inflight_bytes=None) -> (ours, theirs): a
+ * worker's link. With remote, their end is marked in transit, so the first
+ * message (sent before the process exists) carries references another
+ * process can claim. */
+static PyObject *mod_link_channel(PyObject *mod, PyObject *args)
 {
 	pymod_state *st = get_state(mod);
+	PyObject *remote, *limit = Py_None;
+	unsigned long long bytes = 0;
 	struct port *a, *b;
-	int ret = port_channel_new(SIDE_LINK, &a, &b);
+	int ret;
 
+	if (!PyArg_ParseTuple(args, "O|O:_link_channel", &remote, &limit))
+		return NULL;
+	if (limit != Py_None) {
+		if (!PyLong_Check(limit) || PyBool_Check(limit))
+			return PyErr_Format(PyExc_TypeError,
+					    "max_inflight_bytes must be an int or None, not %s",
+					    Py_TYPE(limit)->tp_name);
+		bytes = PyLong_AsUnsignedLongLong(limit);
+		if (PyErr_Occurred() || bytes == 0 || bytes > PYSHM_REGION_SIZE_MAX) {
+			PyErr_Clear();
+			return PyErr_Format(PyExc_ValueError,
+					    "max_inflight_bytes must be between 1 and %llu",
+					    (unsigned long long)PYSHM_REGION_SIZE_MAX);
+		}
+	}
+	ret = port_channel_new(SIDE_LINK, &a, &b);
 	if (ret)
 		return pymod_raise_from_errno(st, ret, "worker channel");
 	a->link = b->link = true;
+	if (bytes) {
+		port_set_inflight(a, bytes);
+		port_set_inflight(b, bytes);
+	}
 	if (PyObject_IsTrue(remote))
 		atomic_store(&b->hdr->side[b->side].pid, 0);
 	return wrap_pair(st, a, b);
@@ -775,7 +1015,7 @@ static PyObject *mod_set_port_class(PyObject *mod, PyObject *cls)
 PyMethodDef port_module_methods[] = {
 	{ "MessageChannel", mod_message_channel, METH_NOARGS,
 	  "MessageChannel()\n--\n\nA new channel: a pair (port1, port2) of entangled MessagePorts." },
-	{ "_link_channel", mod_link_channel, METH_O, NULL },
+	{ "_link_channel", mod_link_channel, METH_VARARGS, NULL },
 	{ "_post_error", mod_post_error, METH_VARARGS, NULL },
 	{ "_set_port_class", mod_set_port_class, METH_O, NULL },
 	{ NULL }
@@ -832,6 +1072,8 @@ static PyType_Spec portobj_spec = {
 
 int port_init_types(PyObject *mod, pymod_state *st)
 {
+	/* Failing here is not fatal: the first port tries again. */
+	port_watch_init();
 	st->port_type = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &portobj_spec, NULL);
 	if (!st->port_type)
 		return -1;

@@ -22,6 +22,11 @@
 #define CHAN_RING_DATA	(256u << 10)
 /* Messages larger than this travel in a region of their own. */
 #define CHAN_OOL_THRESHOLD (64u << 10)
+/* What such messages may hold in flight per direction, by default: bytes
+ * (PYSHM_MAX_INFLIGHT_BYTES overrides it), and at most this many messages
+ * (fewer under a low RLIMIT_NOFILE: each holds an fd). */
+#define CHAN_INFLIGHT_BYTES	(64ull << 20)
+#define CHAN_INFLIGHT_MSGS	64u
 
 /* chan_side.flags */
 #define SIDE_CLOSED	(1u << 0)	/* this end was closed */
@@ -65,13 +70,19 @@ struct port {
 	struct pyshm_ring *rx;		/* consumer handle of ring[!side] */
 	struct pyshm_waiter *uwaiter;	/* io_uring sleeper, when usable */
 	struct pyshm_waiter *fwaiter;	/* futex path: for arming (event loops) */
-	struct pyshm_xfer *xremote;	/* other processes: socket or kmod */
-	int sock;			/* socket end (memfd backend), owned by xremote */
+	struct pyshm_xfer *xremote;	/* regions to other processes: socket or kmod */
+	struct pyshm_xfer *xsock;	/* fds to other processes (the socket) */
+	int sock;			/* the channel's socket end, owned by xsock;
+					 * it closing tells the other end we are gone */
 	bool link;			/* a worker link end */
 	bool peer_inherits;		/* link: the peer inherited our uwaiter */
 	pthread_mutex_t rx_lock;	/* one receiver at a time */
 	atomic_bool detached;		/* transferred away, or closed */
+	atomic_bool closed;		/* port_close() ran */
 	struct worker *worker;		/* parent end of a worker link */
+	uint64_t inflight_max;		/* out-of-line bytes our sends may hold */
+	bool watched;			/* port_watch.c's, under its lock */
+	uint32_t watch_slot;
 };
 
 /* getpid() without a system call (refreshed after fork()). */
@@ -96,9 +107,28 @@ int port_channel_new(unsigned int side_flags, struct port **a, struct port **b);
 /* Rebuild the end @side of the channel in @chan (takes the reference). */
 int port_attach(struct pyshm_region *chan, int side, int sock, struct port **out);
 struct port *port_get(struct port *p);
+/* A reference unless the last one is already gone. */
+bool port_tryget(struct port *p);
 void port_put(struct port *p);
 /* Close this end: no more sending or receiving; unread messages released. */
 void port_close(struct port *p);
+/* The other end is gone (its process died, or it was closed): end the
+ * channel on its behalf and release what it never read. */
+void port_peer_gone(struct port *p);
+/* Bound the out-of-line bytes this end's messages hold in flight. */
+void port_set_inflight(struct port *p, uint64_t bytes);
+/* The default for new channels (PYSHM_MAX_INFLIGHT_BYTES, else
+ * CHAN_INFLIGHT_BYTES). */
+uint64_t port_inflight_default(void);
+
+/* port_watch.c: a thread that notices when the holders of a channel's other
+ * end are all gone (the socket end closes with the last of them: a process
+ * that dies, or a port closed or freed) and calls port_peer_gone(). */
+int port_watch(struct port *p);
+void port_unwatch(struct port *p);
+/* Start the watcher ahead of the first port (module init): its fds then
+ * belong to the program from the start. */
+int port_watch_init(void);
 
 /* The Python side. */
 int port_init_types(PyObject *mod, pymod_state *st);
@@ -111,5 +141,10 @@ void port_detach_object(PyObject *obj);
 /* Send a record (header + clone) from this end; GIL held on entry. */
 int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 		     PyObject *transfer, double timeout);
+
+/* port_transfer.c: ports a message sent to another process (see
+ * clone_env.exported): released once it is sent, closed if it is not. */
+void port_exported_release(struct clone_env *env);
+void port_exported_close(struct clone_env *env);
 
 #endif /* PYSHM_PYMOD_PORT_H */

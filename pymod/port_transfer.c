@@ -85,6 +85,78 @@ static int data_clone_error(pymod_state *st, const char *msg)
 	return -1;
 }
 
+/* The socket of the channel a message travels on: fds go with it. */
+static struct pyshm_xfer *carrier_sock(struct clone_env *env)
+{
+	struct port *carrier = env->port_ctx;
+
+	return carrier ? carrier->xsock : NULL;
+}
+
+/* pyshm_xfer_send_fd(), waiting for room as clone_xfer_send() does. */
+static int send_fd(pymod_state *st, struct clone_env *env, int fd, uint64_t *cookie)
+{
+	struct pyshm_xfer *x = carrier_sock(env);
+	int ret;
+
+	for (;;) {
+		ret = x ? pyshm_xfer_send_fd(x, fd, cookie) : -EOPNOTSUPP;
+		if (ret != -EAGAIN || !env->wait_room)
+			break;
+		if (env->wait_room(env) < 0)
+			return -1;
+	}
+	if (ret == 0)
+		return 0;
+	if (ret == -EPIPE)
+		env->peer_gone = true;
+	pymod_raise_from_errno(st, ret, "transfer MessagePort");
+	return -1;
+}
+
+static int exported_add(struct clone_env *env, struct port *p)
+{
+	struct port **a;
+	size_t cap;
+
+	if (env->nexported == env->capexported) {
+		cap = env->capexported ? 2 * env->capexported : 4;
+		a = PyMem_RawRealloc(env->exported, cap * sizeof(*a));
+		if (!a) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		env->exported = a;
+		env->capexported = cap;
+	}
+	env->exported[env->nexported++] = p;
+	return 0;
+}
+
+static void exported_end(struct clone_env *env, bool close)
+{
+	size_t i;
+
+	for (i = 0; i < env->nexported; i++) {
+		if (close)
+			port_close(env->exported[i]);
+		port_put(env->exported[i]);
+	}
+	PyMem_RawFree(env->exported);
+	env->exported = NULL;
+	env->nexported = env->capexported = 0;
+}
+
+void port_exported_release(struct clone_env *env)
+{
+	exported_end(env, false);
+}
+
+void port_exported_close(struct clone_env *env)
+{
+	exported_end(env, true);
+}
+
 static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_msg *out)
 {
 	pymod_state *st = get_state_by_type(Py_TYPE(obj));
@@ -119,22 +191,21 @@ static int hook_port_export(struct clone_env *env, PyObject *obj, struct clone_m
 	atomic_store(&p->hdr->side[p->side].pid, 0);
 	pyshm_ring_kick(p->tx);
 	rp.side = (uint8_t)p->side;
-	ret = pyshm_xfer_send(env->xfer, p->chan, &rp.chan);
-	if (!ret && p->sock >= 0 && pyshm_xfer_kind(env->xfer) == PYSHM_XFER_SOCKET) {
-		ret = pyshm_xfer_send_fd(env->xfer, p->sock, &rp.sock_cookie);
-		rp.has_sock = !ret;
-		if (ret)
-			pyshm_xfer_drop(env->xfer, &rp.chan);
-	}
-	if (ret || clone_msg_append(out, &rp, sizeof(rp)) < 0) {
+	/* From here the handle is env->exported's: released once the message
+	 * is sent, closed (its peer sees the end) if it never goes. */
+	if (exported_add(env, p) < 0) {
 		atomic_store(&p->hdr->side[p->side].pid, port_pid());
-		if (ret)
-			pymod_raise_from_errno(st, ret, "transfer MessagePort");
 		return -1;
 	}
 	port_detach_object(obj);
 	atomic_store(&p->detached, true);
-	port_put(p);
+	ret = clone_xfer_send(st, env, p->chan, &rp.chan);
+	if (!ret && p->sock >= 0) {
+		ret = send_fd(st, env, p->sock, &rp.sock_cookie);
+		rp.has_sock = !ret;
+	}
+	if (ret || clone_msg_append(out, &rp, sizeof(rp)) < 0)
+		return -1;
 	return 0;
 }
 
@@ -171,7 +242,8 @@ static int remote_attach(struct clone_env *env, struct remote_port *rp, struct p
 	if (ret)
 		return ret;
 	if (rp->has_sock) {
-		sock = pyshm_xfer_recv_fd(env->xfer, rp->sock_cookie);
+		sock = carrier_sock(env) ? pyshm_xfer_recv_fd(carrier_sock(env), rp->sock_cookie) :
+		       -EBADMSG;
 		if (sock < 0) {
 			pyshm_region_put(chan);
 			return sock;
@@ -245,9 +317,11 @@ static void hook_port_drop(struct clone_env *env, const uint8_t *buf, size_t len
 
 void port_env_init(struct clone_env *env, struct port *p, struct pyshm_xfer *x)
 {
-	env->xfer = x;
-	env->port_export = hook_port_export;
-	env->port_import = hook_port_import;
-	env->port_drop = hook_port_drop;
-	env->port_ctx = p;
+	*env = (struct clone_env){
+		.xfer = x,
+		.port_export = hook_port_export,
+		.port_import = hook_port_import,
+		.port_drop = hook_port_drop,
+		.port_ctx = p,
+	};
 }

@@ -16,6 +16,7 @@
 #include <structmember.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include <pyshm/pyshm.h>
 
@@ -118,8 +119,23 @@ PyObject *typed_array_new(pymod_state *st, int elsize, PyObject *sab,
  * list are handed over (port hooks, provided by port_transfer.c; NULL
  * hooks make a port in the transfer list a DataCloneError).
  */
+struct port;
+
 struct clone_env {
 	struct pyshm_xfer *xfer;
+	/* A sender's: the transfer's socket is full: wait for room (without
+	 * the GIL, until the send's deadline) and return 0 to try again, or
+	 * -1 + exception. NULL: a full socket is an error. */
+	int (*wait_room)(struct clone_env *env);
+	void *wait_ctx;
+	/* Set by a send that found the receiver gone (-EPIPE): the message is
+	 * dropped as for a closed port. */
+	bool peer_gone;
+	/* Ports sent to another process by this message: their handles stay
+	 * here until it is sent (then released) or dropped (then closed, so
+	 * their peers see the end). PyMem_Raw array. */
+	struct port **exported;
+	size_t nexported, capexported;
 	/* Append what the receiver needs to rebuild @port, and detach it.
 	 * Called only once the whole message has encoded. 0 or -1 + exc. */
 	int (*port_export)(struct clone_env *env, PyObject *port,
@@ -143,6 +159,10 @@ struct clone_msg {
 };
 
 void clone_msg_free(struct clone_msg *m);
+/* pyshm_xfer_send() for the encoder: waits through env->wait_room on a
+ * full socket, notes a receiver gone. 0, or -1 + exception. */
+int clone_xfer_send(pymod_state *st, struct clone_env *env, struct pyshm_region *r,
+		    struct pyshm_region_ref *ref);
 /* Append @n bytes (port_export()'s way to write). 0, or -1 + MemoryError. */
 int clone_msg_append(struct clone_msg *m, const void *p, size_t n);
 /* Encode @obj; on failure (-1, exception set) nothing was sent: no region

@@ -104,9 +104,8 @@ void worker_finished(struct worker *w, int code)
 	}
 	if (p) {
 		/* Nothing more will come, and nobody reads what we send: a
-		 * sender waiting for room gets out. */
-		pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_PRODUCERS);
-		pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_CONSUMER);
+		 * sender waiting for room gets out, what it never read goes. */
+		port_peer_gone(p);
 		port_put(p);
 	}
 #if PYMOD_HAVE_SUBINTERPRETERS

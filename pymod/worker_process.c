@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,8 +97,9 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	/* What to pass, in order; the spec names each one's child fd. */
 	spec[0] = 0;
 	pass[npass++] = pyshm_region_fd(link->chan);
-	snprintf(item, sizeof(item), "chan=%d:%llu,side=%d", 2 + npass,
-		 (unsigned long long)pyshm_region_max_size(link->chan), link->side);
+	snprintf(item, sizeof(item), "chan=%d:%llu,side=%d,inflight=%llu", 2 + npass,
+		 (unsigned long long)pyshm_region_max_size(link->chan), link->side,
+		 (unsigned long long)link->inflight_max);
 	strcat(spec, item);
 	if (link->sock >= 0) {
 		pass[npass++] = link->sock;
@@ -315,6 +317,9 @@ static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
 	if (ret)
 		return pymod_raise_from_errno(st, ret, "attach the worker channel");
 	p->link = true;
+	v = spec_get(spec, "inflight");
+	if (v && strtoull(v, NULL, 10))
+		port_set_inflight(p, strtoull(v, NULL, 10));
 	v = spec_get(spec, "waiter");
 	if (v && sscanf(v, "%d:", &fd) == 1 && strchr(v, ':')) {
 		n = unhex(strchr(v, ':') + 1, blob, sizeof(blob));

@@ -136,10 +136,14 @@ class Worker:
     thread), "process" (a new Python process), or "auto" (interpreter where
     supported). Arguments and worker_data are structured-cloned, so an
     unclonable one raises DataCloneError here, before anything starts.
+    max_inflight_bytes bounds what large messages (each over 64 KiB) may
+    hold in flight in each direction (default 64 MiB, or the environment's
+    PYSHM_MAX_INFLIGHT_BYTES): past it post_message() waits, as on a full
+    channel.
     """
 
     def __init__(self, target, args=(), kwargs=None, *, mode="auto", name=None,
-                 worker_data=None):
+                 worker_data=None, max_inflight_bytes=None):
         mode = resolve_mode(mode)
         if kwargs is None:
             kwargs = {}
@@ -152,7 +156,7 @@ class Worker:
         self._dispatcher = None
         self._events = None         # what came while its callback was unset
         self._handle = None
-        self._port, theirs = _core._link_channel(mode == "process")
+        self._port, theirs = _core._link_channel(mode == "process", max_inflight_bytes)
         setup = {
             "name": self._name,
             "sys_path": [p for p in sys.path if isinstance(p, str)],

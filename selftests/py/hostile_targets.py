@@ -33,3 +33,31 @@ def truncate_sab(new_size):
         os.ftruncate(fd, new_size)
     pw.parent.post_message(len(fds))
     pw.parent.recv()
+
+
+def sleep_then_echo_lengths(delay, n):
+    """Read nothing for delay seconds, then answer each of n messages with
+    its length."""
+    pw.parent.post_message("started")
+    time.sleep(delay)
+    for _ in range(n):
+        pw.parent.post_message(len(pw.parent.recv()))
+
+
+def never_read():
+    """Announce the pid, then never read (the sender's messages pile up)."""
+    pw.parent.post_message(os.getpid())
+    time.sleep(600)
+
+
+def hold_port():
+    """Take a port, say so through it with the pid, then sleep holding it."""
+    port = pw.parent.recv()
+    port.post_message(("holding", os.getpid()))
+    time.sleep(600)
+
+
+def hold_port_then_return():
+    """Take a port, say so through it, then end (the port with it)."""
+    port = pw.parent.recv()
+    port.post_message("holding")
