@@ -50,6 +50,8 @@ unsigned int port_pid_slow(void)
 
 /* ---- C handles ----------------------------------------------------------- */
 
+static void ring_discard(struct port *p, struct pyshm_ring *ring, bool sent_here);
+
 struct port *port_get(struct port *p)
 {
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
@@ -73,6 +75,10 @@ void port_put(struct port *p)
 	if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	port_unwatch(p);
+	/* A closed end's unread messages (a port that moved on leaves its
+	 * ring to its new holder). */
+	if (atomic_load(&p->closed))
+		ring_discard(p, p->rx, false);
 	pyshm_ring_free(p->tx);
 	pyshm_ring_free(p->rx);
 	pyshm_waiter_free(p->uwaiter);
@@ -278,9 +284,17 @@ void port_close(struct port *p)
 	atomic_fetch_or(&p->hdr->side[p->side].flags, SIDE_CLOSED);
 	pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_PRODUCERS);
 	pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_CONSUMER);
-	pthread_mutex_lock(&p->rx_lock);
-	ring_discard(p, p->rx, false);
-	pthread_mutex_unlock(&p->rx_lock);
+	/* A receiver asleep in another thread wakes up to the close. */
+	pyshm_ring_kick(p->rx);
+	/*
+	 * Never wait for the receiver's lock here (the caller may hold the
+	 * GIL the receiver needs to get out): when it is busy, the last
+	 * port_put() releases what is unread.
+	 */
+	if (pthread_mutex_trylock(&p->rx_lock) == 0) {
+		ring_discard(p, p->rx, false);
+		pthread_mutex_unlock(&p->rx_lock);
+	}
 }
 
 /* Serialises drains of rings whose consumer is gone (the watcher and a

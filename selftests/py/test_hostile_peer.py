@@ -280,3 +280,29 @@ class TestDoomedPort(support.LeakCheck):
         self.assertFalse(d.closed)
         c.close()
         d.close()
+
+
+class TestNoFreeze(support.LeakCheck):
+    def test_closing_a_port_another_thread_receives_on_wakes_it(self):
+        a, b = pw.MessageChannel()
+        b.post_message("unread")
+        b.post_message(pw.SharedArrayBuffer(10))
+        got = []
+
+        def receive():
+            got.append(a.recv())
+            try:
+                a.recv(TIMEOUT)
+                a.recv(TIMEOUT)
+            except Exception as e:      # noqa: BLE001 - reported below
+                got.append(e)
+
+        t = threading.Thread(target=receive)
+        t.start()
+        time.sleep(0.2)
+        a.close()
+        t.join(TIMEOUT)
+        self.assertFalse(t.is_alive(), "recv() slept through close()")
+        self.assertEqual(got[0], "unread")
+        self.assertIsInstance(got[1], ValueError)
+        b.close()
