@@ -1,17 +1,42 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Install every Debian package pyshm needs to build, test and benchmark.
+# install-deps.sh [GROUP...]: install the Debian packages pyshm needs, by
+# group, so that a target gets only what it uses (the top Makefile picks the
+# groups from its goals; no GROUP means all of them):
+#
+#   demo   build the library and the extension, run the examples
+#   kmod   build pyshm.ko against Debian's kernel headers
+#   test   the host test suites: the kselftest harness (from linux-source),
+#          sanitizers, valgrind, numpy, pip and venv, mypy, debootstrap (the
+#          Python 3.14/3.15 chroot of scripts/chroot.sh)
+#   vm     boot guests: the kernel image and sources, QEMU, a debug kernel
+#   none   nothing
+#
 # Idempotent and quiet: it only calls apt-get when a package is missing.
 set -eu
 
-PKGS="gcc make libc6-dev pkgconf liburing-dev python3-dev python3-numpy
-clang libclang-rt-14-dev valgrind kmod cpio gzip xz-utils
-linux-headers-amd64 linux-image-amd64 linux-source
-bc bison flex libelf-dev
-qemu-system-x86 busybox-static"
+group_pkgs() {
+	case $1 in
+	demo) echo "gcc make libc6-dev pkgconf liburing-dev python3-dev" ;;
+	kmod) echo "linux-headers-amd64 kmod" ;;
+	test) echo "linux-source xz-utils python3-numpy clang libclang-rt-14-dev valgrind
+		python3-venv python3-pip python3-setuptools python3-wheel mypy debootstrap" ;;
+	vm) echo "linux-image-amd64 linux-source kmod cpio gzip xz-utils
+		bc bison flex libelf-dev qemu-system-x86 busybox-static" ;;
+	none) ;;
+	*) echo "install-deps: unknown group '$1' (demo kmod test vm none)" >&2; exit 2 ;;
+	esac
+}
+
+[ $# -gt 0 ] || set -- demo kmod test vm
+PKGS=
+for g in "$@"; do
+	PKGS="$PKGS $(group_pkgs "$g")" || exit 2
+done
 
 missing=
 for p in $PKGS; do
+	case " $missing " in *" $p "*) continue ;; esac
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
 		missing="$missing $p"
 done
