@@ -18,6 +18,7 @@ from ._core import (
 # The clone's message bytes, for tests and fuzzing (not part of the API).
 from ._core import _decode, _encode  # noqa: F401
 from ._port import MessageChannel, MessagePort
+from ._version import __version__
 from ._worker import Worker, in_worker
 
 # Inside a worker, its MessagePort to the creator and the clone of the
