@@ -17,25 +17,32 @@ import time
 import pyshm_workers as pw
 
 
-def handler():
-    """Worker: answer (request id, payload) with a digest of the payload."""
-    for req_id, payload in pw.parent:
+def handler() -> None:
+    """Worker: answer (request id, payload) with a digest of the payload,
+    until None comes."""
+    port = pw.parent
+    assert port is not None                 # set in every worker
+    for request in port:
+        if request is None:
+            return
+        req_id, payload = request
         digest = payload
         for _ in range(2000):
             digest = hashlib.sha256(digest).digest()
-        pw.parent.post_message((req_id, digest.hex()[:16]))
+        port.post_message((req_id, digest.hex()[:16]))
 
 
 class Backend:
-    def __init__(self, nworkers):
+    def __init__(self, nworkers: int) -> None:
         self.workers = [pw.Worker(handler) for _ in range(nworkers)]
-        self.pending = {}
+        self.pending: dict[int, asyncio.Future[str]] = {}
         self.next_id = 0
+        self.readers: list[asyncio.Future[None]] = []
 
-    async def start(self):
+    async def start(self) -> None:
         self.readers = [asyncio.ensure_future(self._read(w)) for w in self.workers]
 
-    async def _read(self, w):
+    async def _read(self, w: pw.Worker) -> None:
         while True:
             try:
                 req_id, answer = await w.arecv()
@@ -43,27 +50,27 @@ class Backend:
                 return
             self.pending.pop(req_id).set_result(answer)
 
-    async def request(self, payload):
+    async def request(self, payload: bytes) -> str:
         self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.pending[self.next_id] = fut
         self.workers[self.next_id % len(self.workers)].post_message((self.next_id, payload))
         return await fut
 
-    async def close(self):
+    async def close(self) -> None:
         for w in self.workers:
-            w._port._close_send()
+            w.post_message(None)
         await asyncio.gather(*self.readers)
         for w in self.workers:
             w.join()
 
 
-async def main(nreq, nworkers):
+async def main(nreq: int, nworkers: int) -> None:
     backend = Backend(nworkers)
     await backend.start()
     ticks = 0
 
-    async def heartbeat():
+    async def heartbeat() -> None:
         nonlocal ticks
         while True:
             await asyncio.sleep(0.001)

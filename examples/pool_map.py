@@ -11,7 +11,7 @@ import time
 import pyshm_workers as pw
 
 
-def collatz_longest(limit):
+def collatz_longest(limit: int) -> tuple[int, int]:
     """The start below limit with the longest Collatz chain, and its length."""
     best, best_len = 1, 1
     for start in range(1, limit):

@@ -15,15 +15,25 @@ import math
 import os
 import sys
 import time
+from typing import Literal, cast
 
 import pyshm_workers as pw
+
+Mode = Literal["auto", "interpreter", "process"]
 
 SEGMENT = 1 << 16
 HEADER = 32              # four Int64 control words before the sieve bytes
 NEXT, FOUND, DONE = 0, 1, 2
 
 
-def small_primes(limit):
+def shared_bytes(sab: pw.SharedArrayBuffer) -> memoryview:
+    """The bytes of sab: writable, shared, not a copy."""
+    # The cast is for type checkers whose typeshed predates PEP 688 (as
+    # Debian 12's mypy): they take only the standard library's buffers.
+    return memoryview(cast(bytearray, sab))
+
+
+def small_primes(limit: int) -> list[int]:
     sieve = bytearray([1]) * (limit + 1)
     sieve[0:2] = b"\0\0"
     for p in range(2, math.isqrt(limit) + 1):
@@ -32,10 +42,10 @@ def small_primes(limit):
     return [p for p in range(limit + 1) if sieve[p]]
 
 
-def sieve_worker(sab, n):
+def sieve_worker(sab: pw.SharedArrayBuffer, n: int) -> None:
     """Sieve segments until none is left; publish them into sab."""
     ctl = pw.Int64Array(sab, 0, 4)
-    flags = memoryview(sab)[HEADER:HEADER + n]
+    flags = shared_bytes(sab)[HEADER:HEADER + n]
     primes = small_primes(math.isqrt(n))
     segments = (n + SEGMENT - 1) // SEGMENT
     while True:
@@ -57,7 +67,7 @@ def sieve_worker(sab, n):
     ctl.notify(DONE)
 
 
-def run(n, nworkers, mode):
+def run(n: int, nworkers: int, mode: Mode) -> tuple[float, int]:
     sab = pw.SharedArrayBuffer(HEADER + n)
     ctl = pw.Int64Array(sab, 0, 4)
     t0 = time.perf_counter()
@@ -70,19 +80,19 @@ def run(n, nworkers, mode):
         if w.exit_code != 0:
             raise SystemExit(f"worker failed with exit code {w.exit_code}")
     # The sieve itself lives in the shared buffer: spot-check it here.
-    flags = memoryview(sab)[HEADER:HEADER + n]
+    flags = shared_bytes(sab)[HEADER:HEADER + n]
     assert flags[97] == 1 and flags[91] == 0
     return elapsed, ctl.load(FOUND)
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("n", nargs="?", type=int, default=20_000_000)
     ap.add_argument("--mode", default="auto", choices=("auto", "interpreter", "process"))
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
 
-    mode = args.mode
+    mode: Mode = args.mode
     if mode == "auto":
         mode = "interpreter" if sys.version_info >= (3, 12) else "process"
     print(f"pyshm demo: primes below {args.n:,} with a segmented sieve, in workers "

@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: MIT
+# Types of the public API of pyshm_workers (Documentation/python-api.rst).
+# The C types and functions come from _core.pyi; Worker, MessagePort,
+# WorkerPool and Atomics are the package's Python classes.
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from typing_extensions import Self
+
+from . import _core
+from ._core import (
+    DataCloneError as DataCloneError,
+    Int32Array as Int32Array,
+    Int64Array as Int64Array,
+    SharedArrayBuffer as SharedArrayBuffer,
+    _WaitResult,
+    WorkerError as WorkerError,
+    backend as backend,
+    structured_clone as structured_clone,
+)
+
+__version__: str
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+_Mode = Literal["auto", "interpreter", "process"]
+_TypedArray = Int32Array | Int64Array
+
+class MessagePort(_core.MessagePort):
+    """One end of a MessageChannel: post_message(), recv(), iteration,
+    arecv(); it moves to another worker with transfer=[port]."""
+
+    async def arecv(self) -> Any: ...
+
+def MessageChannel() -> tuple[MessagePort, MessagePort]: ...
+
+class Worker:
+    """Runs target(*args, **kwargs) in a new worker (an own-GIL
+    subinterpreter or a process)."""
+
+    def __init__(
+        self,
+        target: Callable[..., object] | str,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        mode: _Mode = "auto",
+        name: object = None,
+        worker_data: object = None,
+        max_inflight_bytes: int | None = None,
+    ) -> None: ...
+    def post_message(self, message: object, transfer: Iterable[object] = (), *,
+                     timeout: float | None = None) -> None: ...
+    def recv(self, timeout: float | None = None) -> Any: ...
+    async def arecv(self) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    @property
+    def on_message(self) -> Callable[[Any], object] | None: ...
+    @on_message.setter
+    def on_message(self, fn: Callable[[Any], object] | None) -> None: ...
+    @property
+    def on_error(self) -> Callable[[WorkerError], object] | None: ...
+    @on_error.setter
+    def on_error(self, fn: Callable[[WorkerError], object] | None) -> None: ...
+    def terminate(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def is_alive(self) -> bool: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def mode(self) -> Literal["interpreter", "process"]: ...
+    @property
+    def pid(self) -> int | None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None: ...
+
+class WorkerPool(Executor):
+    """A concurrent.futures.Executor whose tasks run in pyshm workers."""
+
+    def __init__(self, max_workers: int | None = None, mode: _Mode = "auto") -> None: ...
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args,
+               **kwargs: _P.kwargs) -> Future[_T]: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+class Atomics:
+    """The typed-array atomic operations, spelled as in JavaScript
+    (Atomics.add(a, i, v) is a.add(i, v))."""
+
+    @staticmethod
+    def load(a: _TypedArray, i: int) -> int: ...
+    @staticmethod
+    def store(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def add(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def sub(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def and_(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def or_(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def xor(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def exchange(a: _TypedArray, i: int, v: int) -> int: ...
+    @staticmethod
+    def compare_exchange(a: _TypedArray, i: int, expected: int, new: int) -> int: ...
+    @staticmethod
+    def compareExchange(a: _TypedArray, i: int, expected: int, new: int) -> int: ...
+    @staticmethod
+    def wait(a: _TypedArray, i: int, value: int, timeout: float | None = None) -> _WaitResult: ...
+    @staticmethod
+    def notify(a: _TypedArray, i: int, count: int | None = None) -> int: ...
+    @staticmethod
+    def is_lock_free(size: int) -> bool: ...
+    @staticmethod
+    def isLockFree(size: int) -> bool: ...
+
+def in_worker() -> bool: ...
+
+# Inside a worker: its port to the creator, and the clone of worker_data;
+# None in the main interpreter.
+parent: MessagePort | None
+worker_data: Any
+
+__all__ = [
+    "Atomics",
+    "DataCloneError",
+    "Int32Array",
+    "Int64Array",
+    "MessageChannel",
+    "MessagePort",
+    "SharedArrayBuffer",
+    "Worker",
+    "WorkerError",
+    "WorkerPool",
+    "backend",
+    "in_worker",
+    "parent",
+    "structured_clone",
+    "worker_data",
+]
