@@ -8,6 +8,8 @@
 #   make demo       the main job: workers sharing a SharedArrayBuffer
 #   make check      every test suite; ends with "N passed, N failed"
 #   make bench      pyshm against its peers, as ratios measured in one run
+#   make install    libpyshm, its headers and libpyshm.pc (PREFIX, DESTDIR)
+#   make modules_install   pyshm.ko into /lib/modules/$(KVER)/updates
 
 TOP := $(CURDIR)
 O ?= $(TOP)/build
@@ -29,6 +31,9 @@ B := $(O)/$(VARIANT)
 KVER ?= $(notdir $(patsubst %/build,%,$(lastword $(sort $(wildcard /lib/modules/*/build)))))
 KDIR ?= /lib/modules/$(KVER)/build
 
+# The one version of the project (the Python package, libpyshm.pc).
+PYSHM_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' $(TOP)/pymod/pyshm_workers/_version.py)
+
 DEPS_STAMP := $(O)/.deps-checked
 
 .PHONY: all deps check clean style
@@ -36,11 +41,24 @@ DEPS_STAMP := $(O)/.deps-checked
 
 all:
 
+# The package groups of scripts/install-deps.sh each goal needs, so that
+# `make demo` gets a compiler, liburing and Python headers only. Goals not
+# listed (check, vm-check, bench, ...) get every group.
+DEPS_GOAL_demo := demo
+DEPS_GOAL_lib := demo
+DEPS_GOAL_pymod := demo
+DEPS_GOAL_install := demo
+DEPS_GOAL_kmod := demo kmod
+DEPS_GOAL_modules_install := demo kmod
+DEPS_GOAL_all := demo kmod test
+DEPS_GOAL_clean := none
+DEPS_GROUPS ?= $(sort $(foreach g,$(or $(MAKECMDGOALS),all),$(or $(DEPS_GOAL_$(g)),demo kmod test vm)))
+
 # Quiet and idempotent; run once per make invocation by the targets that
 # need packages.
 $(DEPS_STAMP): FORCE
 	@mkdir -p $(O)
-	@$(TOP)/scripts/install-deps.sh
+	@$(TOP)/scripts/install-deps.sh $(DEPS_GROUPS)
 	@touch $@
 deps: $(DEPS_STAMP)
 
@@ -54,12 +72,32 @@ include selftests/selftests.mk
 -include examples/examples.mk
 -include examples/capi/capi.mk
 -include selftests/fuzz/fuzz.mk
+-include selftests/chroot/chroot.mk
+-include selftests/install/install.mk
+-include selftests/typing/typing.mk
 
 check: deps
 	@TOP=$(TOP) O=$(O) $(TOP)/scripts/check.sh $(CHECK_TARGETS)
 
 style:
 	@$(TOP)/scripts/style.sh
+
+# Installing (Documentation/install.rst). The Python package installs with
+# pip (pyproject.toml); this is the C side.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+.PHONY: install uninstall modules_install
+install: install-lib
+uninstall: uninstall-lib
+
+# kbuild's modules_install (it runs depmod); updates/ takes precedence over
+# a module of the same name shipped with the kernel.
+modules_install: kmod
+	@env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u O \
+		$(MAKE) -C $(KDIR) M=$(KMOD_OUT) INSTALL_MOD_PATH=$(DESTDIR) \
+		INSTALL_MOD_DIR=updates modules_install
 
 clean:
 	rm -rf $(O)

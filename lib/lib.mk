@@ -32,4 +32,28 @@ $(B)/lib/$(LIB_SONAME): $(LIB_OBJS) $(TOP)/lib/libpyshm.map
 $(LIB_SO): $(B)/lib/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $@
 
+# make install: both libraries, the public headers (the UAPI header as
+# <linux/pyshm.h>) and libpyshm.pc. The directories are set in the top
+# Makefile; ldconfig runs for a live install as root.
+LIB_PC_IN := $(TOP)/lib/libpyshm.pc.in
+.PHONY: install-lib uninstall-lib
+install-lib: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/pyshm $(DESTDIR)$(INCLUDEDIR)/linux
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libpyshm.a
+	install -m 755 $(B)/lib/$(LIB_SONAME) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sfn $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libpyshm.so
+	install -m 644 $(wildcard $(TOP)/include/pyshm/*.h) $(DESTDIR)$(INCLUDEDIR)/pyshm/
+	install -m 644 $(TOP)/include/uapi/linux/pyshm.h $(DESTDIR)$(INCLUDEDIR)/linux/pyshm.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(PYSHM_VERSION)|' $(LIB_PC_IN) >$(DESTDIR)$(PKGCONFIGDIR)/libpyshm.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+uninstall-lib:
+	rm -f $(DESTDIR)$(LIBDIR)/libpyshm.a $(DESTDIR)$(LIBDIR)/$(LIB_SONAME) \
+		$(DESTDIR)$(LIBDIR)/libpyshm.so $(DESTDIR)$(PKGCONFIGDIR)/libpyshm.pc \
+		$(DESTDIR)$(INCLUDEDIR)/linux/pyshm.h \
+		$(patsubst $(TOP)/include/%,$(DESTDIR)$(INCLUDEDIR)/%,$(wildcard $(TOP)/include/pyshm/*.h))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/pyshm 2>/dev/null
+
 -include $(LIB_OBJS:.o=.d)
