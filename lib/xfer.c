@@ -181,7 +181,9 @@ static int sock_take(struct pyshm_xfer *x, uint64_t seq)
 	for (;;) {
 		ret = sock_read_one(x, &got, &fd);
 		if (ret < 0) {
-			fd = ret == -EAGAIN || ret == -EPIPE ? -EBADMSG : ret;
+			/* Not queued (a lie), or never coming (the sender is
+			 * gone: EPIPE, ECONNRESET): the reference is bad. */
+			fd = ret == -ENOMEM ? ret : -EBADMSG;
 			break;
 		}
 		if (got == seq)

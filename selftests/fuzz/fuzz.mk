@@ -3,6 +3,11 @@
 #   clone_walk    libpyshm's reader and walker (lib/clone.c)
 #   clone_decode  pyshm_workers' decoder in an embedded CPython (restricted
 #                 mode: no arbitrary callables), extension sources linked in
+# and two hostile peers, random but not coverage-guided:
+#   ring_peer     libpyshm's rings against a child process that scribbles,
+#                 forges references, truncates and dies (ASan, UBSan)
+#   py_peer.py    pyshm_workers against a process worker that does the same
+#                 from Python
 #
 #   make fuzz                      both, FUZZ_SECONDS in all (default 600)
 #   make fuzz FUZZ_SECONDS=3600    longer
@@ -23,12 +28,17 @@ FUZZ_CFLAGS := -std=gnu11 $(WARN) -Wno-unused-parameter -Wno-missing-field-initi
 	-D_GNU_SOURCE -pthread -g -O1 -fno-omit-frame-pointer -fno-strict-aliasing \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-I$(TOP)/include -I$(TOP)/include/uapi
-FUZZ_BINS := $(FUZZ_DIR)/clone_walk $(FUZZ_DIR)/clone_decode
+FUZZ_BINS := $(FUZZ_DIR)/clone_walk $(FUZZ_DIR)/clone_decode $(FUZZ_DIR)/ring_peer
+PEER_CFLAGS := $(filter-out -fsanitize=fuzzer%,$(FUZZ_CFLAGS)) -fsanitize=address,undefined
 
 $(FUZZ_DIR)/clone_walk: $(TOP)/selftests/fuzz/clone_walk.c $(TOP)/lib/clone.c \
 		$(TOP)/include/pyshm/clone.h | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(TOP)/selftests/fuzz/clone_walk.c $(TOP)/lib/clone.c
+
+$(FUZZ_DIR)/ring_peer: $(TOP)/selftests/fuzz/ring_peer.c $(LIB_SRCS) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(PEER_CFLAGS) -o $@ $< $(LIB_SRCS) $(LIB_LDLIBS)
 
 $(FUZZ_DIR)/clone_decode: $(TOP)/selftests/fuzz/clone_decode.c $(PYMOD_SRCS) $(PYMOD_HDRS) \
 		$(LIB_SRCS) | $(DEPS_STAMP)
