@@ -92,12 +92,16 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 install: install-lib
 uninstall: uninstall-lib
 
-# kbuild's modules_install (it runs depmod); updates/ takes precedence over
-# a module of the same name shipped with the kernel.
+# kbuild's modules_install, into updates/ (which takes precedence over a
+# module of the same name shipped with the kernel), unsigned: Debian's
+# headers have no signing key (dkms signs with its own). kbuild skips depmod
+# without System.map, which Debian's headers lack: it runs here for a live
+# install.
 modules_install: kmod
 	@env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u O \
 		$(MAKE) -C $(KDIR) M=$(KMOD_OUT) INSTALL_MOD_PATH=$(DESTDIR) \
-		INSTALL_MOD_DIR=updates modules_install
+		INSTALL_MOD_DIR=updates CONFIG_MODULE_SIG_ALL= modules_install
+	@if [ -z "$(DESTDIR)" ]; then depmod $(KVER); fi
 
 clean:
 	rm -rf $(O)
