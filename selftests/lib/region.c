@@ -226,28 +226,34 @@ TEST_F(region, fixed_size_region_cannot_grow)
 TEST_F(region, size_stays_inside_the_mapping_when_a_peer_truncates_past_max)
 {
 	struct pyshm_region *r, *r2;
-	int fd, truncated;
+	uint64_t size;
+	int fd;
 
 	ASSERT_EQ(0, pyshm_region_create(4096, 65536, 0, &r));
 	fd = dup(pyshm_region_fd(r));
 	ASSERT_LE(0, fd);
-	truncated = ftruncate(fd, 1 << 24) == 0;
-	if (self->backend == PYSHM_BACKEND_MEMFD)
-		ASSERT_TRUE(truncated);
-	EXPECT_EQ(65536, pyshm_region_size(r));
-	EXPECT_EQ(65536, pyshm_region_known_size(r));
+	if (self->backend == PYSHM_BACKEND_MEMFD) {
+		ASSERT_EQ(0, ftruncate(fd, 1 << 24));
+	} else {
+		EXPECT_EQ(-1, ftruncate(fd, 1 << 24));
+	}
+	/* memfd: the truncate went through, but reads as the maximum. */
+	size = self->backend == PYSHM_BACKEND_MEMFD ? 65536 : 4096;
+	EXPECT_EQ(size, pyshm_region_size(r));
+	EXPECT_EQ(size, pyshm_region_known_size(r));
 	EXPECT_EQ(65536, pyshm_region_max_size(r));
 	EXPECT_EQ(-EFBIG, pyshm_region_grow(r, 65537));
-	memset(pyshm_region_data(r), 1, 65536);
+	memset(pyshm_region_data(r), 1, size);
 	pyshm_region_put(r);
 
 	/* Mapped afresh from the fd alone, with the sender's maximum. */
 	ASSERT_EQ(0, pyshm_region_from_fd(fd, 65536, &r2));
-	EXPECT_EQ(65536, pyshm_region_size(r2));
+	EXPECT_EQ(size, pyshm_region_size(r2));
 	EXPECT_EQ(65536, pyshm_region_max_size(r2));
-	EXPECT_EQ(1, ((char *)pyshm_region_data(r2))[65535]);
+	EXPECT_EQ(1, ((char *)pyshm_region_data(r2))[size - 1]);
 	pyshm_region_put(r2);
 }
+
 /* Touching past the current size faults: the mapping is not the limit. */
 TEST_SIGNAL(access_past_current_size_faults, SIGBUS)
 {
