@@ -135,9 +135,12 @@ int pyshm_region_lookup(uint64_t id, struct pyshm_region **out);
  * @out: the handle, holding one reference
  *
  * The library owns @fd afterwards, also on failure. When this process already
- * maps the same region, that mapping is shared and @fd is closed.
+ * maps the same region, that mapping is shared and @fd is closed. A growable
+ * memfd larger than @max_size (a holder of the fd truncated it past the
+ * maximum) is mapped up to @max_size, and its size reads as @max_size: no
+ * size this library reports ever leaves the mapping.
  *
- * Return: 0; -EBADF, -EINVAL (not a region, or @max_size below the size).
+ * Return: 0; -EBADF, -EINVAL (not a region, or @max_size too large).
  */
 int pyshm_region_from_fd(int fd, uint64_t max_size, struct pyshm_region **out);
 
