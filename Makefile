@@ -27,8 +27,17 @@ BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -pthread \
 	-I$(TOP)/include -I$(TOP)/include/uapi $(CFLAGS_$(VARIANT))
 B := $(O)/$(VARIANT)
 
-# The newest kernel with headers installed; never `uname -r` (the host's).
-KVER ?= $(notdir $(patsubst %/build,%,$(lastword $(sort $(wildcard /lib/modules/*/build)))))
+# The kernel pyshm.ko is built for: the running one when its headers are
+# installed (a user's machine), else the one Debian's linux-headers-amd64
+# points at (6.1 on Debian 12), else the newest with headers. Not plain
+# `uname -r`: on the test machines that is the host's, which has no headers.
+ifeq ($(origin KVER),undefined)
+KVER := $(notdir $(patsubst %/build,%,$(firstword \
+	$(wildcard /lib/modules/$(shell uname -r)/build) \
+	$(wildcard /lib/modules/$(shell dpkg-query -W -f='$${Depends}' linux-headers-amd64 \
+		2>/dev/null | sed -n 's/^linux-headers-\([^ ,]*\).*/\1/p')/build) \
+	$(shell ls -d /lib/modules/*/build 2>/dev/null | sort -V | tail -n 1))))
+endif
 KDIR ?= /lib/modules/$(KVER)/build
 
 # The one version of the project (the Python package, libpyshm.pc).

@@ -12,7 +12,8 @@
 # (.config, Module.symvers, the host tools: enough for `make -C build M=...`)
 # and the part of the source tree external modules build against.
 #
-# Environment: TOP, O (required); DEBUG_KERNEL_JOBS (make -j, default 2).
+# Environment: TOP, O (required); DEBUG_KERNEL_SERIES (the linux-source-X
+# package, default 6.1); DEBUG_KERNEL_JOBS (make -j, default 2).
 # Prints one line about what it did; on failure, the end of the build log.
 set -u
 : "${TOP:?}" "${O:?}"
@@ -25,8 +26,9 @@ die() {
 	exit 1
 }
 
-tarball=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -1)
-[ -n "$tarball" ] || die "no /usr/src/linux-source-*.tar.xz (scripts/install-deps.sh)"
+series=${DEBUG_KERNEL_SERIES:-6.1}
+tarball=/usr/src/linux-source-$series.tar.xz
+[ -r "$tarball" ] || die "no $tarball (scripts/install-deps.sh)"
 pkg=$(basename "$tarball" .tar.xz)
 srcver=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null) || die "$pkg is not installed"
 ccver=$(gcc --version | head -n 1)
