@@ -130,7 +130,8 @@ build() {
 		[ -e "$old" ] && remove_tree "$old"
 	done
 
-	local tmp=$CACHE/.tmp-$SUITE-$(key)-$$ m t0 log
+	local tmp m t0 log
+	tmp=$CACHE/.tmp-$SUITE-$(key)-$$
 	m=$(mirror)
 	t0=$(date +%s)
 	log=$CACHE/build.log
@@ -189,7 +190,7 @@ build)
 	root_dir
 	;;
 run)
-	binds= wd=/
+	binds='' wd=/
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-b | -r | -w)

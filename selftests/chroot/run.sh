@@ -9,6 +9,7 @@
 # Each suite's log lands in $O/results for the closing tally.
 set -u
 : "${TOP:?}" "${O:?}"
+export O
 pythons=()
 for py in /usr/bin/python3.[0-9]*; do
 	[[ ${py##*/} =~ ^python3\.[0-9]+$ ]] || continue
@@ -28,14 +29,14 @@ py)
 		DEPS_GROUPS=none pymod || exit 1
 	for p in "${pythons[@]}"; do
 		tag=${p%%=*}
-		O=$O PYTHONPATH=$O/chroot/release/py/$tag "$TOP/scripts/suite.sh" \
+		PYTHONPATH=$O/chroot/release/py/$tag "$TOP/scripts/suite.sh" \
 			"check-py-chroot-${tag#sid-}" "${p#*=}" "$TOP/selftests/py/run.py" || status=1
 	done
 	;;
 pip)
 	for p in "${pythons[@]}"; do
 		tag=${p%%=*}
-		O=$O "$TOP/scripts/suite.sh" "check-pip-chroot-${tag#sid-}" \
+		"$TOP/scripts/suite.sh" "check-pip-chroot-${tag#sid-}" \
 			"$TOP/selftests/install/pip.sh" "${p#*=}" "$O/pip/chroot-${tag#sid-}" || status=1
 	done
 	;;
