@@ -8,6 +8,8 @@
 #define PYSHM_LIB_INTERNAL_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -125,5 +127,66 @@ void __pyshm_wake_submit_held(void);
 /* futex on shared (not private) memory, so it works across processes. */
 int __pyshm_futex_wait(atomic_uint *word, unsigned int val, int64_t timeout_ns);
 int __pyshm_futex_wake(atomic_uint *word, int n);
+
+/*
+ * ool.c: pooled regions of out-of-line records. Such a region starts with a
+ * struct ool_hdr; the payload follows at OOL_HDR.
+ */
+#define OOL_MAGIC	0x4c4f4f50u	/* "POOL" */
+#define OOL_HDR		64u
+/* ool_hdr.state */
+#define OOL_FREE	0u	/* the producer's to reuse */
+#define OOL_SENT	1u	/* in a record not yet consumed */
+#define OOL_KEPT	2u	/* the consumer keeps it past the record */
+#define OOL_RETIRED	(1u << 8)	/* the producer let it go */
+
+struct ool_hdr {
+	uint32_t magic;		/* written last */
+	atomic_uint state;
+	atomic_uint keepers;	/* consumer: pyshm_ring_keep() holds */
+	uint32_t resv0;
+	uint64_t cap;		/* payload bytes after the header */
+	uint8_t resv[40];
+};
+
+_Static_assert(sizeof(struct ool_hdr) == OOL_HDR, "pooled region header");
+
+struct pool_ent {
+	struct pyshm_region *r;
+	uint64_t cap;
+	int64_t used;		/* last taken, __pyshm_now_ns() */
+};
+
+/* A producer handle's regions. */
+struct ool_pool {
+	pthread_mutex_t lock;	/* guards all below (producers are threads) */
+	struct pool_ent *e;
+	size_t n, cap;
+};
+
+/* A consumer handle's mappings of the producer's regions. */
+#define OOL_CACHE	16
+struct ool_cache {
+	struct pyshm_region *r[OOL_CACHE];
+	size_t next;
+};
+
+void __pyshm_pool_init(struct ool_pool *pool);
+void __pyshm_pool_free(struct ool_pool *pool);
+/* A region in state SENT with room for @len payload bytes, within the
+ * limits (0: none) as far as free regions allow. 0 or -errno. */
+int __pyshm_pool_take(struct ool_pool *pool, uint64_t len, uint64_t max_bytes,
+		      unsigned int max_count, struct pyshm_region **out);
+/* A region taken but not sent after all. */
+void __pyshm_pool_giveback(struct pyshm_region *r);
+/* Let idle and retired regions go. */
+void __pyshm_pool_trim(struct ool_pool *pool);
+bool __pyshm_ool_pooled(struct pyshm_region *r);
+/* The consumer is done with the record in @r: hand the region back. */
+void __pyshm_cache_done(struct ool_cache *c, struct pyshm_region *r);
+void __pyshm_cache_trim(struct ool_cache *c);
+void __pyshm_cache_free(struct ool_cache *c);
+/* The consumer keeps @r past its record (pyshm_ring_keep()). */
+void __pyshm_ool_keep(struct pyshm_region *r);
 
 #endif /* PYSHM_LIB_INTERNAL_H */

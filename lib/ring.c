@@ -107,6 +107,7 @@ struct rec_hdr {
 struct ring_ool {
 	struct pyshm_region_ref ref;
 	uint64_t len;
+	uint64_t off;		/* where the payload starts in the region */
 };
 
 /* ring_shared.ool_inflight: a count in the top 16 bits, bytes below. */
@@ -137,6 +138,8 @@ struct pyshm_ring {
 	struct pyshm_waiter *waiter;
 	bool armed_futex;		/* armed on the futex bridge */
 	int peer_fd;
+	struct ool_pool pool;		/* producer: regions for out-of-line records */
+	struct ool_cache cache;		/* consumer: our mappings of them */
 };
 
 static inline atomic_uint *hdr_word(struct rec_hdr *h)
@@ -197,6 +200,7 @@ static int handle_new(struct pyshm_region *r, uint64_t offset, uint64_t data_siz
 	ring->ool_threshold = ring->inline_max;
 	ring->flags = flags;
 	ring->peer_fd = -1;
+	__pyshm_pool_init(&ring->pool);
 	ring->cpos = atomic_load_explicit(&ring->sh->consumer, memory_order_acquire);
 	*out = ring;
 	return 0;
@@ -264,6 +268,8 @@ PYSHM_EXPORT void pyshm_ring_free(struct pyshm_ring *ring)
 	/* The bridge must not watch a word that may be unmapped next. */
 	if (ring->armed_futex)
 		pyshm_ring_disarm(ring);
+	__pyshm_pool_free(&ring->pool);
+	__pyshm_cache_free(&ring->cache);
 	pyshm_region_put(ring->region);
 	free(ring);
 }
@@ -623,9 +629,10 @@ static int xfer_wait(struct pyshm_ring *ring, unsigned int kicks, int64_t deadli
 }
 
 /*
- * Send @len bytes through a region of their own, referenced from the ring.
- * The bytes go into the region once; waits (for budget, ring space, room
- * in the transfer's socket) share one deadline.
+ * Send @len bytes through a region of their own, referenced from the ring:
+ * a region of the handle's pool, faulted in already, that the consumer
+ * hands back. The bytes are copied once; waits (for budget, ring space,
+ * room in the transfer's socket) share one deadline.
  */
 static int send_ool(struct pyshm_ring *ring, const struct iovec *iov, int iovcnt,
 		    size_t len, int64_t timeout_ns)
@@ -640,18 +647,19 @@ static int send_ool(struct pyshm_ring *ring, const struct iovec *iov, int iovcnt
 	ret = ool_claim(ring, len, timeout_ns != 0, deadline);
 	if (ret < 0)
 		return ret;
-	ret = pyshm_region_create(len, 0, 0, &r);
+	ret = __pyshm_pool_take(&ring->pool, len, ring->ool_max_bytes, ring->ool_max_count, &r);
 	if (ret < 0)
 		goto err_unclaim;
-	copy_iov(pyshm_region_data(r), iov, iovcnt);
+	copy_iov((unsigned char *)pyshm_region_data(r) + OOL_HDR, iov, iovcnt);
 	ret = pyshm_ring_reserve(ring, sizeof(*ool), timeout_ns ? __pyshm_left(deadline) : 0,
 				 &rec);
 	if (ret == -EAGAIN && timeout_ns)
 		ret = -ETIMEDOUT;
 	if (ret < 0)
-		goto err_put;
+		goto err_giveback;
 	ool = rec.data;
 	ool->len = len;
+	ool->off = OOL_HDR;
 	for (;;) {
 		ret = pyshm_xfer_send(ring->xfer, r, &ool->ref);
 		if (ret != -EAGAIN || !timeout_ns)
@@ -662,15 +670,16 @@ static int send_ool(struct pyshm_ring *ring, const struct iovec *iov, int iovcnt
 	}
 	if (ret < 0) {
 		pyshm_ring_abort(ring, &rec);
-		goto err_put;
+		goto err_giveback;
 	}
-	/* In flight, the reference holds the region. */
+	/* In flight, the reference holds the region (the pool has its own). */
 	pyshm_region_put(r);
 	rec.hdr |= REC_OOL;
 	pyshm_ring_commit(ring, &rec);
 	return 0;
 
-err_put:
+err_giveback:
+	__pyshm_pool_giveback(r);
 	pyshm_region_put(r);
 err_unclaim:
 	ool_unclaim(ring->sh, len);
@@ -779,29 +788,35 @@ static int ring_next(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 	}
 }
 
-/* Map the region an out-of-line record refers to. */
+/*
+ * Map the region an out-of-line record refers to: the payload at offset 0
+ * of a region of its own, or after the header of a pooled one.
+ */
 static int ool_open(struct pyshm_ring *ring, struct pyshm_ring_rec *rec)
 {
 	struct pyshm_xfer *x;
 	struct ring_ool ool;
 	struct pyshm_region *r;
+	uint64_t size;
 	int ret;
 
 	if (rec->len != sizeof(ool))
 		return -EBADMSG;
 	memcpy(&ool, rec->data, sizeof(ool));
 	x = ool.ref.kind < 4 ? ring->xfers[ool.ref.kind] : NULL;
-	if (!x)
+	if (!x || (ool.off != 0 && ool.off != OOL_HDR))
 		return -EBADMSG;
 	ret = pyshm_xfer_recv(x, &ool.ref, &r);
 	if (ret < 0)
 		return ret;
-	if (ool.len > pyshm_region_size(r)) {
+	size = pyshm_region_size(r);
+	if (size < ool.off || ool.len > size - ool.off ||
+	    (ool.off && !__pyshm_ool_pooled(r))) {
 		pyshm_region_put(r);
 		return -EBADMSG;
 	}
 	rec->ool = r;
-	rec->data = pyshm_region_data(r);
+	rec->data = (unsigned char *)pyshm_region_data(r) + ool.off;
 	rec->len = ool.len;
 	return 0;
 }
@@ -836,6 +851,8 @@ PYSHM_EXPORT void pyshm_ring_consume(struct pyshm_ring *ring, struct pyshm_ring_
 
 	if (rec->pos != ring->cpos || !rec->total)
 		return;
+	if (rec->ool && __pyshm_ool_pooled(rec->ool))
+		__pyshm_cache_done(&ring->cache, rec->ool);
 	pyshm_region_put(rec->ool);
 	rec->ool = NULL;
 	/* The producers' budget, given back before the position moves (also
@@ -1008,6 +1025,27 @@ PYSHM_EXPORT void pyshm_ring_disarm(struct pyshm_ring *ring)
 		ring->armed_futex = false;
 	}
 	atomic_store_explicit(&ring->sh->sleep, 0, memory_order_relaxed);
+}
+
+PYSHM_EXPORT int pyshm_ring_keep(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
+				 struct pyshm_region **out)
+{
+	if (!ring || !rec || !out || !rec->ool || rec->pos != ring->cpos || !rec->total)
+		return -EINVAL;
+	if (__pyshm_ool_pooled(rec->ool))
+		__pyshm_ool_keep(rec->ool);
+	*out = pyshm_region_get(rec->ool);
+	return 0;
+}
+
+PYSHM_EXPORT void pyshm_ring_trim(struct pyshm_ring *ring)
+{
+	if (!ring)
+		return;
+	if (ring->flags & PYSHM_RING_PRODUCER)
+		__pyshm_pool_trim(&ring->pool);
+	if (ring->flags & PYSHM_RING_CONSUMER)
+		__pyshm_cache_trim(&ring->cache);
 }
 
 PYSHM_EXPORT void pyshm_ring_kick(struct pyshm_ring *ring)

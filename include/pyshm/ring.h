@@ -222,6 +222,39 @@ int pyshm_ring_peek(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
 void pyshm_ring_consume(struct pyshm_ring *ring, struct pyshm_ring_rec *rec);
 
 /**
+ * pyshm_ring_keep() - keep the region of an out-of-line record past it
+ * @rec: a record from pyshm_ring_peek(), not yet consumed
+ * @out: a reference on the region; @rec->data stays valid while it is held
+ *
+ * Out-of-line records live in regions the producer reuses once the record
+ * is consumed. A consumer that wants the bytes longer (to build an object
+ * over them without a copy) keeps the region: the producer then leaves it
+ * alone until pyshm_ring_kept_put() drops the last keep.
+ *
+ * Return: 0; -EINVAL when @rec is not an out-of-line record being read.
+ */
+int pyshm_ring_keep(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
+		    struct pyshm_region **out);
+
+/**
+ * pyshm_ring_kept_put() - drop a reference from pyshm_ring_keep()
+ *
+ * The last one hands the region back to its producer (when it still wants
+ * it), and frees it when nobody does. NULL is ignored.
+ */
+void pyshm_ring_kept_put(struct pyshm_region *r);
+
+/**
+ * pyshm_ring_trim() - let go of out-of-line regions nobody needs
+ *
+ * A producer handle retires the regions of its pool that stayed idle
+ * (about two seconds); a consumer handle drops its mappings of regions
+ * their producer retired. Sends and receives do this as they go; call it
+ * on a channel that went quiet.
+ */
+void pyshm_ring_trim(struct pyshm_ring *ring);
+
+/**
  * pyshm_ring_wait() - wait until pyshm_ring_peek() has something to say
  * @timeout_ns: < 0 without limit
  *

@@ -94,12 +94,13 @@ static void send_raw_fd(int sock, int fd, uint64_t seq)
 	sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* A forged out-of-line record: the ring format's 40-byte payload. */
+/* A forged out-of-line record: the ring format's 48-byte payload. */
 static void send_forged_ool(struct chan *c)
 {
 	struct {
 		struct pyshm_region_ref ref;
 		uint64_t len;
+		uint64_t off;
 	} ool;
 	struct pyshm_ring_rec rec;
 	struct pyshm_region *g;
@@ -110,6 +111,7 @@ static void send_forged_ool(struct chan *c)
 	ool.ref.kind = PYSHM_XFER_SOCKET;
 	ool.ref.cookie = seq;
 	ool.len = rnd() % (1 << 20);
+	ool.off = rnd() % 2 ? 64 : rnd() % 3 ? 0 : rnd();
 	switch (rnd() % 4) {
 	case 0:		/* a growable region, its size and max lied about */
 		if (pyshm_region_create(4096, 1 << 16, 0, &g))

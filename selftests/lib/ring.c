@@ -620,23 +620,163 @@ TEST_F(ring, out_of_line_records_between_processes)
 	pyshm_xfer_free(x);
 }
 
+static uint64_t created(void)
+{
+	struct pyshm_stats st;
+
+	return pyshm_stats(&st, sizeof(st)) ? 0 : st.created;
+}
+
+/* A producer in another process that waits for each record to be read:
+ * one region does for all, and the consumer maps it once. */
+TEST_F(ring, another_process_reuses_one_region_mapped_once)
+{
+	struct pyshm_stats before, after;
+	struct pyshm_xfer *x;
+	struct trec t;
+	int sv[2], ack[2], i;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	ASSERT_EQ(0, pipe(ack));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		uint64_t made = created();
+
+		close(sv[0]);
+		if (pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[1], &x))
+			_exit(1);
+		pyshm_ring_set_xfer(self->prod, x);
+		pyshm_ring_set_ool_threshold(self->prod, 1024);
+		for (i = 0; i < 50; i++) {
+			if (send_one(self->prod, 0, i, 300000, -1) || read(ack[0], &c, 1) != 1)
+				_exit(2);
+		}
+		_exit(created() == made + 1 ? 0 : 3);
+	}
+	close(sv[1]);
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_SOCKET, sv[0], &x));
+	pyshm_ring_set_xfer(self->cons, x);
+	for (i = 0; i < 50; i++) {
+		ASSERT_EQ(0, recv_one(self->cons, -1, &t));
+		EXPECT_EQ(i, t.seq);
+		if (i == 0)
+			ASSERT_EQ(0, pyshm_stats(&before, sizeof(before)));
+		ASSERT_EQ(1, write(ack[1], "k", 1));
+	}
+	ASSERT_EQ(0, pyshm_stats(&after, sizeof(after)));
+	/* No handle made and freed per record: the mapping stayed. */
+	EXPECT_EQ(before.freed, after.freed);
+	EXPECT_EQ(before.regions, after.regions);
+	EXPECT_EQ(0, wait_child(pid));
+	close(ack[0]);
+	close(ack[1]);
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+
 TEST_F(ring, discard_releases_out_of_line_regions)
 {
 	struct pyshm_xfer *x;
-	struct pyshm_stats st;
+	uint64_t made;
 	int i;
 
 	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
 	pyshm_ring_set_xfer(self->prod, x);
 	pyshm_ring_set_xfer(self->cons, x);
+	made = created();
 	for (i = 0; i < 10; i++)
 		ASSERT_EQ(0, send_one(self->prod, 0, i, i % 2 ? 100000 : 10, 0));
-	ASSERT_EQ(0, pyshm_stats(&st, sizeof(st)));
-	EXPECT_EQ(self->before.regions + 1 + 5, st.regions);
+	EXPECT_EQ(made + 5, created());
 	EXPECT_EQ(10, pyshm_ring_discard_all(self->cons));
-	ASSERT_EQ(0, pyshm_stats(&st, sizeof(st)));
-	EXPECT_EQ(self->before.regions + 1, st.regions);
 	EXPECT_EQ(0, pyshm_ring_discard_all(self->cons));
+	/* Discarded, their regions went back to the producer: reused. */
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, send_one(self->prod, 0, i, i % 2 ? 100000 : 10, 0));
+	EXPECT_EQ(made + 5, created());
+	EXPECT_EQ(10, pyshm_ring_discard_all(self->cons));
+	/* The handles hold the pool and the mappings: the fixture checks
+	 * that freeing them frees every region. */
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, out_of_line_regions_are_reused_and_kept_ones_left_alone)
+{
+	struct pyshm_region *kept, *kept2;
+	struct pyshm_ring_rec rec;
+	struct pyshm_xfer *x;
+	struct trec t;
+	uint64_t made;
+	int i;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, 1024);
+	made = created();
+	for (i = 0; i < 20; i++) {
+		ASSERT_EQ(0, send_one(self->prod, 0, i, 200000 + i, 0));
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+		EXPECT_EQ(i, t.seq);
+	}
+	EXPECT_EQ(made + 1, created());
+	/* A kept record's bytes stay as they were while it is kept. */
+	ASSERT_EQ(0, send_one(self->prod, 0, 100, 200000, 0));
+	ASSERT_EQ(0, pyshm_ring_recv(self->cons, &rec, 0));
+	EXPECT_EQ(-EINVAL, pyshm_ring_keep(self->cons, NULL, &kept));
+	ASSERT_EQ(0, pyshm_ring_keep(self->cons, &rec, &kept));
+	ASSERT_EQ(0, pyshm_ring_keep(self->cons, &rec, &kept2));
+	EXPECT_EQ(kept, kept2);
+	pyshm_ring_consume(self->cons, &rec);
+	EXPECT_EQ(-EINVAL, pyshm_ring_keep(self->cons, &rec, &kept2));
+	ASSERT_EQ(0, send_one(self->prod, 0, 101, 200000, 0));
+	ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+	EXPECT_EQ(made + 2, created());
+	EXPECT_EQ(100, ((struct trec *)((char *)pyshm_region_data(kept) + 64))->seq);
+	EXPECT_TRUE(trec_ok((char *)pyshm_region_data(kept) + 64, sizeof(t) + 200000));
+	pyshm_ring_kept_put(kept);
+	pyshm_ring_kept_put(kept2);
+	pyshm_ring_kept_put(NULL);
+	/* Given back, it is reused. */
+	ASSERT_EQ(0, send_one(self->prod, 0, 102, 200000, 0));
+	ASSERT_EQ(0, send_one(self->prod, 0, 103, 200000, 0));
+	EXPECT_EQ(made + 2, created());
+	EXPECT_EQ(2, pyshm_ring_discard_all(self->cons));
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
+TEST_F(ring, the_pool_stays_within_the_limits_and_shrinks_when_idle)
+{
+	struct pyshm_xfer *x;
+	struct pyshm_stats st;
+	struct trec t;
+	int i;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, 1024);
+	pyshm_ring_set_ool_limit(self->prod, 2 << 20, 3);
+	/* Sizes that need regions of their own, one after the other. */
+	for (i = 0; i < 12; i++) {
+		ASSERT_EQ(0, send_one(self->prod, 0, i, (i % 4 + 1) * 400000, 0));
+		ASSERT_EQ(0, recv_one(self->cons, 0, &t));
+	}
+	ASSERT_EQ(0, pyshm_stats(&st, sizeof(st)));
+	/* The ring's region, and pooled bytes within 2 MiB and 3 regions. */
+	EXPECT_GE(self->before.regions + 1 + 3, st.regions);
+	EXPECT_GE((2 << 20) + pyshm_ring_bytes(DATA), st.bytes);
+	/* Idle, they go: all but one (and our mappings follow). */
+	usleep(2100 * 1000);
+	pyshm_ring_trim(self->prod);
+	pyshm_ring_trim(self->cons);
+	ASSERT_EQ(0, pyshm_stats(&st, sizeof(st)));
+	EXPECT_EQ(self->before.regions + 1 + 1, st.regions);
 	ring_unpair(self);
 	pyshm_xfer_free(x);
 }
