@@ -8,7 +8,8 @@
  * thread per process waits on all of its ports' ends with epoll and ends
  * the channel on behalf of the side that went (port_peer_gone()), so that
  * our receiver reads what came and then the end of the stream, and our
- * senders drop instead of waiting forever.
+ * senders drop instead of waiting forever. When all is quiet, the same
+ * thread lets idle regions of large messages go.
  */
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -39,6 +40,9 @@ static struct {
 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* How often a quiet watcher trims pools (ms). */
+#define TRIM_MS		2500
 
 /* A forked child has no watcher thread: it starts its own when it needs
  * one, and leaves the parent's epoll instance alone. */
@@ -72,6 +76,33 @@ static struct port *slot_take(uint64_t key)
 	return p;
 }
 
+/*
+ * Pools of large-message regions shrink when idle, receivers drop their
+ * mappings of retired ones: on a quiet channel nobody else would ask.
+ */
+static void trim_all(void)
+{
+	struct port **live;
+	uint32_t i, n = 0;
+
+	pthread_mutex_lock(&watch.lock);
+	live = PyMem_RawMalloc((watch.nslots ? watch.nslots : 1) * sizeof(*live));
+	for (i = 0; live && i < watch.nslots; i++)
+		if (watch.slots[i].p && port_tryget(watch.slots[i].p))
+			live[n++] = watch.slots[i].p;
+	pthread_mutex_unlock(&watch.lock);
+	for (i = 0; i < n; i++) {
+		pyshm_ring_trim(live[i]->tx);
+		/* The receiving side is its receiver's: trim it when idle. */
+		if (pthread_mutex_trylock(&live[i]->rx_lock) == 0) {
+			pyshm_ring_trim(live[i]->rx);
+			pthread_mutex_unlock(&live[i]->rx_lock);
+		}
+		port_put(live[i]);
+	}
+	PyMem_RawFree(live);
+}
+
 static void *watch_main(void *arg)
 {
 	struct epoll_event ev[32];
@@ -79,11 +110,15 @@ static void *watch_main(void *arg)
 	int n, i, epfd = (int)(intptr_t)arg;
 
 	for (;;) {
-		n = epoll_wait(epfd, ev, 32, -1);
+		n = epoll_wait(epfd, ev, 32, TRIM_MS);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return NULL;
+		}
+		if (n == 0) {
+			trim_all();
+			continue;
 		}
 		for (i = 0; i < n; i++) {
 			p = slot_take(ev[i].data.u64);
