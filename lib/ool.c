@@ -52,13 +52,25 @@ static uint64_t cap_for(uint64_t len)
 	return ALIGN_UP(n, step) - OOL_HDR;
 }
 
+PYSHM_EXPORT void pyshm_prefault(void *p, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ALIGN_UP((uintptr_t)p, page);
+	uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
+
+	if (!p || len < PYSHM_PREFAULT_MIN || end <= start)
+		return;
+	madvise((void *)start, end - start, MADV_HUGEPAGE);
+	madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
 /* Fault the pages in now, once, rather than in every copy. */
 static void prefault(struct pyshm_region *r)
 {
 	unsigned char *p = pyshm_region_data(r);
 	uint64_t len = pyshm_region_size(r), page = (uint64_t)sysconf(_SC_PAGESIZE), i;
 
-	if (len >= (2u << 20))
+	if (len >= PYSHM_PREFAULT_MIN)
 		madvise(p, len, MADV_HUGEPAGE);
 	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
 		return;

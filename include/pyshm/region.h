@@ -234,6 +234,23 @@ int pyshm_region_import(uint64_t token, struct pyshm_region **out);
  */
 int pyshm_region_revoke(uint64_t token);
 
+/* pyshm_prefault() does nothing below this size. */
+#define PYSHM_PREFAULT_MIN		(2u << 20)
+
+/**
+ * pyshm_prefault() - fault in fresh memory before filling it
+ * @p: memory about to be written: a new large buffer (anonymous or shared)
+ * @len: its length
+ *
+ * Fresh memory costs a page fault per page at first touch, as much as the
+ * copy of 64 MiB itself (far more in a virtual machine). For @len of
+ * PYSHM_PREFAULT_MIN and up, this asks for huge pages (where the kernel
+ * offers them) and populates the page-aligned part in one system call, so
+ * that the copy that follows runs at memory speed. Best effort: it changes
+ * nothing but the timing, and does nothing for smaller buffers.
+ */
+void pyshm_prefault(void *p, size_t len);
+
 struct pyshm_stats {
 	uint64_t regions;	/* live region handles in this process */
 	uint64_t bytes;		/* sum of their current sizes */
