@@ -70,8 +70,53 @@ PYSHM_EXPORT void pyshm_clone_writer_release(struct pyshm_clone_writer *w)
 {
 	if (w->buf)
 		w->free_fn(w->buf);
+	if (w->ext)
+		w->free_fn(w->ext);
 	w->buf = NULL;
-	w->len = w->cap = 0;
+	w->ext = NULL;
+	w->len = w->cap = w->extlen = 0;
+	w->next = w->capext = 0;
+}
+
+PYSHM_EXPORT int pyshm_clone_put_blob_ext(struct pyshm_clone_writer *w, uint8_t tag,
+					  const void *p, size_t n)
+{
+	struct pyshm_clone_ext *e;
+	uint32_t cap;
+
+	if (w->phase != PHASE_BODY || (!p && n) || w->next == UINT32_MAX / 2)
+		return -EINVAL;
+	if (w->next == w->capext) {
+		cap = w->capext ? 2 * w->capext : 4;
+		e = w->realloc_fn(w->ext, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		w->ext = e;
+		w->capext = cap;
+	}
+	if (pyshm_clone_reserve(w, 11) < 0)
+		return -ENOMEM;
+	pyshm_clone_raw_tag(w, tag);
+	pyshm_clone_raw_varint(w, n);
+	w->ext[w->next++] = (struct pyshm_clone_ext){ .pos = w->len, .p = p, .n = n };
+	w->extlen += n;
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_clone_writer_iov(const struct pyshm_clone_writer *w,
+					struct iovec *iov)
+{
+	size_t at = 0;
+	uint32_t i;
+	int n = 0;
+
+	for (i = 0; i < w->next; i++) {
+		iov[n++] = (struct iovec){ .iov_base = w->buf + at, .iov_len = w->ext[i].pos - at };
+		iov[n++] = (struct iovec){ .iov_base = (void *)w->ext[i].p, .iov_len = w->ext[i].n };
+		at = w->ext[i].pos;
+	}
+	iov[n++] = (struct iovec){ .iov_base = w->buf + at, .iov_len = w->len - at };
+	return n;
 }
 
 PYSHM_EXPORT int pyshm_clone_writer_grow(struct pyshm_clone_writer *w, size_t need)
@@ -97,7 +142,7 @@ PYSHM_EXPORT int pyshm_clone_end_body(struct pyshm_clone_writer *w)
 {
 	if (w->phase != PHASE_BODY)
 		return -EINVAL;
-	put_le(w->buf + HDR_BODY_LEN, w->len - PYSHM_CLONE_HDR_SIZE, 8);
+	put_le(w->buf + HDR_BODY_LEN, w->len - PYSHM_CLONE_HDR_SIZE + w->extlen, 8);
 	w->phase = PHASE_REGIONS;
 	return 0;
 }

@@ -27,7 +27,10 @@
  * pyshm_clone_put_*() helpers append values; pyshm_clone_end_body(),
  * pyshm_clone_put_region() and pyshm_clone_begin/end_attachment() add the
  * tables; pyshm_clone_writer_finish() patches the header. The buffer then
- * belongs to the caller (w->buf, w->len).
+ * belongs to the caller (w->buf, w->len). A large blob may be written by
+ * reference (pyshm_clone_put_blob_ext()): its bytes are not copied into the
+ * buffer, and the message is the gather list pyshm_clone_writer_iov() makes,
+ * to be copied once, where it goes.
  *
  * Reading: pyshm_clone_parse() checks the header and locates the tables;
  * pyshm_clone_read() returns the next value's head, pyshm_clone_finish()
@@ -47,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <pyshm/xfer.h>
 
@@ -138,6 +142,13 @@ enum pyshm_clone_role {
 
 /* ---------------------------------------------------------------- writer */
 
+/* A blob written by reference: @n bytes at @p belong at @pos of the buffer. */
+struct pyshm_clone_ext {
+	size_t pos;
+	const void *p;
+	size_t n;
+};
+
 struct pyshm_clone_writer {
 	uint8_t *buf;
 	size_t len;
@@ -149,6 +160,9 @@ struct pyshm_clone_writer {
 	uint32_t nattach;
 	uint32_t phase;		/* internal: body, tables, done */
 	size_t attach_pos;	/* internal: the open attachment */
+	struct pyshm_clone_ext *ext;	/* blobs by reference, in order */
+	uint32_t next, capext;
+	size_t extlen;		/* their bytes: the message is len + extlen */
 };
 
 /**
@@ -381,6 +395,27 @@ static inline int pyshm_clone_put_blob(struct pyshm_clone_writer *w, uint8_t tag
  * Values that fit in 64 bits should use pyshm_clone_put_int(); readers
  * accept both.
  */
+/**
+ * pyshm_clone_put_blob_ext() - pyshm_clone_put_blob() by reference
+ * @p: the bytes; they must stay as they are until the message is copied
+ *	out of pyshm_clone_writer_iov()'s list
+ *
+ * Only the tag and the length go into the buffer. For large blobs: a
+ * message is then copied once, by whoever gathers it.
+ *
+ * Return: 0; -EINVAL outside the body; -ENOMEM.
+ */
+int pyshm_clone_put_blob_ext(struct pyshm_clone_writer *w, uint8_t tag, const void *p,
+			     size_t n);
+
+/**
+ * pyshm_clone_writer_iov() - the finished message as a gather list
+ * @iov: room for 2 * w->next + 1 entries
+ *
+ * Return: the number of entries (their lengths add up to w->len + w->extlen).
+ */
+int pyshm_clone_writer_iov(const struct pyshm_clone_writer *w, struct iovec *iov);
+
 static inline int pyshm_clone_put_bigint(struct pyshm_clone_writer *w, uint8_t flags,
 					 const void *le_bytes, size_t n)
 {

@@ -323,6 +323,55 @@ TEST_F(clone, tables_follow_the_body)
 	EXPECT_EQ(-EBADMSG, pyshm_clone_parse(w->buf, w->len, &info));
 }
 
+/* Blobs by reference: gathered, the message is the one put_blob() writes. */
+TEST_F(clone, blobs_by_reference_gather_into_the_same_message)
+{
+	struct pyshm_clone_writer *w = &self->w, copy;
+	struct pyshm_region_ref ref = { .kind = PYSHM_XFER_LOCAL, .id = 5 };
+	static uint8_t big1[100000], big2[3];
+	struct iovec iov[5];
+	uint8_t *gathered;
+	size_t at = 0;
+	int n, i;
+
+	for (i = 0; i < (int)sizeof(big1); i++)
+		big1[i] = (uint8_t)(i * 7);
+	memcpy(big2, "xyz", 3);
+	ASSERT_EQ(0, pyshm_clone_writer_init(&copy, NULL, NULL, 0));
+	for (i = 0; i < 2; i++) {
+		struct pyshm_clone_writer *x = i ? &copy : w;
+		int (*blob)(struct pyshm_clone_writer *, uint8_t, const void *, size_t) =
+			i ? pyshm_clone_put_blob : pyshm_clone_put_blob_ext;
+
+		ASSERT_EQ(0, pyshm_clone_put_head(x, PYSHM_CLONE_LIST, 3));
+		ASSERT_EQ(0, blob(x, PYSHM_CLONE_BYTES, big1, sizeof(big1)));
+		ASSERT_EQ(0, pyshm_clone_put_int(x, -5));
+		ASSERT_EQ(0, blob(x, PYSHM_CLONE_BYTEARRAY, big2, sizeof(big2)));
+		ASSERT_EQ(0, pyshm_clone_end_body(x));
+		if (i == 0)	/* only the body may refer */
+			EXPECT_EQ(-EINVAL, pyshm_clone_put_blob_ext(x, PYSHM_CLONE_BYTES, big2, 3));
+		ASSERT_EQ(0, pyshm_clone_put_region(x, PYSHM_CLONE_ROLE_SAB, &ref));
+		ASSERT_EQ(0, finish(x));
+	}
+	EXPECT_EQ(2, w->next);
+	EXPECT_EQ(sizeof(big1) + 3, w->extlen);
+	EXPECT_EQ(copy.len, w->len + w->extlen);
+	n = pyshm_clone_writer_iov(w, iov);
+	ASSERT_EQ(5, n);
+	gathered = malloc(copy.len);
+	ASSERT_NE(NULL, gathered);
+	for (i = 0; i < n; i++) {
+		memcpy(gathered + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+	ASSERT_EQ(copy.len, at);
+	EXPECT_EQ(0, memcmp(gathered, copy.buf, copy.len));
+	EXPECT_EQ(0, pyshm_clone_verify(gathered, at, NULL));
+	free(gathered);
+	pyshm_clone_writer_release(&copy);
+	EXPECT_EQ(-EINVAL, pyshm_clone_put_blob_ext(w, PYSHM_CLONE_BYTES, NULL, 1));
+}
+
 TEST(region_travels_through_a_message)
 {
 	struct leak_snap before = leak_snap();
