@@ -14,7 +14,7 @@
 #
 # The chroot lives in $PYSHM_CHROOT_CACHE (default /var/cache/pyshm/chroot)
 # under a name keyed by a hash of what it installs: changing CHROOT_PKGS
-# builds a new one (about 3 minutes, 1 GB) and removes the old. A build
+# builds a new one (about two minutes, 800 MB) and removes the old. A build
 # happens in a temporary folder renamed into place only when complete, so an
 # interrupted build is never used (the next build removes what it left).
 #
@@ -229,7 +229,7 @@ run)
 	in_root "$root" ro "$wd" "$binds" "$@" 9>&-
 	;;
 *)
-	sed -n '3,10s/^# \{0,1\}//p' "$0" >&2
+	sed -n '3,13s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 	;;
 esac
