@@ -22,6 +22,7 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
+#include "compat.h"
 #include "internal.h"
 
 static long domain_version(void __user *argp)
@@ -108,9 +109,9 @@ static long domain_export(struct pyshm_domain *domain, void __user *argp)
 		return -EINVAL;
 
 	f = fdget(args.fd);
-	if (!f.file)
+	if (!pyshm_fd_file(f))
 		return -EBADF;
-	region = pyshm_region_from_file(f.file);
+	region = pyshm_region_from_file(pyshm_fd_file(f));
 	if (!region) {
 		ret = -EINVAL;
 		goto out_fdput;

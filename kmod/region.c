@@ -11,6 +11,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/overflow.h>
+#include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -19,6 +20,7 @@
 #include <linux/uaccess.h>
 #include <linux/xarray.h>
 
+#include "compat.h"
 #include "internal.h"
 
 /* regions_lock guards the list of live regions, read by debugfs. */
@@ -61,8 +63,7 @@ struct pyshm_region *pyshm_region_create(u64 size, u64 max_size)
 		ret = -ENOMEM;
 		goto err_uncharge;
 	}
-	/* VM_NORESERVE: pages are accounted as they are touched, as memfd's. */
-	shmem = shmem_file_setup("pyshm", size, VM_NORESERVE);
+	shmem = pyshm_shmem_file_setup("pyshm", size);
 	if (IS_ERR(shmem)) {
 		ret = PTR_ERR(shmem);
 		goto err_free_region;
@@ -220,7 +221,7 @@ static int region_mmap(struct file *file, struct vm_area_struct *vma)
 	 * nr_writable counts every mapping that could write after a seal.
 	 */
 	if (!(vma->vm_flags & VM_WRITE))
-		vma->vm_flags &= ~VM_MAYWRITE;
+		pyshm_vma_flags_clear(vma, VM_MAYWRITE);
 	/*
 	 * Small pages keep the SIGBUS boundary exact: with shmem_enabled=always
 	 * a huge folio could map bytes past the current size. VM_DONTEXPAND
@@ -229,9 +230,9 @@ static int region_mmap(struct file *file, struct vm_area_struct *vma)
 	 * page), and mremap() cannot stretch one past the region's maximum.
 	 * The price: mlock() does not apply to region mappings.
 	 */
-	vma->vm_flags |= VM_NOHUGEPAGE | VM_DONTEXPAND;
+	pyshm_vma_flags_set(vma, VM_NOHUGEPAGE | VM_DONTEXPAND);
 
-	ret = call_mmap(region->shmem, vma);
+	ret = pyshm_vfs_mmap(region->shmem, vma);
 	if (ret)
 		goto out_unlock;
 	/* Set before the first mapping of the region can fault; never changes. */
@@ -321,7 +322,9 @@ static bool region_dma_pinned(struct pyshm_region *region)
 		}
 		if (need_resched()) {
 			xas_pause(&xas);
-			cond_resched_rcu();
+			rcu_read_unlock();
+			cond_resched();
+			rcu_read_lock();
 		}
 	}
 	rcu_read_unlock();
