@@ -5,6 +5,8 @@
 # symlinks to the sources plus the Kbuild file, so kbuild writes nothing into
 # the source tree. Another kernel goes to another folder:
 #   make kmod KDIR=/path/to/kernel/build KMOD_OUT=$(O)/kmod/debug
+# KMOD_RUN prefixes the kbuild commands: a kernel whose kbuild runs only in
+# the kernel chroot (selftests/vm/kernels.sh) is built through it.
 
 KMOD_OUT ?= $(O)/kmod/$(KVER)
 KMOD_KO := $(KMOD_OUT)/pyshm.ko
@@ -25,12 +27,12 @@ else
 	@echo "kmod: no kernel headers under /lib/modules/*/build" >&2; exit 1
 endif
 else
-	@test -f "$(KDIR)/Makefile" || { echo "kmod: no kernel build dir $(KDIR)" >&2; exit 1; }
+	@$(KMOD_RUN) test -f "$(KDIR)/Makefile" || { echo "kmod: no kernel build dir $(KDIR)" >&2; exit 1; }
 	@mkdir -p $(KMOD_OUT)/kmod
 	@ln -sfn $(TOP)/Kbuild $(KMOD_OUT)/Kbuild
 	@ln -sfn $(TOP)/include $(KMOD_OUT)/include
 	@for f in $(KMOD_SRCS); do ln -sfn $$f $(KMOD_OUT)/kmod/; done
 	@find $(KMOD_OUT)/kmod -xtype l -delete
-	@env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u O \
+	@$(KMOD_RUN) env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u O \
 		$(MAKE) -j2 -C $(KDIR) M=$(KMOD_OUT) PYSHM_WERROR=y modules
 endif

@@ -9,7 +9,9 @@
 #   test   the host test suites: the kselftest harness (from linux-source),
 #          sanitizers, valgrind, numpy, pip and venv, mypy, debootstrap (the
 #          Python 3.14/3.15 chroot of scripts/chroot.sh)
-#   vm     boot guests: the kernel image and sources, QEMU, a debug kernel
+#   vm     boot guests: the kernel images, headers and sources (Debian 12's
+#          6.1 and 6.12; the newest comes in scripts/kernel-chroot.sh's
+#          chroot, made with debootstrap), QEMU, a debug kernel, dkms
 #   none   nothing
 #
 # Idempotent and quiet: it only calls apt-get when a package is missing.
@@ -22,7 +24,9 @@ group_pkgs() {
 	test) echo "linux-source xz-utils python3-numpy clang libclang-rt-14-dev valgrind
 		python3-venv python3-pip python3-setuptools python3-wheel mypy debootstrap" ;;
 	vm) echo "linux-image-amd64 linux-source kmod cpio gzip xz-utils
-		bc bison flex libelf-dev qemu-system-x86 busybox-static" ;;
+		bc bison flex libelf-dev qemu-system-x86 busybox-static
+		linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12
+		zstd debootstrap dkms" ;;
 	none) ;;
 	*) echo "install-deps: unknown group '$1' (demo kmod test vm none)" >&2; exit 2 ;;
 	esac

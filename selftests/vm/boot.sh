@@ -19,10 +19,13 @@
 #   VM_NAME            results prefix [vm-check]
 #   VM_RESULTS         where the logs go [$O/results]
 #   VM_KVER            kernel release [newest /lib/modules/*/build]
-#   VM_KERNEL          kernel image: vmlinux (PVH) or bzImage
-#                      [vmlinux extracted from /boot/vmlinuz-$VM_KVER]
-#   VM_MODULES         modules /init loads first, from /lib/modules/$VM_KVER
-#                      [the virtio and 9p stack]; "" when built in
+#   VM_ROOT            the root its /boot and /lib/modules are under [/]
+#                      (the kernel chroot's, for a kernel newer than the host's)
+#   VM_KERNEL          kernel image: vmlinux (PVH) or bzImage [the vmlinux
+#                      inside $VM_ROOT/boot/vmlinuz-$VM_KVER, else the bzImage]
+#   VM_MODULES         modules /init loads first, with what they depend on,
+#                      from $VM_ROOT/lib/modules/$VM_KVER [the virtio-pci and
+#                      9p stack: those of them the kernel has as modules]
 #   VM_KO              the module to test [$O/kmod/$VM_KVER/pyshm.ko]
 #   VM_PARAMS          its parameters, comma-separated [none]
 #   VM_SUITES          suite scripts relative to TOP, space-separated
@@ -38,7 +41,8 @@ B=${B:-$O/release}
 VM_NAME=${VM_NAME:-vm-check}
 VM_RESULTS=${VM_RESULTS:-$O/results}
 VM_KVER=${VM_KVER:-$(basename "$(dirname "$(ls -d /lib/modules/*/build | sort -V | tail -1)")")}
-VM_MODULES=${VM_MODULES-virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p}
+VM_ROOT=${VM_ROOT:-/}
+VM_MODULES=${VM_MODULES-virtio_pci 9pnet_virtio 9p}
 VM_KO=${VM_KO:-$O/kmod/$VM_KVER/pyshm.ko}
 VM_PARAMS=${VM_PARAMS:-}
 VM_SUITES=${VM_SUITES:-$(cd "$TOP" && ls selftests/vm/suites/*.sh)}
@@ -68,17 +72,40 @@ for s in $suite_names; do
 done
 
 # The kernel: PVH-boot the vmlinux inside Debian's bzImage (TCG spends 2 s
-# in the bzImage's XZ decompressor otherwise).
+# in the bzImage's XZ decompressor otherwise; 6.12 and later compress with
+# zstd), or the bzImage itself when no vmlinux comes out.
 if [ -z "${VM_KERNEL:-}" ]; then
+	bz=$VM_ROOT/boot/vmlinuz-$VM_KVER
 	VM_KERNEL=$O/vm/vmlinux-$VM_KVER
-	if [ ! -s "$VM_KERNEL" ]; then
-		[ -r "/boot/vmlinuz-$VM_KVER" ] || die "no /boot/vmlinuz-$VM_KVER"
-		python3 - "/boot/vmlinuz-$VM_KVER" "$VM_KERNEL.tmp" <<-'EOF' || die "cannot extract vmlinux"
-		import lzma, sys
+	[ -r "$bz" ] || die "no $bz"
+	if [ ! -s "$VM_KERNEL" ] || [ "$VM_KERNEL" -ot "$bz" ]; then
+		mkdir -p "$O/vm"
+		if python3 - "$bz" "$VM_KERNEL.tmp" <<-'EOF'; then
+		import lzma, subprocess, sys
 		d = open(sys.argv[1], 'rb').read()
-		open(sys.argv[2], 'wb').write(lzma.LZMADecompressor().decompress(d[d.find(b'\xfd7zXZ\0'):]))
+		out = b''
+		i = d.find(b'\xfd7zXZ\0')
+		if i >= 0:
+		    try:
+		        out = lzma.LZMADecompressor().decompress(d[i:])
+		    except lzma.LZMAError:
+		        out = b''
+		i = d.find(b'\x28\xb5\x2f\xfd')
+		if not out and i >= 0:
+		    # zstd stops at the end of the frame and complains about the
+		    # bytes after it: what matters is the ELF it wrote.
+		    out = subprocess.run(['zstd', '-dcq'], input=d[i:],
+		                         stdout=subprocess.PIPE,
+		                         stderr=subprocess.DEVNULL).stdout
+		if out[:4] != b'\x7fELF':
+		    sys.exit(1)
+		open(sys.argv[2], 'wb').write(out)
 		EOF
-		mv "$VM_KERNEL.tmp" "$VM_KERNEL"
+			mv "$VM_KERNEL.tmp" "$VM_KERNEL"
+		else
+			rm -f "$VM_KERNEL.tmp"
+			VM_KERNEL=$bz
+		fi
 	fi
 fi
 [ -r "$VM_KO" ] || die "no module $VM_KO (make kmod)"
@@ -92,11 +119,29 @@ for a in sh mount insmod chroot cat echo sleep mkdir poweroff; do
 	ln -s busybox "$ird/bin/$a"
 done
 : >"$ird"/mods/order
-for m in $VM_MODULES; do
-	p=$(modinfo -k "$VM_KVER" -n "$m" 2>/dev/null) || die "module $m not found for $VM_KVER"
-	case $p in /*) ;; *) continue ;; esac	# built in
-	cp "$p" "$ird/mods/$m.ko"
+added=" "
+# add_module NAME: what it depends on, then itself, unless built in; each
+# decompressed (6.12 and later ship .ko.xz), in load order.
+add_module() {
+	local m=$1 p d
+	case $added in *" $m "*) return 0 ;; esac
+	added="$added$m "
+	p=$(modinfo -b "$VM_ROOT" -k "$VM_KVER" -n "$m" 2>/dev/null) ||
+		die "module $m not found for $VM_KVER"
+	case $p in /*) ;; *) return 0 ;; esac	# built in
+	for d in $(modinfo -b "$VM_ROOT" -k "$VM_KVER" -F depends "$m" | tr , ' '); do
+		add_module "$d"
+	done
+	case $p in
+	*.ko.xz) xz -dc "$p" ;;
+	*.ko.zst) zstd -dcq "$p" ;;
+	*.ko.gz) gzip -dc "$p" ;;
+	*) cat "$p" ;;
+	esac >"$ird/mods/$m.ko" || die "cannot copy $p"
 	echo "$m" >>"$ird"/mods/order
+}
+for m in $VM_MODULES; do
+	add_module "$m"
 done
 cp "$TOP"/selftests/vm/init "$ird"/init
 chmod 755 "$ird"/init
