@@ -218,8 +218,21 @@ PyObject *clone_resolve(PyObject *mod, PyObject *qualname)
 void clone_msg_free(struct clone_msg *m)
 {
 	PyMem_RawFree(m->buf);
+	PyMem_RawFree(m->ext);
+	Py_CLEAR(m->keep);
 	m->buf = NULL;
-	m->len = m->cap = 0;
+	m->ext = NULL;
+	m->len = m->cap = m->extlen = 0;
+	m->next = 0;
+}
+
+int clone_msg_iov(const struct clone_msg *m, struct iovec *iov)
+{
+	struct pyshm_clone_writer w = {
+		.buf = m->buf, .len = m->len, .ext = m->ext, .next = m->next,
+	};
+
+	return pyshm_clone_writer_iov(&w, iov);
 }
 
 int clone_msg_append(struct clone_msg *m, const void *p, size_t n)
@@ -303,6 +316,33 @@ void clone_discard(const void *buf, size_t len, struct clone_env *env)
 		at = off;
 		env->port_drop(env, buf, off + n, &at);
 	}
+}
+
+void clone_discard_msg(const struct clone_msg *m, struct clone_env *env)
+{
+	uint64_t body;
+	uint8_t *tmp;
+	int i;
+
+	if (!m->next) {
+		clone_discard(m->buf, m->len, env);
+		return;
+	}
+	/* The tables follow the body in buf, without the blobs by reference:
+	 * a copy whose header says so (discarding does not read the body). */
+	tmp = PyMem_RawMalloc(m->len);
+	if (!tmp || m->len < PYSHM_CLONE_HDR_SIZE) {
+		PyMem_RawFree(tmp);
+		return;
+	}
+	memcpy(tmp, m->buf, m->len);
+	for (body = 0, i = 7; i >= 0; i--)
+		body = body << 8 | tmp[8 + i];
+	body -= m->extlen;
+	for (i = 0; i < 8; i++)
+		tmp[8 + i] = (uint8_t)(body >> (8 * i));
+	clone_discard(tmp, m->len, env);
+	PyMem_RawFree(tmp);
 }
 
 int clone_xfer_send(pymod_state *st, struct clone_env *env, struct pyshm_region *r,
@@ -406,7 +446,7 @@ static PyObject *mod_verify(PyObject *mod, PyObject *arg)
 static PyMethodDef clone_methods[] = {
 	{ "structured_clone", (PyCFunction)(void (*)(void))mod_structured_clone,
 	  METH_VARARGS | METH_KEYWORDS,
-	  "structured_clone(obj, transfer=())\n--\n\n"
+	  "structured_clone($module, /, obj, transfer=())\n--\n\n"
 	  "A structured clone of obj, as post_message() would deliver it:\n"
 	  "a new, equal object graph (shared references and cycles kept).\n"
 	  "SharedArrayBuffers are shared, not copied; MessagePorts listed in\n"
@@ -414,13 +454,13 @@ static PyMethodDef clone_methods[] = {
 	  "attribute __traceback_text__. DataCloneError names what can't be\n"
 	  "cloned and where it sat in the graph." },
 	{ "_encode", mod_encode, METH_O,
-	  "_encode(obj)\n--\n\nThe clone message of obj as bytes (no SharedArrayBuffers)." },
+	  "_encode($module, obj, /)\n--\n\nThe clone message of obj as bytes (no SharedArrayBuffers)." },
 	{ "_decode", (PyCFunction)(void (*)(void))mod_decode, METH_VARARGS | METH_KEYWORDS,
-	  "_decode(data, *, restricted=False)\n--\n\n"
+	  "_decode($module, /, data, *, restricted=False)\n--\n\n"
 	  "Decode a clone message. restricted=True only lets builtin exception\n"
 	  "types be looked up or called (for untrusted input and fuzzing)." },
 	{ "_verify", mod_verify, METH_O,
-	  "_verify(data)\n--\n\nCheck a clone message with libpyshm's walker\n"
+	  "_verify($module, data, /)\n--\n\nCheck a clone message with libpyshm's walker\n"
 	  "(pyshm_clone_verify()); DataCloneError if malformed." },
 	{ NULL }
 };

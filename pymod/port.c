@@ -390,7 +390,7 @@ static int64_t left_ns(double deadline)
  * interrupts the wait: then -EINTR with the exception its handler raised,
  * or the wait goes on. One try at least, also when the deadline has passed.
  */
-static int send_wait(pymod_state *st, struct port *p, const struct iovec *iov,
+static int send_wait(pymod_state *st, struct port *p, const struct iovec *iov, int niov,
 		     double deadline)
 {
 	int64_t left;
@@ -400,7 +400,7 @@ static int send_wait(pymod_state *st, struct port *p, const struct iovec *iov,
 		left = left_ns(deadline);
 		worker_block(st, p->tx, true, true);
 		Py_BEGIN_ALLOW_THREADS
-		ret = pyshm_ring_sendv(p->tx, iov, 2, left);
+		ret = pyshm_ring_sendv(p->tx, iov, niov, left);
 		Py_END_ALLOW_THREADS
 		worker_block(st, p->tx, true, false);
 		if (ret != -EINTR)
@@ -504,13 +504,15 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 	struct msg_hdr h = { .type = (uint8_t)type };
 	struct clone_msg msg = { 0 };
 	bool doomed = transfer_dooms(st, p, transfer);
-	struct iovec iov[2];
+	struct iovec iov_small[2], *iov = iov_small;
 	struct clone_env env;
-	int ret;
+	size_t total;
+	int ret, niov;
 
 	port_env_init(&env, p, tx_xfer(p));
 	env.wait_room = send_wait_room;
 	env.wait_ctx = &ctx;
+	env.ext_ok = true;
 	if (clone_encode(st, obj, transfer, &env, &msg) < 0) {
 		port_exported_close(&env);
 		if (!env.peer_gone)
@@ -525,16 +527,29 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 		goto out_drop;
 	}
 	h.xfer = (uint8_t)pyshm_xfer_kind(env.xfer);
+	/* The record: our header, then the message, gathered from where its
+	 * large blobs are. */
+	if (msg.next) {
+		iov = PyMem_RawMalloc((2 * (size_t)msg.next + 2) * sizeof(*iov));
+		if (!iov) {
+			PyErr_NoMemory();
+			ret = -ENOMEM;
+			goto out_drop;
+		}
+	}
 	iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
-	iov[1] = (struct iovec){ .iov_base = msg.buf, .iov_len = msg.len };
+	niov = 1 + clone_msg_iov(&msg, iov + 1);
+	total = sizeof(h) + msg.len + msg.extlen;
 	pyshm_ring_set_xfer(p->tx, env.xfer);
 	/* A small record is tried once with the GIL (the hot path); a large
-	 * one makes a region and copies into it: never with the GIL. */
+	 * one goes into a region, copied there: never with the GIL. */
 	ret = -EAGAIN;
-	if (msg.len + sizeof(h) <= CHAN_OOL_THRESHOLD)
-		ret = pyshm_ring_sendv(p->tx, iov, 2, 0);
-	if (ret == -EAGAIN && (timeout != 0 || msg.len + sizeof(h) > CHAN_OOL_THRESHOLD))
-		ret = send_wait(st, p, iov, ctx.deadline);
+	if (total <= CHAN_OOL_THRESHOLD)
+		ret = pyshm_ring_sendv(p->tx, iov, niov, 0);
+	if (ret == -EAGAIN && (timeout != 0 || total > CHAN_OOL_THRESHOLD))
+		ret = send_wait(st, p, iov, niov, ctx.deadline);
+	if (iov != iov_small)
+		PyMem_RawFree(iov);
 	if (ret == 0) {
 		port_exported_release(&env);
 		clone_msg_free(&msg);
@@ -544,8 +559,10 @@ out_drop:
 	/* Ports that went with the message are closed first: their peers
 	 * see the end, and nothing reads them back from the message. */
 	port_exported_close(&env);
-	clone_discard(msg.buf, msg.len, &env);
+	clone_discard_msg(&msg, &env);
 	clone_msg_free(&msg);
+	if (ret == -ENOMEM)
+		return -1;
 	/* As in JavaScript, posting to a closed port drops the message. */
 	if (ret == -EPIPE)
 		return 0;
@@ -1028,7 +1045,7 @@ static PyObject *mod_set_port_class(PyObject *mod, PyObject *cls)
 
 PyMethodDef port_module_methods[] = {
 	{ "MessageChannel", mod_message_channel, METH_NOARGS,
-	  "MessageChannel()\n--\n\nA new channel: a pair (port1, port2) of entangled MessagePorts." },
+	  "MessageChannel($module, /)\n--\n\nA new channel: a pair (port1, port2) of entangled MessagePorts." },
 	{ "_link_channel", mod_link_channel, METH_VARARGS, NULL },
 	{ "_post_error", mod_post_error, METH_VARARGS, NULL },
 	{ "_set_port_class", mod_set_port_class, METH_O, NULL },
@@ -1038,14 +1055,14 @@ PyMethodDef port_module_methods[] = {
 static PyMethodDef portobj_methods[] = {
 	{ "post_message", (PyCFunction)(void (*)(void))portobj_post_message,
 	  METH_FASTCALL | METH_KEYWORDS,
-	  "post_message(message, transfer=(), *, timeout=None)\n--\n\n"
+	  "post_message($self, /, message, transfer=(), *, timeout=None)\n--\n\n"
 	  "Send a structured clone of message; ports in transfer move with it.\n"
 	  "Blocks while the channel is full (TimeoutError after timeout seconds)." },
 	{ "recv", (PyCFunction)(void (*)(void))portobj_recv, METH_FASTCALL | METH_KEYWORDS,
-	  "recv(timeout=None)\n--\n\nThe next message. TimeoutError after timeout seconds;\n"
+	  "recv($self, /, timeout=None)\n--\n\nThe next message. TimeoutError after timeout seconds;\n"
 	  "EOFError once the other end is closed and every message was read." },
 	{ "close", (PyCFunction)portobj_close, METH_NOARGS,
-	  "close()\n--\n\nClose this end; the other end sees the end of the stream." },
+	  "close($self, /)\n--\n\nClose this end; the other end sees the end of the stream." },
 	{ "_close_send", (PyCFunction)portobj_close_send, METH_NOARGS, NULL },
 	{ "_arm", (PyCFunction)portobj_arm, METH_NOARGS, NULL },
 	{ "_disarm", (PyCFunction)portobj_disarm, METH_NOARGS, NULL },
@@ -1065,7 +1082,9 @@ static PyMemberDef portobj_members[] = {
 };
 
 static PyType_Slot portobj_slots[] = {
-	{ Py_tp_doc, "One end of a MessageChannel." },
+	{ Py_tp_doc, "MessagePort()\n--\n\n"
+		     "One end of a MessageChannel. Ports come from MessageChannel();\n"
+		     "calling MessagePort() raises TypeError." },
 	{ Py_tp_new, portobj_new },
 	{ Py_tp_dealloc, portobj_dealloc },
 	{ Py_tp_traverse, portobj_traverse },

@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include <pyshm/pyshm.h>
 
@@ -70,6 +71,8 @@ struct pymod_globals {
 extern struct pymod_globals pymod_globals;
 
 extern PyModuleDef pymod_def;
+/* _probe(), for `python -m pyshm_workers doctor` (introspect.c). */
+extern PyMethodDef introspect_methods[];
 
 static inline pymod_state *get_state(PyObject *mod)
 {
@@ -131,6 +134,9 @@ struct clone_env {
 	/* Set by a send that found the receiver gone (-EPIPE): the message is
 	 * dropped as for a closed port. */
 	bool peer_gone;
+	/* The message may leave large blobs by reference (clone_msg.ext):
+	 * for sends, which gather it; not for what decodes from the buffer. */
+	bool ext_ok;
 	/* Ports sent to another process by this message: their handles stay
 	 * here until it is sent (then released) or dropped (then closed, so
 	 * their peers see the end). PyMem_Raw array. */
@@ -150,15 +156,27 @@ struct clone_env {
 	void *port_ctx;
 };
 
-/* An encoded message; buf is PyMem_Raw-allocated (any interpreter or
- * thread may free it). */
+/*
+ * An encoded message; buf is PyMem_Raw-allocated. Large blobs may stay
+ * where they are (env->ext_ok): the message is then buf with ext spliced
+ * in (clone_msg_iov()), and keep holds what keeps their bytes alive and
+ * unchanged until the message is copied out.
+ */
 struct clone_msg {
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
+	struct pyshm_clone_ext *ext;	/* PyMem_Raw array, in order */
+	uint32_t next;
+	size_t extlen;
+	PyObject *keep;			/* a list, or NULL */
 };
 
+/* Free the message; with keep, the GIL of its interpreter must be held. */
 void clone_msg_free(struct clone_msg *m);
+/* The whole message as a gather list: room for 2 * m->next + 1 entries.
+ * Returns the number of entries. */
+int clone_msg_iov(const struct clone_msg *m, struct iovec *iov);
 /* pyshm_xfer_send() for the encoder: waits through env->wait_room on a
  * full socket, notes a receiver gone. 0, or -1 + exception. */
 int clone_xfer_send(pymod_state *st, struct clone_env *env, struct pyshm_region *r,
@@ -175,6 +193,8 @@ PyObject *clone_decode(pymod_state *st, const void *buf, size_t len,
 		       struct clone_env *env);
 /* Release what an unread message holds (region references, ports). */
 void clone_discard(const void *buf, size_t len, struct clone_env *env);
+/* The same for a message not sent after all (ext included). */
+void clone_discard_msg(const struct clone_msg *m, struct clone_env *env);
 /* The environment of structured_clone(): same process, same interpreter.
  * NULL (no exception) only when out of memory. */
 struct clone_env *clone_local_env(void);
