@@ -13,7 +13,8 @@
 # and the part of the source tree external modules build against.
 #
 # Environment: TOP, O (required); DEBUG_KERNEL_SERIES (the linux-source-X
-# package, default 6.1); DEBUG_KERNEL_JOBS (make -j, default 2).
+# package, default 6.12: the LTS users run, held to the strictest checks;
+# debug.config is written for it); DEBUG_KERNEL_JOBS (make -j, default 2).
 # Prints one line about what it did; on failure, the end of the build log.
 set -u
 : "${TOP:?}" "${O:?}"
@@ -26,7 +27,7 @@ die() {
 	exit 1
 }
 
-series=${DEBUG_KERNEL_SERIES:-6.1}
+series=${DEBUG_KERNEL_SERIES:-6.12}
 tarball=/usr/src/linux-source-$series.tar.xz
 [ -r "$tarball" ] || die "no $tarball (scripts/install-deps.sh)"
 pkg=$(basename "$tarball" .tar.xz)
