@@ -16,9 +16,10 @@ n=0
 nfail=0
 echo "TAP version 13"
 echo "1..3"
-# bug, detector, the report's first line, and what else it must name
+# bug, detector, the report's first line, and what else it must name (KASAN
+# says "slab-use-after-free" since 6.4, "use-after-free" before)
 for t in "leak|kmemleak|unreferenced object|bug_leak+" \
-	"uaf|KASAN|BUG: KASAN: use-after-free in bug_uaf|Freed by task" \
+	"uaf|KASAN|use-after-free in bug_uaf|Freed by task" \
 	"inversion|lockdep|possible circular locking dependency detected|&region->lock"; do
 	IFS='|' read -r bug detector pattern detail <<<"$t"
 	n=$((n + 1))
