@@ -80,5 +80,13 @@ $(addprefix bench-kmod-,$(VM_KERNELS)): bench-kmod-%: $(BENCH_KMOD) | $(DEPS_STA
 
 bench: bench-kmod
 
+# make check-dkms: dkms.conf builds and installs pyshm.ko for each kernel of
+# VM_KERNELS (selftests/vm/dkms.sh; into $(O)/dkms, never the system's trees).
+CHECK_TARGETS += check-dkms
+.PHONY: check-dkms
+check-dkms: | $(DEPS_STAMP)
+	@O=$(O) $(TOP)/scripts/suite.sh check-dkms env TOP=$(TOP) O=$(O) \
+		$(TOP)/selftests/vm/dkms.sh $(VM_KERNELS)
+
 # make vm-check-debug (the same on a kernel with KASAN, lockdep, kmemleak...).
 include $(TOP)/selftests/vm/debug.mk
