@@ -644,10 +644,18 @@ static void array_dealloc(ArrayObject *a)
 	Py_DECREF(tp);
 }
 
+/* <Int32Array length=4 byte_offset=0 buffer=<SharedArrayBuffer ...>> */
 static PyObject *array_repr(ArrayObject *a)
 {
-	return PyUnicode_FromFormat("%s(length=%zd, byte_offset=%zd)", Py_TYPE(a)->tp_name,
-				    array_len(a), a->byte_offset);
+	PyObject *name = PyType_GetName(Py_TYPE(a)), *ret;
+
+	if (!name)
+		return NULL;
+	ret = PyUnicode_FromFormat("<%U length=%zd byte_offset=%zd%s buffer=%R>", name,
+				   array_len(a), a->byte_offset,
+				   a->length < 0 ? " length-tracking" : "", a->sab);
+	Py_DECREF(name);
+	return ret;
 }
 
 static PyObject *array_get_buffer(ArrayObject *a, void *c)
@@ -685,76 +693,103 @@ static PyObject *array_reduce(ArrayObject *a, PyObject *unused)
 #define FAST(f) (PyCFunction)(void (*)(void))(f)
 
 static PyMethodDef array_methods[] = {
-	{ "load", (PyCFunction)array_load, METH_O, "load(i)\n--\n\nAtomically read a[i]." },
+	{ "load", (PyCFunction)array_load, METH_O,
+	  "load($self, i, /)\n--\n\nAtomically read a[i]." },
 	{ "store", FAST(array_store), METH_FASTCALL,
-	  "store(i, v)\n--\n\nAtomically write a[i] = v; returns v." },
+	  "store($self, i, v, /)\n--\n\nAtomically write a[i] = v; returns v." },
 	{ "add", FAST(array_add), METH_FASTCALL,
-	  "add(i, v)\n--\n\nAtomically add v to a[i]; returns the old value." },
+	  "add($self, i, v, /)\n--\n\nAtomically add v to a[i]; returns the old value." },
 	{ "sub", FAST(array_sub), METH_FASTCALL,
-	  "sub(i, v)\n--\n\nAtomically subtract v from a[i]; returns the old value." },
+	  "sub($self, i, v, /)\n--\n\n"
+	  "Atomically subtract v from a[i]; returns the old value." },
 	{ "and_", FAST(array_and), METH_FASTCALL,
-	  "and_(i, v)\n--\n\nAtomically a[i] &= v; returns the old value." },
+	  "and_($self, i, v, /)\n--\n\nAtomically a[i] &= v; returns the old value." },
 	{ "or_", FAST(array_or), METH_FASTCALL,
-	  "or_(i, v)\n--\n\nAtomically a[i] |= v; returns the old value." },
+	  "or_($self, i, v, /)\n--\n\nAtomically a[i] |= v; returns the old value." },
 	{ "xor", FAST(array_xor), METH_FASTCALL,
-	  "xor(i, v)\n--\n\nAtomically a[i] ^= v; returns the old value." },
+	  "xor($self, i, v, /)\n--\n\nAtomically a[i] ^= v; returns the old value." },
 	{ "exchange", FAST(array_exchange), METH_FASTCALL,
-	  "exchange(i, v)\n--\n\nAtomically set a[i] = v; returns the old value." },
+	  "exchange($self, i, v, /)\n--\n\nAtomically set a[i] = v; returns the old value." },
 	{ "compare_exchange", FAST(array_compare_exchange), METH_FASTCALL,
-	  "compare_exchange(i, expected, new)\n--\n\n"
+	  "compare_exchange($self, i, expected, new, /)\n--\n\n"
 	  "Atomically set a[i] = new if it equals expected; returns the old value." },
 	{ "wait", (PyCFunction)(void (*)(void))array_wait, METH_VARARGS | METH_KEYWORDS,
-	  "wait(i, value, timeout=None)\n--\n\n"
+	  "wait($self, /, i, value, timeout=None)\n--\n\n"
 	  "Sleep while a[i] == value until notify() or timeout seconds; returns\n"
 	  "'ok', 'not-equal' or 'timed-out'. Releases the GIL." },
 	{ "notify", (PyCFunction)(void (*)(void))array_notify, METH_VARARGS | METH_KEYWORDS,
-	  "notify(i, count=None)\n--\n\nWake up to count waiters on a[i] (all when None);\n"
+	  "notify($self, /, i, count=None)\n--\n\n"
+	  "Wake up to count waiters on a[i] (all when None);\n"
 	  "returns how many woke." },
-	{ "is_lock_free", (PyCFunction)array_is_lock_free, METH_O, NULL },
+	{ "is_lock_free", (PyCFunction)array_is_lock_free, METH_O,
+	  "is_lock_free($self, size, /)\n--\n\n"
+	  "True for element sizes (in bytes) whose atomics never take a lock: 1, 2, 4, 8." },
 	{ "__reduce__", (PyCFunction)array_reduce, METH_NOARGS, NULL },
 	{ NULL }
 };
 
 static PyGetSetDef array_getset[] = {
 	{ "buffer", (getter)array_get_buffer, NULL, "The SharedArrayBuffer.", NULL },
-	{ "byte_offset", (getter)array_get_byte_offset, NULL, NULL, NULL },
-	{ "byte_length", (getter)array_get_byte_length, NULL, NULL, NULL },
-	{ "length", (getter)array_get_length, NULL, NULL, NULL },
-	{ "BYTES_PER_ELEMENT", (getter)array_get_bytes_per_element, NULL, NULL, NULL },
+	{ "byte_offset", (getter)array_get_byte_offset, NULL,
+	  "Where the first element lies in the buffer, in bytes.", NULL },
+	{ "byte_length", (getter)array_get_byte_length, NULL,
+	  "length * BYTES_PER_ELEMENT.", NULL },
+	{ "length", (getter)array_get_length, NULL,
+	  "The number of elements (len(a)); it follows a growable buffer\n"
+	  "when no length was given.", NULL },
+	{ "BYTES_PER_ELEMENT", (getter)array_get_bytes_per_element, NULL,
+	  "The size of an element in bytes: 4 or 8.", NULL },
 	{ NULL }
 };
 
-static PyType_Slot array_slots[] = {
-	{ Py_tp_new, array_new },
-	{ Py_tp_dealloc, array_dealloc },
-	{ Py_tp_traverse, array_traverse },
-	{ Py_tp_clear, array_clear },
-	{ Py_tp_repr, array_repr },
-	{ Py_tp_methods, array_methods },
-	{ Py_tp_getset, array_getset },
-	{ Py_sq_length, array_length },
-	{ Py_sq_item, array_item },
-	{ Py_sq_ass_item, array_ass_item },
-	{ Py_mp_length, array_length },
-	{ Py_mp_subscript, array_subscript },
-	{ Py_mp_ass_subscript, array_ass_subscript },
-	{ Py_bf_getbuffer, array_getbuffer },
-	{ Py_bf_releasebuffer, array_releasebuffer },
+/* The same slots for each type but for its doc, which names the type. */
+#define ARRAY_SLOTS(doc)						\
+	{ Py_tp_doc, doc },						\
+	{ Py_tp_new, array_new },					\
+	{ Py_tp_dealloc, array_dealloc },				\
+	{ Py_tp_traverse, array_traverse },				\
+	{ Py_tp_clear, array_clear },					\
+	{ Py_tp_repr, array_repr },					\
+	{ Py_tp_methods, array_methods },				\
+	{ Py_tp_getset, array_getset },					\
+	{ Py_sq_length, array_length },					\
+	{ Py_sq_item, array_item },					\
+	{ Py_sq_ass_item, array_ass_item },				\
+	{ Py_mp_length, array_length },					\
+	{ Py_mp_subscript, array_subscript },				\
+	{ Py_mp_ass_subscript, array_ass_subscript },			\
+	{ Py_bf_getbuffer, array_getbuffer },				\
+	{ Py_bf_releasebuffer, array_releasebuffer },			\
 	{ 0, NULL }
+
+#define ARRAY_DOC(name, what)						\
+	name "(sab, byte_offset=0, length=None)\n--\n\n"		\
+	what " over a SharedArrayBuffer, from byte_offset (a\n"		\
+	"multiple of the element size), length elements (default: to the\n" \
+	"end, following a growable buffer as it grows). a[i], len(a), and\n" \
+	"atomic operations: load, store, add, sub, and_, or_, xor, exchange,\n" \
+	"compare_exchange, wait, notify."
+
+static PyType_Slot int32_slots[] = {
+	ARRAY_SLOTS(ARRAY_DOC("Int32Array", "32-bit signed integers"))
+};
+
+static PyType_Slot int64_slots[] = {
+	ARRAY_SLOTS(ARRAY_DOC("Int64Array", "64-bit signed integers"))
 };
 
 static PyType_Spec int32_spec = {
 	.name = "pyshm_workers.Int32Array",
 	.basicsize = sizeof(ArrayObject),
 	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-	.slots = array_slots,
+	.slots = int32_slots,
 };
 
 static PyType_Spec int64_spec = {
 	.name = "pyshm_workers.Int64Array",
 	.basicsize = sizeof(ArrayObject),
 	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-	.slots = array_slots,
+	.slots = int64_slots,
 };
 
 int atomics_init_types(PyObject *mod, pymod_state *st)

@@ -225,21 +225,23 @@ static PyObject *sab_reduce(SabObject *self, PyObject *unused)
 			    "post_message() or structured_clone()");
 }
 
+/* <SharedArrayBuffer byte_length=16> (growable: max_byte_length too) */
 static PyObject *sab_repr(SabObject *self)
 {
 	if (pyshm_region_flags(self->region) & PYSHM_REGION_GROWABLE)
-		return PyUnicode_FromFormat("SharedArrayBuffer(%llu, max_byte_length=%llu)",
+		return PyUnicode_FromFormat("<SharedArrayBuffer byte_length=%llu "
+					    "max_byte_length=%llu growable>",
 					    (unsigned long long)pyshm_region_size(self->region),
 					    (unsigned long long)pyshm_region_max_size(self->region));
-	return PyUnicode_FromFormat("SharedArrayBuffer(%llu)",
+	return PyUnicode_FromFormat("<SharedArrayBuffer byte_length=%llu>",
 				    (unsigned long long)pyshm_region_size(self->region));
 }
 
 static PyMethodDef sab_methods[] = {
 	{ "grow", (PyCFunction)sab_grow, METH_O,
-	  "grow(new_length)\n--\n\nGrow a growable buffer to new_length bytes (never shrink)." },
+	  "grow($self, new_length, /)\n--\n\nGrow a growable buffer to new_length bytes (never shrink)." },
 	{ "slice", (PyCFunction)(void (*)(void))sab_slice, METH_FASTCALL,
-	  "slice(start=0, end=None)\n--\n\nA new SharedArrayBuffer with a copy of the bytes." },
+	  "slice($self, start=0, end=None, /)\n--\n\nA new SharedArrayBuffer with a copy of the bytes." },
 	{ "__reduce__", (PyCFunction)sab_reduce, METH_NOARGS, NULL },
 	{ NULL }
 };

@@ -570,7 +570,7 @@ static PyObject *mod_sleep(PyObject *mod, PyObject *arg)
 
 PyMethodDef worker_module_methods[] = {
 	{ "_sleep", mod_sleep, METH_O,
-	  "_sleep(seconds)\n--\n\ntime.sleep() that terminate() can interrupt." },
+	  "_sleep($module, seconds, /)\n--\n\ntime.sleep() that terminate() can interrupt." },
 	{ NULL }
 };
 

@@ -4,6 +4,25 @@
 Workers (own-GIL subinterpreters or processes) share nothing by default:
 post_message() sends a structured clone. SharedArrayBuffer memory is the
 exception, and Int32Array/Int64Array give it atomic operations.
+
+Workers
+    Worker(target, args=(), kwargs=None, *, mode="auto", ...) runs a
+    function in a new worker; WorkerPool(max_workers=None, mode="auto") is a
+    concurrent.futures.Executor over such workers. Inside a worker,
+    ``parent`` is the MessagePort to its creator, ``worker_data`` the clone
+    of what the creator passed, and in_worker() is True.
+Messages
+    MessageChannel() gives two entangled MessagePorts; post_message(),
+    recv(), iteration and arecv() on ports and workers. structured_clone()
+    is the clone algorithm, in-process; DataCloneError says what could not
+    be cloned, WorkerError what a worker raised.
+Shared memory
+    SharedArrayBuffer(n, max_byte_length=None); Int32Array and Int64Array
+    over it, with load/store/add/.../wait/notify, also spelled as
+    Atomics.add(a, i, v). backend() names where regions come from.
+
+``python -m pyshm_workers --version | doctor | stats [--json]`` checks
+this machine and shows what pyshm holds (Documentation/cli.rst).
 """
 
 from ._core import (
@@ -55,6 +74,26 @@ def __getattr__(name):
     raise AttributeError(f"module 'pyshm_workers' has no attribute {name!r}")
 
 
+def __dir__():
+    # dir(), help() and completion see WorkerPool before it is loaded.
+    return sorted(set(globals()) | {"WorkerPool"})
+
+
+class _ExceptionSignature:
+    """The __signature__ of an exception class, made on first use
+    (inspect finds none for exception types, whose __init__ is C;
+    importing inspect up front would slow every worker's start)."""
+
+    def __get__(self, obj, cls=None):
+        import inspect
+        return inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)])
+
+
+for _exc in (DataCloneError, WorkerError):
+    _exc.__signature__ = _ExceptionSignature()
+del _exc
+
+
 _TYPED_ARRAYS = (Int32Array, Int64Array)
 
 
@@ -79,52 +118,67 @@ class Atomics:
 
     @staticmethod
     def load(a, i):
+        """a[i], read atomically: a.load(i)."""
         return _typed(a, "load").load(i)
 
     @staticmethod
     def store(a, i, v):
+        """Atomically write a[i] = v; returns v: a.store(i, v)."""
         return _typed(a, "store").store(i, v)
 
     @staticmethod
     def add(a, i, v):
+        """Atomically add v to a[i]; returns the old value: a.add(i, v)."""
         return _typed(a, "add").add(i, v)
 
     @staticmethod
     def sub(a, i, v):
+        """Atomically subtract v from a[i]; returns the old value: a.sub(i, v)."""
         return _typed(a, "sub").sub(i, v)
 
     @staticmethod
     def and_(a, i, v):
+        """Atomically a[i] &= v; returns the old value: a.and_(i, v)."""
         return _typed(a, "and_").and_(i, v)
 
     @staticmethod
     def or_(a, i, v):
+        """Atomically a[i] |= v; returns the old value: a.or_(i, v)."""
         return _typed(a, "or_").or_(i, v)
 
     @staticmethod
     def xor(a, i, v):
+        """Atomically a[i] ^= v; returns the old value: a.xor(i, v)."""
         return _typed(a, "xor").xor(i, v)
 
     @staticmethod
     def exchange(a, i, v):
+        """Atomically set a[i] = v; returns the old value: a.exchange(i, v)."""
         return _typed(a, "exchange").exchange(i, v)
 
     @staticmethod
     def compare_exchange(a, i, expected, new):
+        """Atomically set a[i] = new if it equals expected; returns the old
+        value: a.compare_exchange(i, expected, new)."""
         return _typed(a, "compare_exchange").compare_exchange(i, expected, new)
 
     compareExchange = compare_exchange
 
     @staticmethod
     def wait(a, i, value, timeout=None):
+        """Sleep while a[i] == value, until notify() or timeout seconds;
+        "ok", "not-equal" or "timed-out": a.wait(i, value, timeout)."""
         return _typed(a, "wait").wait(i, value, timeout)
 
     @staticmethod
     def notify(a, i, count=None):
+        """Wake up to count waiters on a[i] (all when None); how many woke:
+        a.notify(i, count)."""
         return _typed(a, "notify").notify(i, count)
 
     @staticmethod
     def is_lock_free(size):
+        """True for sizes (in bytes) whose atomics never take a lock: 1, 2, 4, 8."""
         return size in (1, 2, 4, 8)
 
     isLockFree = is_lock_free

@@ -60,9 +60,9 @@ class TestConstruction(support.LeakCheck):
         self.assertEqual(pw.SharedArrayBuffer(True).byte_length, 1)
 
     def test_repr_names_sizes(self):
-        self.assertEqual(repr(pw.SharedArrayBuffer(8)), "SharedArrayBuffer(8)")
+        self.assertEqual(repr(pw.SharedArrayBuffer(8)), "<SharedArrayBuffer byte_length=8>")
         self.assertEqual(repr(pw.SharedArrayBuffer(8, 16)),
-                         "SharedArrayBuffer(8, max_byte_length=16)")
+                         "<SharedArrayBuffer byte_length=8 max_byte_length=16 growable>")
 
     def test_cannot_be_pickled(self):
         with self.assertRaises(TypeError):
