@@ -8,8 +8,10 @@
  *
  * Two paths, one API. With io_uring, each sleeping consumer owns a small
  * io_uring (its waiter) and sleeps in io_uring_enter(); producers wake it
- * with IORING_OP_MSG_RING, submitted from a per-thread ring, one submission
- * per batch. Where io_uring is refused (ENOSYS, seccomp, io_uring_disabled)
+ * with IORING_OP_MSG_RING, sent without a ring of their own where the
+ * kernel allows it (Linux 6.13), else submitted from a per-thread ring; held
+ * wakeups (pyshm_wake_hold()) go out from that ring, one submission per
+ * batch. Where io_uring is refused (ENOSYS, seccomp, io_uring_disabled)
  * or PYSHM_WAKE=futex, consumers sleep on a futex word in shared memory.
  * Both work across processes: the futex is not private, and a waiter's
  * io_uring fd reaches another process by inheritance (since Linux 6.7,

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Wakeup tests: choosing the path, waiters of each kind, batched io_uring
- * wakeups, wakeups across processes, and the spin budget.
+ * wakeups, wakeups across processes, wakeups sent without a ring where the
+ * kernel allows it, and the spin budget.
  */
+#include <fcntl.h>
+#include <liburing.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -226,6 +229,75 @@ TEST_F(wake, batched_wakeups_reach_one_waiter)
 	pyshm_waiter_free(w);
 }
 
+/* Whether this kernel runs a MSG_RING sqe with no source ring (6.13+). */
+static bool kernel_sends_msg_ring_without_a_ring(void)
+{
+	struct io_uring_sqe sqe;
+	struct io_uring ring;
+	bool ok;
+
+	if (io_uring_queue_init(2, &ring, 0))
+		return false;
+	memset(&sqe, 0, sizeof(sqe));
+	io_uring_prep_msg_ring(&sqe, ring.ring_fd, 0, 0, 0);
+	/* 31: IORING_REGISTER_SEND_MSG_RING, newer than liburing 2.3. */
+	ok = syscall(__NR_io_uring_register, -1, 31, &sqe, 1) == 0;
+	io_uring_queue_exit(&ring);
+	return ok;
+}
+
+struct kicker {
+	struct pyshm_ring *prod;
+	int fds_opened;
+};
+
+static void *kick_from_a_new_thread(void *arg)
+{
+	struct kicker *k = arg;
+	int before = count_fds();
+
+	usleep(50 * 1000);
+	pyshm_ring_kick(k->prod);
+	k->fds_opened = count_fds() - before;
+	return NULL;
+}
+
+/*
+ * A thread that wakes a consumer at once (not batched) sends the MSG_RING
+ * without a ring of its own on 6.13 and later, and makes one (its submit
+ * ring, one fd) before that: both paths wake the consumer.
+ */
+TEST_F(wake, a_thread_wakes_without_a_ring_of_its_own_where_the_kernel_allows)
+{
+	struct pyshm_ring *prod, *cons;
+	struct kicker k = { 0 };
+	struct pyshm_region *r;
+	struct pyshm_waiter *w;
+	pthread_t th;
+	bool sync;
+
+	if (self->kind != PYSHM_WAKE_URING)
+		SKIP(return, "io_uring path only");
+	sync = kernel_sends_msg_ring_without_a_ring();
+	TH_LOG("MSG_RING without a source ring (6.13+): %s", sync ? "yes" : "no");
+	pyshm_set_spin_ns(0);
+	ASSERT_EQ(0, pyshm_waiter_create(PYSHM_WAKE_URING, &w));
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(RING_DATA), 0, 0, &r));
+	ASSERT_EQ(0, pyshm_ring_init(r, 0, RING_DATA, PYSHM_RING_CONSUMER, &cons));
+	ASSERT_EQ(0, pyshm_ring_attach(r, 0, PYSHM_RING_PRODUCER, &prod));
+	pyshm_ring_set_waiter(cons, w);
+	pyshm_ring_set_peer(prod, pyshm_waiter_fd(w));
+	k.prod = prod;
+	ASSERT_EQ(0, pthread_create(&th, NULL, kick_from_a_new_thread, &k));
+	EXPECT_EQ(0, pyshm_ring_wait(cons, 5LL * 1000 * 1000 * 1000));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	EXPECT_EQ(sync ? 0 : 1, k.fds_opened);
+	pyshm_ring_free(prod);
+	pyshm_ring_free(cons);
+	pyshm_region_put(r);
+	pyshm_waiter_free(w);
+}
+
 /* A waiter inherited by a child process is woken from that process. */
 TEST_F(wake, wakeup_crosses_processes)
 {
@@ -296,7 +368,8 @@ static int check_futex_fallback(int err)
 	void *sent;
 
 	unsetenv("PYSHM_WAKE");
-	if (refuse_io_uring(err))
+	/* err 0: refused already, by kernel.io_uring_disabled. */
+	if (err && refuse_io_uring(err))
 		return errno == EINVAL ? NO_SECCOMP : 1;
 	if (pyshm_wake_default() != PYSHM_WAKE_FUTEX)
 		return 2;
@@ -343,6 +416,41 @@ TEST(futex_path_is_taken_where_io_uring_is_refused)
 			SKIP(return, "this kernel has no seccomp filters to refuse io_uring with");
 		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("io_uring refused with %s", strerror(errs[i]));
 	}
+}
+
+/*
+ * kernel.io_uring_disabled (6.6+) = 2 refuses io_uring to everyone: the
+ * futex path again. The sysctl is system-wide, so only where the tests own
+ * the machine (the vm-check guests set PYSHM_TEST_SYSCTLS=1).
+ */
+TEST(futex_path_is_taken_where_the_sysctl_disables_io_uring)
+{
+	const char *path = "/proc/sys/kernel/io_uring_disabled";
+	char old[16] = "";
+	int fd, status;
+	ssize_t n;
+	pid_t pid;
+
+	if (!getenv("PYSHM_TEST_SYSCTLS"))
+		SKIP(return, "changes a system-wide sysctl: set PYSHM_TEST_SYSCTLS=1 to run it");
+	fd = open(path, O_RDWR);
+	if (fd < 0 && errno == ENOENT)
+		SKIP(return, "this kernel has no kernel.io_uring_disabled (6.6+)");
+	ASSERT_LE(0, fd);
+	n = read(fd, old, sizeof(old) - 1);
+	ASSERT_LT(0, n);
+	ASSERT_EQ(1, pwrite(fd, "2", 1, 0));
+	pid = fork();
+	if (pid == 0)
+		_exit(check_futex_fallback(0));
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	/* Put it back before anything else can fail. */
+	EXPECT_EQ(n, pwrite(fd, old, n, 0));
+	close(fd);
+	ASSERT_LT(0, pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 TEST(spin_budget_is_tunable)
