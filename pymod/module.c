@@ -86,11 +86,11 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused)
 
 static PyMethodDef mod_methods[] = {
 	{ "backend", mod_backend, METH_NOARGS,
-	  "backend()\n--\n\n\"kmod\" when regions come from /dev/pyshm, else \"memfd\"." },
+	  "backend($module, /)\n--\n\n\"kmod\" when regions come from /dev/pyshm, else \"memfd\"." },
 	{ "wake_path", mod_wake_path, METH_NOARGS,
-	  "wake_path()\n--\n\n\"uring\" or \"futex\": how sleeping receivers are woken." },
+	  "wake_path($module, /)\n--\n\n\"uring\" or \"futex\": how sleeping receivers are woken." },
 	{ "stats", mod_stats, METH_NOARGS,
-	  "stats()\n--\n\nLive regions and bytes of this process (for leak checks)." },
+	  "stats($module, /)\n--\n\nLive regions and bytes of this process (for leak checks)." },
 	{ NULL }
 };
 
@@ -156,7 +156,8 @@ static int mod_exec(PyObject *mod)
 	    PyModule_AddFunctions(mod, port_module_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_module_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
-	    PyModule_AddFunctions(mod, worker_process_methods) < 0)
+	    PyModule_AddFunctions(mod, worker_process_methods) < 0 ||
+	    PyModule_AddFunctions(mod, introspect_methods) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);
