@@ -47,9 +47,26 @@ if int(setuptools.__version__.split(".")[0]) >= 77:
     LICENSE_META = {"license_expression": LICENSE}
 else:
     LICENSE_META = {"license": LICENSE}
+# The top LICENSE says which license applies where; the texts it names go
+# with it into the sdist and the wheel's metadata. project.license-files
+# needs setuptools 77, tool.setuptools.license-files is deprecated there, and
+# setuptools 66 replaces a license_files given to setup() with its defaults
+# when it reads pyproject.toml: they are set again once it has.
+LICENSE_FILES = [
+    "LICENSE", "LICENSES/preferred/MIT", "LICENSES/preferred/GPL-2.0",
+    "LICENSES/exceptions/Linux-syscall-note",
+]
+
+
+class Distribution(setuptools.Distribution):
+    def parse_config_files(self, *args, **kwargs):
+        super().parse_config_files(*args, **kwargs)
+        self.metadata.license_files = list(LICENSE_FILES)
+        self._finalize_license_files()
 
 setup(
     **LICENSE_META,
+    distclass=Distribution,
     ext_modules=[
         Extension(
             "pyshm_workers._core",

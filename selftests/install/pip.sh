@@ -47,7 +47,7 @@ ok() { # NAME CMD...: one test
 # The checks of pip_check.py, run from an unrelated folder.
 installed_checks() { # VENV LABEL
 	local venv=$1 label=$2 c
-	for c in installed metadata typed process interpreter; do
+	for c in installed metadata typed cli process interpreter; do
 		ok "${label}_$c" sh -c 'cd "$1" && "$2/bin/python" "$3/pip_check.py" "$4"' \
 			sh "$work/elsewhere" "$venv" "$here" "$c"
 	done
@@ -61,7 +61,8 @@ tree_is_clean() {
 	[ -z "$found" ] || { echo "left in the source tree: $found"; return 1; }
 }
 
-# The wheel: the extension, the Python files, py.typed and stubs; no C.
+# The wheel: the extension, the Python files (python -m pyshm_workers
+# too), py.typed and stubs, the license files; no C.
 wheel_contents() {
 	local whl=$1
 	"$py" - "$whl" "$TOP/pymod/pyshm_workers" <<-'EOF'
@@ -69,6 +70,11 @@ wheel_contents() {
 	names = zipfile.ZipFile(sys.argv[1]).namelist()
 	want = {"pyshm_workers/" + f for f in os.listdir(sys.argv[2])
 	        if f.endswith((".py", ".pyi")) or f == "py.typed"}
+	lic = {"LICENSE", "MIT", "GPL-2.0", "Linux-syscall-note"}
+	want |= {n for n in names if ".dist-info/" in n and n.rsplit("/", 1)[1] in lic}
+	want |= {"pyshm_workers/__main__.py", "pyshm_workers/_cli.py"}
+	if len([n for n in want if ".dist-info/" in n]) != len(lic):
+	    sys.exit(f"license files: {sorted(n for n in names if '.dist-info/' in n)}")
 	missing = want - set(names)
 	core = [n for n in names if n.startswith("pyshm_workers/_core.") and n.endswith(".so")]
 	bad = [n for n in names if n.endswith((".c", ".h", ".o"))]
@@ -89,7 +95,7 @@ extension_links() {
 }
 
 echo "# pip.sh: $("$py" --version 2>&1) ($py), setuptools $("$py" -c 'import setuptools; print(setuptools.__version__)' 2>&1)"
-echo "1..19"
+echo "1..21"
 ok venv_is_made "$py" -m venv --system-site-packages "$work/venv"
 ok pip_install_dot sh -c 'cd "$1" && "$2/bin/python" -m pip install --no-build-isolation --no-index .' \
 	sh "$TOP" "$work/venv"

@@ -2,7 +2,7 @@
 """Checks of an installed pyshm_workers, run by pip.sh from a folder that is
 not the source tree, with the Python of the venv under test:
 
-    python pip_check.py installed|metadata|typed|process|interpreter
+    python pip_check.py installed|metadata|typed|cli|process|interpreter
 
 Exit status 0 when the check holds, 1 when not (the reasons on stdout), 4
 when it does not apply to this Python (the reason on stdout).
@@ -48,7 +48,31 @@ def check_metadata():
     extras = set(meta.get_all("Provides-Extra") or ())
     if not {"numpy", "cloudpickle", "dask"} <= extras:
         fail(f"Provides-Extra: {sorted(extras)}")
+    # The top LICENSE (which license applies where) and the texts it names,
+    # in the metadata and installed with it (setuptools 66 keeps them at the
+    # top of .dist-info, later ones under licenses/).
+    names = {os.path.basename(f) for f in meta.get_all("License-File") or ()}
+    want = {"LICENSE", "MIT", "GPL-2.0", "Linux-syscall-note"}
+    if not want <= names:
+        fail(f"License-File: {meta.get_all('License-File')}")
+    files = {f.name: f for f in importlib.metadata.files("pyshm-workers")
+             if ".dist-info" in str(f)}
+    if not want <= set(files) or "pymod/" not in files["LICENSE"].read_text():
+        fail(f"license files installed: {sorted(set(files) & want)}")
     print(f"# pyshm-workers {version}")
+
+
+def check_cli():
+    """python -m pyshm_workers from the install: --version, and doctor
+    finds nothing missing."""
+    import subprocess
+    run = [sys.executable, "-m", "pyshm_workers"]
+    out = subprocess.run(run + ["--version"], capture_output=True, text=True)
+    if out.stdout != f"pyshm_workers {pw.__version__}\n":
+        fail(f"--version: {out.stdout!r} {out.stderr}")
+    out = subprocess.run(run + ["doctor", "--no-workers"], capture_output=True, text=True)
+    if out.returncode != 0:
+        fail(f"doctor: exit status {out.returncode}\n{out.stdout}{out.stderr}")
 
 
 def check_typed():
