@@ -573,8 +573,23 @@ out_drop:
 }
 
 /* Decode the record in @rec (consumed by the caller). */
+/* clone_env.keep for a record being read: its out-of-line region. */
+struct rx_ctx {
+	struct pyshm_ring *ring;
+	struct pyshm_ring_rec *rec;
+};
+
+static struct pyshm_region *rx_keep(struct clone_env *env)
+{
+	struct rx_ctx *ctx = env->keep_ctx;
+	struct pyshm_region *r;
+
+	return pyshm_ring_keep(ctx->ring, ctx->rec, &r) == 0 ? r : NULL;
+}
+
 static PyObject *rx_record(pymod_state *st, struct port *p, struct pyshm_ring_rec *rec)
 {
+	struct rx_ctx ctx = { .ring = p->rx, .rec = rec };
 	struct clone_env env;
 	struct msg_hdr h;
 	PyObject *obj;
@@ -590,6 +605,8 @@ static PyObject *rx_record(pymod_state *st, struct port *p, struct pyshm_ring_re
 			     h.type, h.xfer);
 		return NULL;
 	}
+	env.keep = rx_keep;
+	env.keep_ctx = &ctx;
 	obj = clone_decode(st, (const uint8_t *)rec->data + sizeof(h), rec->len - sizeof(h),
 			   &env);
 	if (obj && h.type == MSG_ERROR) {

@@ -137,6 +137,16 @@ struct clone_env {
 	/* The message may leave large blobs by reference (clone_msg.ext):
 	 * for sends, which gather it; not for what decodes from the buffer. */
 	bool ext_ok;
+	/*
+	 * The receiver's: keep the memory the message being decoded lies in
+	 * past its record, so that an object can be built over its bytes
+	 * without a copy. A new reference on that region (its bytes stay put
+	 * until pyshm_ring_kept_put() drops it), or NULL (no exception) when
+	 * the message is not in a region of its own: then copy. NULL hook:
+	 * never.
+	 */
+	struct pyshm_region *(*keep)(struct clone_env *env);
+	void *keep_ctx;
 	/* Ports sent to another process by this message: their handles stay
 	 * here until it is sent (then released) or dropped (then closed, so
 	 * their peers see the end). PyMem_Raw array. */
