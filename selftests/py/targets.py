@@ -237,3 +237,14 @@ def async_echo_once():
         pw.parent.post_message(("async", await pw.parent.arecv()))
 
     asyncio.run(main())
+
+
+class Dummy:
+    """A result a weak reference can watch (pool tests)."""
+
+    def method(self):
+        pass
+
+
+def make_dummy(_):
+    return Dummy()

@@ -4,12 +4,14 @@ asyncio, and replacing workers that die."""
 
 import asyncio
 import concurrent.futures as cf
+import gc
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import unittest
+import weakref
 
 import pyshm_workers as pw
 
@@ -40,6 +42,27 @@ class PoolCases:
         p = self.pool()
         self.assertEqual(list(p.map(targets.square, range(20), timeout=TIMEOUT)),
                          [x * x for x in range(20)])
+
+    def test_map_lets_go_of_each_result(self):
+        # CPython's test_concurrent_futures test_free_reference (bpo-14406):
+        # once yielded, a result is the caller's alone. One worker, so that
+        # its collector has no later reply that would replace the last one.
+        p = self.pool(1)
+        for obj in p.map(targets.make_dummy, range(10), timeout=TIMEOUT):
+            wr = weakref.ref(obj)
+            del obj
+            gc.collect()
+            self.assertIsNone(wr())
+
+    def test_a_future_keeps_its_result_until_dropped(self):
+        p = self.pool(1)
+        f = p.submit(targets.make_dummy, 0)
+        wr = weakref.ref(f.result(TIMEOUT))
+        gc.collect()
+        self.assertIsNotNone(wr())      # the future holds it
+        del f
+        gc.collect()
+        self.assertIsNone(wr())
 
     def test_workers_are_reused(self):
         p = self.pool(1)
