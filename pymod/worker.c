@@ -80,6 +80,7 @@ void worker_put(struct worker *w)
 void worker_finished(struct worker *w, int code)
 {
 	struct port *p, *link;
+	bool orphaned;
 
 	pthread_mutex_lock(&w->lock);
 	w->exit_code = code;
@@ -87,6 +88,7 @@ void worker_finished(struct worker *w, int code)
 	w->running = false;
 	p = w->parent_end;
 	w->parent_end = NULL;
+	orphaned = w->orphaned;
 	/* A worker that never took its end of the link. */
 	link = w->link;
 	w->link = NULL;
@@ -97,12 +99,22 @@ void worker_finished(struct worker *w, int code)
 	if (w->child_waiter >= 0)
 		close(w->child_waiter);
 	w->child_waiter = -1;
+	/* Reaped (process mode): a handle kept after its Worker object
+	 * (at exit, until the next Worker()) holds no fd. */
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->pidfd = -1;
 	pthread_mutex_unlock(&w->lock);
 	if (link) {
 		port_close(link);
 		port_put(link);
 	}
-	if (p) {
+	if (p && orphaned) {
+		/* Nobody will read it: the channel, and what its unread
+		 * messages hold, go now. */
+		port_close(p);
+		port_put(p);
+	} else if (p) {
 		/* Nothing more will come, and nobody reads what we send: a
 		 * sender waiting for room gets out. */
 		pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_PRODUCERS);
@@ -399,6 +411,16 @@ static void *terminator_main(void *arg)
 	return NULL;
 }
 
+/* Process mode: send @sig to the child unless it was reaped already (its
+ * pidfd goes then). */
+static void worker_signal(struct worker *w, int sig)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
+	pthread_mutex_unlock(&w->lock);
+}
+
 /* Process mode: SIGTERM now, SIGKILL after the grace period. */
 struct killer {
 	struct worker *w;
@@ -417,7 +439,7 @@ static void *killer_main(void *arg)
 	if (!atomic_load(&w->done))
 		futex(&w->done, FUTEX_WAIT_PRIVATE, 0, &ts);
 	if (!atomic_load(&w->done))
-		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+		worker_signal(w, SIGKILL);
 	worker_put(w);
 	return NULL;
 }
@@ -455,7 +477,7 @@ static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwd
 	pthread_mutex_unlock(&w->lock);
 
 	if (w->mode == WORKER_PROCESS) {
-		syscall(SYS_pidfd_send_signal, w->pidfd, SIGTERM, NULL, 0);
+		worker_signal(w, SIGTERM);
 		k = PyMem_RawMalloc(sizeof(*k));
 		if (!k)
 			return PyErr_NoMemory();
@@ -463,7 +485,7 @@ static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwd
 		k->grace = grace < 0 ? 0 : grace;
 		ret = start_detached(killer_main, k);
 		if (ret) {
-			syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+			worker_signal(w, SIGKILL);
 			worker_put(w);
 			PyMem_RawFree(k);
 		}
@@ -480,6 +502,50 @@ static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwd
 		worker_put(w);
 		return pymod_raise_from_errno(st, ret, "terminate");
 	}
+	Py_RETURN_NONE;
+}
+
+/* _close_send(): the worker's pw.parent reaches the end of its stream
+ * (what the Worker's port does, for a handle whose Worker is gone). */
+static PyObject *handle_close_send(HandleObject *h, PyObject *unused)
+{
+	struct worker *w = h->w;
+	struct port *p;
+
+	pthread_mutex_lock(&w->lock);
+	p = w->parent_end ? port_get(w->parent_end) : NULL;
+	pthread_mutex_unlock(&w->lock);
+	if (p) {
+		pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_PRODUCERS);
+		port_put(p);
+	}
+	Py_RETURN_NONE;
+}
+
+/*
+ * _orphan(port): the Worker object goes while its worker runs. The worker
+ * keeps an open stream (its port object is detached, not closed), and the
+ * channel is released as the worker ends rather than when a later Worker()
+ * or the exit prunes the handle.
+ */
+static PyObject *handle_orphan(HandleObject *h, PyObject *obj)
+{
+	pymod_state *st = get_state_by_type(Py_TYPE(h));
+	struct worker *w = h->w;
+	struct port *p = port_from_object(st, obj);
+	bool kept;
+
+	if (!p)
+		Py_RETURN_NONE;		/* closed already */
+	port_detach_object(obj);
+	pthread_mutex_lock(&w->lock);
+	kept = w->parent_end == p;
+	if (kept)
+		w->orphaned = true;	/* worker_finished() closes it */
+	pthread_mutex_unlock(&w->lock);
+	if (!kept)
+		port_close(p);
+	port_put(p);
 	Py_RETURN_NONE;
 }
 
@@ -579,6 +645,8 @@ static PyMethodDef handle_methods[] = {
 	{ "join", (PyCFunction)(void (*)(void))handle_join, METH_VARARGS | METH_KEYWORDS, NULL },
 	{ "terminate", (PyCFunction)(void (*)(void))handle_terminate,
 	  METH_VARARGS | METH_KEYWORDS, NULL },
+	{ "_close_send", (PyCFunction)handle_close_send, METH_NOARGS, NULL },
+	{ "_orphan", (PyCFunction)handle_orphan, METH_O, NULL },
 	{ NULL }
 };
 

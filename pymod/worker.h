@@ -34,6 +34,8 @@ struct worker {
 	bool ending;			/* [L] the interpreter is being torn down */
 	bool exited;			/* [L] exit_code is final */
 	bool terminated;		/* [L] terminate() was asked */
+	bool orphaned;			/* [L] the parent's Worker object went
+					 * while it ran: parent_end is ours alone */
 	int exit_code;			/* [L] */
 	/* futex word: set to 1 by terminate(); interruptible sleeps wait on it */
 	atomic_uint terminate;
@@ -56,7 +58,8 @@ struct worker {
 	} blocked[16];			/* rings the worker sleeps on */
 	/* process mode */
 	pid_t pid;
-	int pidfd;			/* signals and waits without pid reuse races */
+	int pidfd;			/* [L] signals and waits without pid reuse
+					 * races; closed once the child is reaped */
 	int lifeline;			/* write end; the child notices our death */
 	int child_waiter;		/* the child's io_uring fd, to wake it */
 };

@@ -13,18 +13,20 @@ from . import _core
 _in_worker = False
 _worker_name = None
 _counter = itertools.count(1)
-# Workers created by this interpreter that may still run; the port and
-# handle of those whose Worker object was dropped while they ran (they run
-# on, and are ended at exit like the others); pools (ended first).
+# Workers created by this interpreter that may still run; the handles of
+# those whose Worker object was dropped while they ran (they run on, and are
+# ended at exit like the others; their channel goes as they end); pools
+# (ended first).
 _live = weakref.WeakSet()
 _orphans = set()
 _pools = weakref.WeakSet()
 
 MODES = ("auto", "interpreter", "process")
-# Joining at interpreter exit: how long a worker may take to finish after
-# its pw.parent reached the end of the stream, before it is terminated; and
-# how long it may take to end after terminate(). An interpreter worker
-# blocked in a C call (a lock, select()) cannot be interrupted.
+# Joining at interpreter exit: how long the workers, all together, may take
+# to finish after their pw.parent reached the end of the stream, before
+# those still running are terminated; and how long those may take to end
+# after terminate(). An interpreter worker blocked in a C call (a lock,
+# select()) cannot be interrupted.
 EXIT_GRACE = 2.0
 TERMINATE_WAIT = 5.0
 
@@ -173,7 +175,7 @@ class Worker:
             theirs.close()
             self._port.close()
             raise
-        _orphans.difference_update([o for o in _orphans if not o[1].alive])
+        _orphans.difference_update([h for h in _orphans if not h.alive])
         _live.add(self)
 
     # -- messages -----------------------------------------------------------
@@ -296,7 +298,10 @@ class Worker:
     def __del__(self):
         handle = getattr(self, "_handle", None)
         if handle is not None and handle.alive:
-            _orphans.add((self._port, handle))
+            # The handle keeps the channel open and lets go of it as the
+            # worker ends.
+            handle._orphan(self._port)
+            _orphans.add(handle)
 
     def __enter__(self):
         return self
@@ -315,31 +320,31 @@ class Worker:
 
 def shutdown_all(grace=EXIT_GRACE):
     """End every pool and worker this interpreter started (at exit, and at
-    the end of a worker that started workers of its own). Returns the
-    number of workers that would not stop."""
+    the end of a worker that started workers of its own): all reach the end
+    of their input at once and share one grace period, then those still
+    running are terminated together. Returns the number of workers that
+    would not stop."""
+    import time
     for pool in list(_pools):
         try:
             pool.shutdown(wait=False, cancel_futures=True)
         except Exception:
             pass
-    stuck = 0
-    for port, handle in [(w._port, w._handle) for w in list(_live)] + list(_orphans):
-        try:
-            stuck += not _finish(port, handle, grace)
-        except Exception:
-            pass
+    handles = [w._handle for w in list(_live)] + list(_orphans)
+    for handle in handles:
+        handle._close_send()
+    running = _join_all(handles, time.monotonic() + grace)
+    for handle in running:
+        handle.terminate()
+    stuck = _join_all(running, time.monotonic() + TERMINATE_WAIT)
     _orphans.clear()
-    return stuck
+    return len(stuck)
 
 
-def _finish(port, handle, grace):
-    """End a worker's input, give it grace seconds, then stop it; False if
-    it is still running TERMINATE_WAIT seconds after that."""
-    port._close_send()
-    if handle.join(grace):
-        return True
-    handle.terminate()
-    return handle.join(TERMINATE_WAIT)
+def _join_all(handles, deadline):
+    """Join handles until deadline (time.monotonic()); those still alive."""
+    import time
+    return [h for h in handles if not h.join(max(0.0, deadline - time.monotonic()))]
 
 
 def _at_exit():

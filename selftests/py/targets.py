@@ -248,3 +248,26 @@ class Dummy:
 
 def make_dummy(_):
     return Dummy()
+
+
+def wait_for_flag(a):
+    """Say so, then wait until a[0] is set."""
+    pw.parent.post_message("waiting")
+    while a.load(0) == 0:
+        a.wait(0, 0, 1)
+
+
+def flag_then_report_stream(a):
+    """Wait until a[0] is set, then set a[1]: 1 if pw.parent is still open
+    (recv() times out), 2 if it reached the end of the stream."""
+    pw.parent.post_message("waiting")
+    while a.load(0) == 0:
+        a.wait(0, 0, 1)
+    try:
+        pw.parent.recv(0.2)
+        a.store(1, 3)
+    except TimeoutError:
+        a.store(1, 1)
+    except EOFError:
+        a.store(1, 2)
+    a.notify(1)

@@ -533,6 +533,97 @@ class WorkerCases(support.Workers):
             self.assertEqual(out.returncode, 1, out.stderr)
             self.assertIn("did not stop after terminate()", out.stderr)
 
+    def test_a_dropped_worker_releases_its_channel_when_it_ends(self):
+        self.start(targets.count_to, 0).join(TIMEOUT)    # the spare, if any
+        gc.collect()
+        regions, fds = _core.stats()["regions"], support.open_fds()
+        a = pw.Int32Array(pw.SharedArrayBuffer(4))
+        w = pw.Worker(targets.wait_for_flag, args=(a,), mode=self.mode)
+        self.assertEqual(w.recv(TIMEOUT), "waiting")
+        handle = w._handle
+        del w                           # while it runs
+        gc.collect()
+        self.assertTrue(handle.alive)
+        a.store(0, 1)
+        a.notify(0)
+        self.assertTrue(handle.join(TIMEOUT))
+        del a
+        # No new Worker() and no exit: the end of the worker frees it all.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            gc.collect()
+            now = (_core.stats()["regions"], support.open_fds())
+            if now[0] <= regions and now[1] <= fds + 1:
+                break
+            time.sleep(0.02)
+        self.assertEqual(_core.stats()["regions"], regions, "the channel's regions stayed")
+        self.assertLessEqual(support.open_fds(), fds + 1, "the channel's fds stayed")
+
+    def test_a_dropped_worker_runs_on_with_its_stream_open(self):
+        a = pw.Int32Array(pw.SharedArrayBuffer(8))
+        w = pw.Worker(targets.flag_then_report_stream, args=(a,), mode=self.mode)
+        handle = w._handle
+        self.addCleanup(handle.join, TIMEOUT)
+        self.addCleanup(handle.terminate)
+        self.assertEqual(w.recv(TIMEOUT), "waiting")
+        del w
+        gc.collect()
+        a.store(0, 1)
+        a.notify(0)
+        # Its pw.parent did not see the end of the stream (recv() timed
+        # out): the worker says so through the shared memory.
+        deadline = time.monotonic() + TIMEOUT
+        while a.load(1) == 0 and time.monotonic() < deadline:
+            a.wait(1, 0, 1)
+        self.assertEqual(a.load(1), 1)
+        self.assertTrue(handle.join(TIMEOUT))
+        self.assertEqual(handle.exit_code, 0)
+
+    def test_a_dropped_worker_is_ended_at_exit(self):
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.echo, mode={self.mode!r})
+            w.post_message("hi")
+            assert w.recv(60) == "hi"
+            print(w.pid, flush=True)
+            del w
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+        if self.mode == "process":
+            self.assertProcessEnds(int(out.stdout), "a dropped worker")
+
+    def test_workers_at_exit_share_one_grace_period(self):
+        script = textwrap.dedent(f"""
+            import sys, time
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            ws = [pw.Worker(targets.sleep_forever, mode={self.mode!r}) for _ in range(6)]
+            for w in ws:
+                assert w.recv(60) == "sleeping"
+            print(time.monotonic(), flush=True)
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        ended = time.monotonic()
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+        # 2 s of grace in all, then terminate(): it took 2 s per worker.
+        self.assertLess(ended - float(out.stdout), 6)
+
+    def test_exit_grace_lets_workers_finish_and_terminates_the_rest(self):
+        from pyshm_workers import _worker
+        done = [self.start(targets.echo) for _ in range(2)]
+        asleep = [self.start(targets.sleep_forever) for _ in range(2)]
+        for w in asleep:
+            self.assertEqual(w.recv(TIMEOUT), "sleeping")
+        self.assertEqual(_worker.shutdown_all(grace=0.5), 0)
+        self.assertEqual([w.exit_code for w in done], [0, 0])
+        for w in asleep:
+            self.assertLess(w.exit_code, 0)
+
     def test_no_regions_leak_after_workers(self):
         gc.collect()
         before = _core.stats()["regions"]
