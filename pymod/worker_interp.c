@@ -4,6 +4,9 @@
  * thread (or taken from the spare made ahead of time), running
  * pyshm_workers._bootstrap with the parent's sys.path.
  */
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "worker.h"
@@ -36,22 +39,186 @@ static int set_sys_path(char **paths)
 }
 
 /*
- * Keep terminate() off the interpreter from here on (its thread injects
- * SystemExit only while running), and drop a SystemExit it may have left
- * pending for this thread; @ending: the interpreter is about to end. The GIL
- * is released while the lock is taken: the terminator holds the lock while
- * it waits for our GIL.
+ * The stop tracer, set on every thread of a worker interpreter that must end
+ * (terminate() past its grace period, os._exit()): every event (call, line,
+ * return, exception) raises SystemExit, so a handler that catches it cannot
+ * run a line of its own and the exception unwinds the thread. Only a C call
+ * that does not return keeps a thread from ending.
+ */
+static int stop_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+	PyErr_SetNone(PyExc_SystemExit);
+	return -1;
+}
+
+/* Note where the worker's thread is, for the message at exit should it not
+ * stop. With the interpreter's GIL, the worker's thread state pinned. */
+static void note_where(struct worker *w, PyThreadState *t)
+{
+	PyFrameObject *f = PyThreadState_GetFrame(t);
+	const char *file = NULL, *fn = NULL, *slash;
+	char buf[sizeof(w->where)] = "";
+	PyCodeObject *code;
+
+	if (f) {
+		code = PyFrame_GetCode(f);
+		file = PyUnicode_AsUTF8(code->co_filename);
+		fn = PyUnicode_AsUTF8(code->co_name);
+		slash = file ? strrchr(file, '/') : NULL;
+		snprintf(buf, sizeof(buf), "%s:%d in %s", slash ? slash + 1 : file ? file : "?",
+			 PyFrame_GetLineNumber(f), fn ? fn : "?");
+		Py_DECREF(code);
+		Py_DECREF(f);
+		PyErr_Clear();
+	}
+	pthread_mutex_lock(&w->lock);
+	memcpy(w->where, buf, sizeof(buf));
+	pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * One round of terminate() inside the interpreter (pinned by the caller):
+ * SystemExit at the next bytecode of the worker's thread and, with @trace,
+ * the stop tracer on all its threads. Takes the interpreter's GIL, which a
+ * thread busy in C may hold for a long time (gil_wait says so meanwhile).
+ */
+static void interrupt_interp(struct worker *w, PyInterpreterState *interp,
+			     PyThreadState *target, bool trace)
+{
+	PyThreadState *t = PyThreadState_New(interp);
+
+	if (!t)
+		return;
+	atomic_store(&w->gil_wait, true);
+	PyEval_RestoreThread(t);
+	atomic_store(&w->gil_wait, false);
+	PyThreadState_SetAsyncExc(w->thread_id, PyExc_SystemExit);
+	if (trace)
+		PyEval_SetTraceAllThreads(stop_trace, NULL);
+	note_where(w, target);
+	PyThreadState_Clear(t);
+	PyThreadState_DeleteCurrent();
+}
+
+/*
+ * terminate() of an interpreter worker, on a thread of ours (never the
+ * caller's: it must take the worker's GIL). SystemExit at the next bytecode
+ * of the worker's thread, again every 100 ms for code that swallows it, and
+ * once the grace period is over the stop tracer on all its threads, until the
+ * interpreter ends.
+ */
+void *worker_terminator_main(void *arg)
+{
+	struct stopper *k = arg;
+	struct worker *w = k->w;
+	double escalate = mono_now() + k->grace;
+	struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+	PyInterpreterState *interp = NULL;
+	PyThreadState *target = NULL;
+	bool pinned, trace;
+
+	PyMem_RawFree(k);
+	while (!atomic_load(&w->done)) {
+		pthread_mutex_lock(&w->lock);
+		/* While running and not ending, the interpreter and the worker
+		 * thread's state outlive our pin: the worker waits for it to go
+		 * before it ends (stop_interrupting()). */
+		pinned = w->running && !w->ending;
+		if (pinned) {
+			w->interp_users++;
+			interp = w->interp;
+			target = w->tstate;
+		}
+		trace = pinned && !w->traced && mono_now() >= escalate;
+		pthread_mutex_unlock(&w->lock);
+		if (pinned) {
+			interrupt_interp(w, interp, target, trace);
+			pthread_mutex_lock(&w->lock);
+			w->traced |= trace;
+			if (--w->interp_users == 0)
+				pthread_cond_broadcast(&w->cond);
+			pthread_mutex_unlock(&w->lock);
+		}
+		/* A receiver still spinning at the first kick sleeps after it
+		 * without a wakeup: kick again. */
+		worker_kick_blocked(w);
+		syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+	}
+	worker_put(w);
+	return NULL;
+}
+
+/*
+ * _exit(n), os._exit() in a worker interpreter (os._exit of a subinterpreter
+ * would end the whole process): this worker ends with exit code n. Its
+ * threads get the stop tracer at once, as a process's threads would not run
+ * another line, and are interrupted as by terminate().
+ */
+static PyObject *mod_exit(PyObject *mod, PyObject *arg)
+{
+	struct worker *w = get_state(mod)->self_worker;
+	long code = PyLong_AsLong(arg);
+	bool first;
+	PyObject *exc;
+	int ret;
+
+	if (code == -1 && PyErr_Occurred())
+		return NULL;
+	if (code < INT_MIN || code > INT_MAX)
+		return PyErr_Format(PyExc_OverflowError, "exit code out of range");
+	if (!w)
+		_exit((int)code);	/* not a worker: what os._exit() does */
+	pthread_mutex_lock(&w->lock);
+	first = !w->exited && !w->terminated && !w->exit_requested;
+	if (first) {
+		w->exit_requested = true;
+		w->exit_request = (int)code;
+	}
+	if (first && w->running) {
+		/* Under the lock: once the worker's thread has the lock to end
+		 * its target, it sees traced and drops the tracer itself. */
+		w->traced = true;
+		PyEval_SetTraceAllThreads(stop_trace, NULL);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (first) {
+		worker_interrupt(w);
+		ret = worker_start_stopper(worker_terminator_main, w, 0);
+		if (ret)
+			return pymod_raise_from_errno(get_state(mod), ret, "os._exit");
+	}
+	exc = PyLong_FromLong(code);
+	if (exc) {
+		PyErr_SetObject(PyExc_SystemExit, exc);
+		Py_DECREF(exc);
+	}
+	return NULL;
+}
+
+/*
+ * Keep terminate() off the interpreter from here on (its threads interrupt
+ * it only while running), and drop what it may have left for this thread: a
+ * pending SystemExit, the stop tracer (the interpreter's other threads keep
+ * it, and end); @ending: the interpreter is about to end. The GIL is released
+ * while we wait for a terminator inside the interpreter to leave: it may be
+ * waiting for our GIL.
  */
 static void stop_interrupting(struct worker *w, bool ending)
 {
 	PyThreadState *save = PyEval_SaveThread();
+	bool traced;
 
 	pthread_mutex_lock(&w->lock);
 	w->running = false;
 	if (ending)
 		w->ending = true;
+	while (w->interp_users)
+		pthread_cond_wait(&w->cond, &w->lock);
+	traced = w->traced;
 	pthread_mutex_unlock(&w->lock);
 	PyEval_RestoreThread(save);
+	if (traced)
+		PyEval_SetTrace(NULL, NULL);
 	PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), NULL);
 	PyErr_Clear();
 }
@@ -116,6 +283,7 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 	pthread_mutex_lock(&w->lock);
 	w->interp = PyThreadState_GetInterpreter(ts);
 	w->thread_id = PyThread_get_thread_ident();
+	w->tstate = ts;
 	w->running = !w->terminated;
 	pthread_mutex_unlock(&w->lock);
 
@@ -127,6 +295,13 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 	stop_interrupting(w, true);
 	Py_EndInterpreter(ts);
 
+	/* os._exit(n) decides, whenever it came (a thread may call it while
+	 * the interpreter ends). */
+	pthread_mutex_lock(&w->lock);
+	w->tstate = NULL;
+	if (w->exit_requested)
+		code = w->exit_request;
+	pthread_mutex_unlock(&w->lock);
 	worker_finished(w, code);
 	worker_put(w);
 }
@@ -410,6 +585,9 @@ PyMethodDef worker_interp_methods[] = {
 	{ "_take_link", mod_take_link, METH_NOARGS, NULL },
 #if PYMOD_HAVE_SUBINTERPRETERS
 	{ "_spare_stop", mod_spare_stop, METH_O, NULL },
+	{ "_exit", mod_exit, METH_O,
+	  "_exit(n)\n--\n\nos._exit() of a worker interpreter: ends this worker "
+	  "with exit code n." },
 #endif
 	{ NULL }
 };

@@ -101,12 +101,17 @@ def _refresh_environ(env):
     data.update((os.environ.encodekey(k), os.environ.encodevalue(v)) for k, v in env.items())
 
 
-def _patch_sleep():
-    """time.sleep() that terminate() interrupts (interpreter mode only:
-    signals cannot reach a subinterpreter's thread)."""
+def _patch_interpreter():
+    """Interpreter mode only: time.sleep() that terminate() interrupts
+    (signals cannot reach a subinterpreter's thread), and os._exit() that
+    ends this worker rather than the whole process. Before the target's
+    module is imported, so that it finds these."""
+    import os
+    import posix
     import time
     from . import _core
     time.sleep = _core._sleep
+    os._exit = posix._exit = _core._exit
 
 
 class _AsyncioWithoutSSL:
@@ -180,7 +185,7 @@ def _run(port, interpreter):
         _refresh_environ(setup["environ"])
     _install_main(setup["main"])
     if interpreter:
-        _patch_sleep()
+        _patch_interpreter()
         if sys.version_info[:2] == (3, 12) and "asyncio" not in sys.modules:
             sys.meta_path.insert(0, _AsyncioWithoutSSL)
     pw.parent = port

@@ -18,7 +18,7 @@ _counter = itertools.count(1)
 # ended at exit like the others; their channel goes as they end); pools
 # (ended first).
 _live = weakref.WeakSet()
-_orphans = set()
+_orphans = {}       # handle -> name
 _pools = weakref.WeakSet()
 
 MODES = ("auto", "interpreter", "process")
@@ -175,7 +175,8 @@ class Worker:
             theirs.close()
             self._port.close()
             raise
-        _orphans.difference_update([h for h in _orphans if not h.alive])
+        for handle in [h for h in _orphans if not h.alive]:
+            del _orphans[handle]
         _live.add(self)
 
     # -- messages -----------------------------------------------------------
@@ -265,7 +266,8 @@ class Worker:
     def terminate(self):
         """Stop the worker: SystemExit at its next bytecode (interpreter
         mode; time.sleep() and blocking pyshm calls are interrupted too),
-        or SIGTERM then SIGKILL after a grace period (process mode)."""
+        and a second later a trace function that no handler can swallow;
+        or SIGTERM then SIGKILL after a second (process mode)."""
         self._handle.terminate()
 
     def join(self, timeout=None):
@@ -301,7 +303,7 @@ class Worker:
             # The handle keeps the channel open and lets go of it as the
             # worker ends.
             handle._orphan(self._port)
-            _orphans.add(handle)
+            _orphans[handle] = self._name
 
     def __enter__(self):
         return self
@@ -322,23 +324,24 @@ def shutdown_all(grace=EXIT_GRACE):
     """End every pool and worker this interpreter started (at exit, and at
     the end of a worker that started workers of its own): all reach the end
     of their input at once and share one grace period, then those still
-    running are terminated together. Returns the number of workers that
-    would not stop."""
+    running are terminated together. Returns a line for each worker that
+    would not stop: its name and why."""
     import time
     for pool in list(_pools):
         try:
             pool.shutdown(wait=False, cancel_futures=True)
         except Exception:
             pass
-    handles = [w._handle for w in list(_live)] + list(_orphans)
-    for handle in handles:
+    names = {w._handle: w._name for w in list(_live)}
+    names.update(_orphans)
+    _orphans.clear()
+    for handle in names:
         handle._close_send()
-    running = _join_all(handles, time.monotonic() + grace)
+    running = _join_all(names, time.monotonic() + grace)
     for handle in running:
         handle.terminate()
     stuck = _join_all(running, time.monotonic() + TERMINATE_WAIT)
-    _orphans.clear()
-    return len(stuck)
+    return [f"{names[h]}: {h._stuck}" for h in stuck]
 
 
 def _join_all(handles, deadline):
@@ -354,8 +357,10 @@ def _at_exit():
         # abort), and nothing can interrupt a thread blocked in C: say so
         # and end the process rather than hang.
         sys.stdout.flush()
-        sys.stderr.write(f"pyshm_workers: {stuck} interpreter worker(s) blocked in a "
-                         "C call did not stop after terminate(); ending the process\n")
+        sys.stderr.write(f"pyshm_workers: {len(stuck)} worker(s) did not stop after "
+                         f"terminate(); ending the process with status 1\n")
+        for line in stuck:
+            sys.stderr.write(f"  {line}\n")
         sys.stderr.flush()
         os._exit(1)
     stop = getattr(_core, "_spare_stop", None)

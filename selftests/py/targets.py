@@ -271,3 +271,62 @@ def flag_then_report_stream(a):
     except EOFError:
         a.store(1, 2)
     a.notify(1)
+
+
+# A token of the interpreter (or process) that imported this module.
+TOKEN = os.urandom(8).hex()
+
+
+def identity():
+    return os.getpid(), TOKEN
+
+
+def exit_in_a_thread(code):
+    """os._exit() from a thread of the worker while its target sleeps."""
+    import threading
+
+    def run():
+        pw.parent.post_message("exiting")
+        os._exit(code)
+
+    try:
+        threading.Thread(target=run).start()
+        time.sleep(100)
+    finally:
+        pw.parent.post_message("finally ran")
+
+
+def exit_swallowed(code):
+    """os._exit() under a handler that would swallow SystemExit."""
+    try:
+        os._exit(code)
+    except BaseException:
+        pw.parent.post_message("swallowed")
+    pw.parent.post_message("went on")
+
+
+def exit_in_finally(code):
+    try:
+        pw.parent.post_message("raising")
+        raise ValueError("never reported")
+    finally:
+        os._exit(code)
+
+
+def swallow_forever():
+    """A loop that catches everything terminate() raises."""
+    pw.parent.post_message("swallowing")
+    while True:
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+
+
+def clean_up_when_terminated():
+    pw.parent.post_message("sleeping")
+    try:
+        time.sleep(100)
+    finally:
+        pw.parent.post_message("cleaned up")

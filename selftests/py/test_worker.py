@@ -367,6 +367,65 @@ class WorkerCases(support.Workers):
         self.assertEqual(w.exit_code, 3)
         self.assertFalse(w.is_alive())
 
+    def test_hard_exit_is_a_worker_error(self):
+        # In a program of its own: os._exit() in an interpreter worker
+        # used to end the whole process.
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.hard_exit, args=(3,), mode={self.mode!r})
+            assert w.recv(60) == "bye"
+            try:
+                w.recv(60)
+            except pw.WorkerError as err:
+                assert "code 3" in str(err), str(err)
+                # Nothing was raised over there to describe.
+                assert err.remote_type is None and err.remote_traceback is None
+            else:
+                raise AssertionError("no WorkerError")
+            try:
+                w.recv(60)
+            except EOFError:
+                pass
+            assert w.exit_code == 3, w.exit_code
+            print("ok")
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "ok\n", ""))
+
+    def test_hard_exit_zero_is_a_plain_end(self):
+        w = self.start(targets.hard_exit, 0)
+        self.assertEqual(w.recv(TIMEOUT), "bye")
+        with self.assertRaises(EOFError):
+            w.recv(TIMEOUT)
+        self.assertEqual(w.exit_code, 0)
+
+    def test_hard_exit_from_a_thread_ends_the_worker_at_once(self):
+        w = self.start(targets.exit_in_a_thread, 5)
+        self.assertEqual(w.recv(TIMEOUT), "exiting")
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 5)
+        # As in a process: no finally block of the target ran.
+        with self.assertRaises(pw.WorkerError):
+            w.recv(TIMEOUT)
+
+    def test_hard_exit_cannot_be_swallowed(self):
+        w = self.start(targets.exit_swallowed, 6)
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)     # neither "swallowed" nor "went on"
+        self.assertIn("code 6", str(cm.exception))
+        self.assertEqual(w.exit_code, 6)
+
+    def test_hard_exit_in_a_finally_block(self):
+        w = self.start(targets.exit_in_finally, 4)
+        self.assertEqual(w.recv(TIMEOUT), "raising")
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)
+        self.assertIsNone(cm.exception.remote_type)    # the ValueError is not reported
+        self.assertEqual(w.exit_code, 4)
+
     def test_join_timeout_and_is_alive(self):
         w = self.start(targets.sleep_forever)
         self.assertEqual(w.recv(TIMEOUT), "sleeping")
@@ -402,6 +461,21 @@ class WorkerCases(support.Workers):
     def test_terminate_during_atomics_wait(self):
         a = pw.Int32Array(pw.SharedArrayBuffer(8))
         self.check_terminate(targets.wait_forever_on, "waiting", a)
+
+    def test_terminate_stops_code_that_swallows_system_exit(self):
+        self.check_terminate(targets.swallow_forever, "swallowing")
+
+    def test_exit_with_a_worker_swallowing_system_exit_ends_it(self):
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.swallow_forever, mode={self.mode!r})
+            assert w.recv(60) == "swallowing"
+        """)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                             text=True, timeout=TIMEOUT)
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
 
     def test_terminate_during_a_send_to_a_full_ring(self):
         w = self.start(targets.post_forever)
@@ -532,6 +606,9 @@ class WorkerCases(support.Workers):
         else:
             self.assertEqual(out.returncode, 1, out.stderr)
             self.assertIn("did not stop after terminate()", out.stderr)
+            # What holds it, truthfully: its thread waits in C, in Event.wait().
+            self.assertRegex(out.stderr, r"Worker-1: its thread is blocked in a C call "
+                                         r"\(at threading\.py:\d+ in wait\)")
 
     def test_a_dropped_worker_releases_its_channel_when_it_ends(self):
         self.start(targets.count_to, 0).join(TIMEOUT)    # the spare, if any
@@ -619,7 +696,7 @@ class WorkerCases(support.Workers):
         asleep = [self.start(targets.sleep_forever) for _ in range(2)]
         for w in asleep:
             self.assertEqual(w.recv(TIMEOUT), "sleeping")
-        self.assertEqual(_worker.shutdown_all(grace=0.5), 0)
+        self.assertEqual(_worker.shutdown_all(grace=0.5), [])
         self.assertEqual([w.exit_code for w in done], [0, 0])
         for w in asleep:
             self.assertLess(w.exit_code, 0)
@@ -650,23 +727,26 @@ class WorkerCases(support.Workers):
 class TestInterpreterWorker(WorkerCases, support.LeakCheck):
     mode = "interpreter"
 
+    def test_terminate_lets_finally_blocks_run_within_the_grace(self):
+        w = self.start(targets.clean_up_when_terminated)
+        self.assertEqual(w.recv(TIMEOUT), "sleeping")
+        w.terminate()
+        self.assertEqual(w.recv(TIMEOUT), "cleaned up")
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, -15)
+
+    def test_hard_exit_ends_only_its_own_interpreter(self):
+        other = self.start(targets.echo)
+        w = self.start(targets.hard_exit, 3)
+        w.join(TIMEOUT)
+        other.post_message("still here")
+        self.assertEqual(other.recv(TIMEOUT), "still here")
+        self.assertEqual(w.exit_code, 3)
+
 
 
 class TestProcessWorker(WorkerCases, support.LeakCheck):
     mode = "process"
-
-    def test_hard_exit_is_a_worker_error(self):
-        w = self.start(targets.hard_exit, 3)
-        self.assertEqual(w.recv(TIMEOUT), "bye")
-        with self.assertRaises(pw.WorkerError) as cm:
-            w.recv(TIMEOUT)
-        self.assertIn("code 3", str(cm.exception))
-        # Nothing was raised over there to describe.
-        self.assertIsNone(cm.exception.remote_type)
-        self.assertIsNone(cm.exception.remote_traceback)
-        with self.assertRaises(EOFError):
-            w.recv(TIMEOUT)
-        self.assertEqual(w.exit_code, 3)
 
     def test_crash_is_a_worker_error(self):
         w = self.start(targets.segfault)
