@@ -648,7 +648,21 @@ static PyObject *mod_sleep(PyObject *mod, PyObject *arg)
 	}
 }
 
+/*
+ * _abandon_port(port): in the child of a fork(), a port of the parent's
+ * (a worker's link): the object reads as closed, and the C port is left
+ * as it is, unclosed and unreleased, as closing would end the parent's
+ * stream in the memory both processes share.
+ */
+static PyObject *mod_abandon_port(PyObject *mod, PyObject *obj)
+{
+	if (port_from_object(get_state(mod), obj))
+		port_detach_object(obj);
+	Py_RETURN_NONE;
+}
+
 PyMethodDef worker_module_methods[] = {
+	{ "_abandon_port", mod_abandon_port, METH_O, NULL },
 	{ "_sleep", mod_sleep, METH_O,
 	  "_sleep(seconds)\n--\n\ntime.sleep() that terminate() can interrupt." },
 	{ NULL }

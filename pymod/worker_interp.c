@@ -15,6 +15,26 @@
 static __thread struct worker *tls_boot;
 
 #if PYMOD_HAVE_SUBINTERPRETERS
+/*
+ * Interpreters of ours in this process, asked for and not yet ended (workers
+ * and the spare). The child of a fork() made meanwhile crashes or hangs in
+ * CPython, which clears every other interpreter in PyOS_AfterFork_Child()
+ * without a thread state: os.fork() is refused while there are any
+ * (_worker.py).
+ */
+static atomic_int interps_alive;
+static pthread_once_t interps_once = PTHREAD_ONCE_INIT;
+
+static void interps_reset_in_child(void)
+{
+	atomic_store(&interps_alive, 0);	/* their threads stayed behind */
+}
+
+static void interps_init(void)
+{
+	pthread_atfork(NULL, NULL, interps_reset_in_child);
+}
+
 /* sys.path of the new interpreter: the parent's, not its initial config. */
 static int set_sys_path(char **paths)
 {
@@ -294,6 +314,7 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 
 	stop_interrupting(w, true);
 	Py_EndInterpreter(ts);
+	atomic_fetch_sub(&interps_alive, 1);
 
 	/* os._exit(n) decides, whenever it came (a thread may call it while
 	 * the interpreter ends). */
@@ -316,6 +337,7 @@ static void *interp_main(void *arg)
 	 * the main one and gets its own GIL. */
 	status = Py_NewInterpreterFromConfig(&ts, &interp_config);
 	if (PyStatus_Exception(status) || !ts) {
+		atomic_fetch_sub(&interps_alive, 1);
 		worker_finished(w, 1);
 		worker_put(w);
 		return NULL;
@@ -374,12 +396,14 @@ static void *spare_main(void *arg)
 	pthread_mutex_unlock(&spare.lock);
 	PyEval_RestoreThread(save);
 	if (w) {
+		/* Counted as alive still: the worker's now. */
 		free_strv(arg);
 		interp_run(w, ts);
 		return NULL;
 	}
 	Py_EndInterpreter(ts);
 out_exit:
+	atomic_fetch_sub(&interps_alive, 1);
 	free_strv(arg);
 	pthread_mutex_lock(&spare.lock);
 	spare.threads--;
@@ -425,10 +449,13 @@ static void spare_start_locked(void)
 	if (!copy)
 		return;
 	spare.stop = false;
-	if (start_detached(spare_main, copy) == 0)
+	atomic_fetch_add(&interps_alive, 1);
+	if (start_detached(spare_main, copy) == 0) {
 		spare.threads++;
-	else
+	} else {
+		atomic_fetch_sub(&interps_alive, 1);
 		free_strv(copy);
+	}
 }
 
 /* Hand @w to the waiting spare (taking a reference); false if none waits. */
@@ -547,10 +574,13 @@ static PyObject *mod_start_interpreter(PyObject *mod, PyObject *args)
 	}
 	w->parent_end = port_get(parent_end);
 	parent_end->worker = worker_get(w);
+	pthread_once(&interps_once, interps_init);
 	if (spare_take(w))
-		return handle_wrap(st, w);
+		return handle_wrap(st, w);	/* the spare was counted */
+	atomic_fetch_add(&interps_alive, 1);
 	ret = start_detached(interp_main, worker_get(w));
 	if (ret) {
+		atomic_fetch_sub(&interps_alive, 1);
 		worker_put(w);		/* the thread's reference */
 		worker_finished(w, 1);
 		worker_put(w);
@@ -563,6 +593,20 @@ static PyObject *mod_start_interpreter(PyObject *mod, PyObject *args)
 			    "interpreter mode needs Python 3.12 or later (own-GIL subinterpreters)");
 #endif
 }
+
+#if PYMOD_HAVE_SUBINTERPRETERS
+/*
+ * _fork_blockers() -> int: how many interpreters of ours make a fork of this
+ * process unsafe (see interps_alive); 0 in a subinterpreter, where CPython
+ * refuses fork() itself.
+ */
+static PyObject *mod_fork_blockers(PyObject *mod, PyObject *unused)
+{
+	if (PyInterpreterState_Get() != PyInterpreterState_Main())
+		return PyLong_FromLong(0);
+	return PyLong_FromLong(atomic_load(&interps_alive));
+}
+#endif
 
 /* _take_link() -> MessagePort: in a new worker interpreter, its link end. */
 static PyObject *mod_take_link(PyObject *mod, PyObject *unused)
@@ -585,6 +629,7 @@ PyMethodDef worker_interp_methods[] = {
 	{ "_take_link", mod_take_link, METH_NOARGS, NULL },
 #if PYMOD_HAVE_SUBINTERPRETERS
 	{ "_spare_stop", mod_spare_stop, METH_O, NULL },
+	{ "_fork_blockers", mod_fork_blockers, METH_NOARGS, NULL },
 	{ "_exit", mod_exit, METH_O,
 	  "_exit(n)\n--\n\nos._exit() of a worker interpreter: ends this worker "
 	  "with exit code n." },

@@ -150,6 +150,7 @@ class Worker:
         spec = target_spec(target)
         self._mode = mode
         self._name = str(name) if name is not None else f"Worker-{next(_counter)}"
+        self._owner = os.getpid()   # a fork child's copy is not its own
         self._on_message = self._on_error = None
         self._dispatcher = None
         self._events = None         # what came while its callback was unset
@@ -299,7 +300,7 @@ class Worker:
 
     def __del__(self):
         handle = getattr(self, "_handle", None)
-        if handle is not None and handle.alive:
+        if handle is not None and self._owner == os.getpid() and handle.alive:
             # The handle keeps the channel open and lets go of it as the
             # worker ends.
             handle._orphan(self._port)
@@ -368,8 +369,72 @@ def _at_exit():
         stop(True)      # the interpreter made ahead for the next worker
 
 
+def _fork_refusal(what):
+    """The RuntimeError for a fork while interpreter workers run, else None.
+    CPython clears every other interpreter in the child of fork(), without
+    a thread state, before any Python code runs there: the child aborts or
+    hangs (3.12 and 3.13 alike). Only the spare can be ended for it."""
+    _core._spare_stop(False)
+    n = _core._fork_blockers()
+    if not n:
+        return None
+    return RuntimeError(
+        f"{what} refused: {n} interpreter-mode worker(s) of pyshm_workers run in this "
+        "process, and CPython's fork child would crash or hang clearing their "
+        "interpreters; end them first (join() or terminate()), use mode='process', "
+        "or start processes with subprocess or multiprocessing's 'spawn' or "
+        "'forkserver' method")
+
+
+def _guard_fork(module, name):
+    """Make module.name (os.fork, os.forkpty) refuse to fork while
+    interpreter workers run, before anything is forked."""
+    import functools
+    real = getattr(module, name, None)
+    if real is None or getattr(real, "_pyshm_guarded", False):
+        return
+
+    @functools.wraps(real)
+    def guarded(*args, **kwargs):
+        err = _fork_refusal(f"{module.__name__}.{name}()")
+        if err is not None:
+            raise err
+        return real(*args, **kwargs)
+
+    guarded._pyshm_guarded = True
+    setattr(module, name, guarded)
+
+
+def _before_fork():
+    # A fork that bypassed the guard (a function taken before it was set, a
+    # subprocess preexec_fn, C code): it cannot be stopped from here, but
+    # the reason the child dies is printed.
+    err = _fork_refusal("fork()")
+    if err is not None:
+        raise err
+
+
+def _after_fork_in_child():
+    """The workers and pools are the parent's: the child must neither end
+    them at its exit nor close their channels, which live in memory both
+    processes share. Their ports (and a process worker's pw.parent) read as
+    closed here."""
+    for w in list(_live):
+        _core._abandon_port(w._port)
+    _live.clear()
+    _orphans.clear()
+    _pools.clear()
+    from . import _bootstrap
+    if _bootstrap._link is not None:
+        _core._abandon_port(_bootstrap._link)
+
+
 atexit.register(_at_exit)
-if hasattr(_core, "_spare_stop"):
-    # A subinterpreter alive in another thread can deadlock the child of
-    # fork() (CPython clears it there); end the spare before forking.
-    os.register_at_fork(before=lambda: _core._spare_stop(False))
+if hasattr(_core, "_fork_blockers"):
+    import posix
+    for _module in (os, posix):
+        for _name in ("fork", "forkpty"):
+            _guard_fork(_module, _name)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+else:
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -330,3 +330,9 @@ def clean_up_when_terminated():
         time.sleep(100)
     finally:
         pw.parent.post_message("cleaned up")
+
+
+def exit_with_status(code):
+    """A fork child's target (multiprocessing): a normal exit, atexit and
+    all, with its own status."""
+    sys.exit(code)

@@ -701,6 +701,47 @@ class WorkerCases(support.Workers):
         for w in asleep:
             self.assertLess(w.exit_code, 0)
 
+    def run_fork_script(self, body):
+        """Run body (after a worker w of self.mode answered) in a program
+        of its own; its stdout, which ends with "ok"."""
+        script = textwrap.dedent(f"""
+            import multiprocessing, os, sys
+            sys.path[:0] = {sys.path!r}
+            import pyshm_workers as pw, targets
+            w = pw.Worker(targets.echo, mode={self.mode!r})
+            w.post_message("hi")
+            assert w.recv(60) == "hi"
+        """) + textwrap.dedent(body) + "print('ok', flush=True)\n"
+        out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c",
+                              script], capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+        self.assertTrue(out.stdout.endswith("ok\n"), out.stdout)
+        return out.stdout
+
+    def test_a_fork_child_exits_with_its_own_status_and_leaves_the_workers_alone(self):
+        # While a process worker runs, or once an interpreter worker ended.
+        self.run_fork_script(f"""
+            if {self.mode!r} == "interpreter":
+                w._port._close_send()
+                w.join(60)
+            pid = os.fork()
+            if pid == 0:
+                print("child", flush=True)
+                sys.exit(5)         # a normal exit: atexit runs there too
+            assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 5
+            if {self.mode!r} == "process":
+                w.post_message("still")
+                assert w.recv(60) == "still"
+            ctx = multiprocessing.get_context("fork")
+            p = ctx.Process(target=targets.exit_with_status, args=(6,))
+            p.start()
+            p.join(60)
+            assert p.exitcode == 6, p.exitcode
+            if {self.mode!r} == "process":
+                w.post_message("again")
+                assert w.recv(60) == "again"
+        """)
+
     def test_no_regions_leak_after_workers(self):
         gc.collect()
         before = _core.stats()["regions"]
@@ -734,6 +775,25 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
         self.assertEqual(w.recv(TIMEOUT), "cleaned up")
         w.join(TIMEOUT)
         self.assertEqual(w.exit_code, -15)
+
+    def test_fork_is_refused_while_an_interpreter_worker_runs(self):
+        # CPython's child would abort (3.13) or hang (3.12) clearing the
+        # worker's interpreter: refused before anything is forked.
+        self.run_fork_script("""
+            for fork in (os.fork, lambda: multiprocessing.get_context("fork").Process(
+                    target=targets.exit_with_status, args=(0,)).start()):
+                try:
+                    pid = fork()
+                except RuntimeError as err:
+                    assert "interpreter-mode worker" in str(err), err
+                else:
+                    if pid == 0:
+                        os._exit(0)
+                    if pid is not None:     # a child CPython left hanging
+                        os.kill(pid, 9)
+                        os.waitpid(pid, 0)
+                    raise AssertionError("forked")
+        """)
 
     def test_hard_exit_ends_only_its_own_interpreter(self):
         other = self.start(targets.echo)
