@@ -458,7 +458,12 @@ static void spare_start_locked(void)
 	}
 }
 
-/* Hand @w to the waiting spare (taking a reference); false if none waits. */
+/*
+ * Hand @w to the waiting spare (taking a reference); false if none waits.
+ * spare.lock is taken without the GIL: a thread waking in the wait below
+ * holds it while it takes the GIL back, so a thread holding the GIL must
+ * never wait for it (two Worker() calls from two threads deadlocked so).
+ */
 static bool spare_take(struct worker *w)
 {
 	static int enabled = -1;
@@ -471,6 +476,7 @@ static bool spare_take(struct worker *w)
 	}
 	if (!enabled)
 		return false;
+	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&spare.lock);
 	if (spare.pid != getpid()) {
 		/* First use, or a child of fork(): the spare thread and the
@@ -482,12 +488,8 @@ static bool spare_take(struct worker *w)
 		spare.pid = getpid();
 	}
 	/* A spare on its way has a head start on a new interpreter. */
-	if (spare.threads && !spare.ready && !spare.stop) {
-		Py_BEGIN_ALLOW_THREADS
-		while (spare.threads && !spare.ready && !spare.stop)
-			pthread_cond_wait(&spare.cond, &spare.lock);
-		Py_END_ALLOW_THREADS
-	}
+	while (spare.threads && !spare.ready && !spare.stop)
+		pthread_cond_wait(&spare.cond, &spare.lock);
 	if (spare.ready && !spare.job) {
 		/* That thread is a worker from now on, no longer the spare. */
 		spare.job = worker_get(w);
@@ -502,6 +504,7 @@ static bool spare_take(struct worker *w)
 	w->counted = true;
 	spare_start_locked();
 	pthread_mutex_unlock(&spare.lock);
+	Py_END_ALLOW_THREADS
 	return taken;
 }
 
@@ -523,18 +526,23 @@ void worker_spare_ended(struct worker *w)
  * and must not wait for itself when it ends. */
 static PyObject *mod_spare_stop(PyObject *mod, PyObject *final)
 {
+	int disable = PyObject_IsTrue(final);
+
+	if (disable < 0)
+		return NULL;
 	if (PyInterpreterState_Get() != PyInterpreterState_Main())
 		Py_RETURN_NONE;
+	/* Without the GIL, as in spare_take(). */
+	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&spare.lock);
-	if (PyObject_IsTrue(final))
+	if (disable)
 		spare.disabled = true;
 	spare.stop = true;
 	pthread_cond_broadcast(&spare.cond);
-	Py_BEGIN_ALLOW_THREADS
 	while (spare.threads > 0 && spare.pid == getpid())
 		pthread_cond_wait(&spare.cond, &spare.lock);
-	Py_END_ALLOW_THREADS
 	pthread_mutex_unlock(&spare.lock);
+	Py_END_ALLOW_THREADS
 	Py_RETURN_NONE;
 }
 #endif
@@ -596,6 +604,42 @@ static PyObject *mod_start_interpreter(PyObject *mod, PyObject *args)
 
 #if PYMOD_HAVE_SUBINTERPRETERS
 /*
+ * _import_in_main(name): import a module in the main interpreter, from any
+ * interpreter, on this thread (see _ImportInMainFirst in _bootstrap.py). The
+ * caller's GIL is released while the main interpreter's is held, never both.
+ * Errors stay there: the caller's own import reports its own.
+ */
+static PyObject *mod_import_in_main(PyObject *mod, PyObject *name)
+{
+	PyInterpreterState *main_interp = PyInterpreterState_Main();
+	PyThreadState *save, *t;
+	PyObject *m;
+
+	if (!PyUnicode_Check(name))
+		return PyErr_Format(PyExc_TypeError, "expected a module name");
+	if (PyInterpreterState_Get() == main_interp)
+		return PyImport_Import(name);
+	/* The name goes across as bytes: a str belongs to our interpreter. */
+	name = PyUnicode_AsUTF8String(name);
+	if (!name)
+		return NULL;
+	save = PyEval_SaveThread();
+	t = PyThreadState_New(main_interp);
+	if (t) {
+		PyEval_RestoreThread(t);
+		m = PyImport_ImportModule(PyBytes_AS_STRING(name));
+		if (!m)
+			PyErr_Clear();
+		Py_XDECREF(m);
+		PyThreadState_Clear(t);
+		PyThreadState_DeleteCurrent();
+	}
+	PyEval_RestoreThread(save);
+	Py_DECREF(name);
+	Py_RETURN_NONE;
+}
+
+/*
  * _fork_blockers() -> int: how many interpreters of ours make a fork of this
  * process unsafe (see interps_alive); 0 in a subinterpreter, where CPython
  * refuses fork() itself.
@@ -630,6 +674,7 @@ PyMethodDef worker_interp_methods[] = {
 #if PYMOD_HAVE_SUBINTERPRETERS
 	{ "_spare_stop", mod_spare_stop, METH_O, NULL },
 	{ "_fork_blockers", mod_fork_blockers, METH_NOARGS, NULL },
+	{ "_import_in_main", mod_import_in_main, METH_O, NULL },
 	{ "_exit", mod_exit, METH_O,
 	  "_exit(n)\n--\n\nos._exit() of a worker interpreter: ends this worker "
 	  "with exit code n." },

@@ -146,6 +146,26 @@ class _AsyncioWithoutSSL:
         return spec
 
 
+class _ImportInMainFirst:
+    """CPython 3.12.0-3.12.3 (gh-119213, fixed in 3.12.4): the first call
+    with keyword arguments of a C function of an extension module builds a
+    tuple in the calling interpreter and keeps it for the whole process; made
+    in a worker, it outlives the worker and the program aborts at exit
+    ("free(): invalid pointer"). hashlib and ssl make such calls as they are
+    imported (and hmac, secrets, smtplib... import them): the main
+    interpreter imports them first, so that its tuples are the ones kept."""
+
+    names = {"hashlib", "_hashlib", "ssl", "_ssl"}
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in cls.names:
+            from . import _core
+            cls.names.discard(name)
+            _core._import_in_main(name)
+        return None
+
+
 def error_details(exc):
     """What a parent learns about an exception raised in a worker."""
     import traceback
@@ -188,8 +208,11 @@ def _run(port, interpreter):
         _patch_interpreter()
         if sys.version_info[:2] == (3, 12) and "asyncio" not in sys.modules:
             sys.meta_path.insert(0, _AsyncioWithoutSSL)
+        if (3, 12) <= sys.version_info[:3] < (3, 12, 4):
+            sys.meta_path.insert(0, _ImportInMainFirst)
     pw.parent = port
     _worker._in_worker = True
+    _worker._in_subinterpreter = interpreter
     _worker._worker_name = setup["name"]
     code = 1
     try:

@@ -11,6 +11,7 @@ import weakref
 from . import _core
 
 _in_worker = False
+_in_subinterpreter = False      # an interpreter-mode worker
 _worker_name = None
 _counter = itertools.count(1)
 # Workers created by this interpreter that may still run; the handles of
@@ -342,6 +343,8 @@ def shutdown_all(grace=EXIT_GRACE):
     for handle in running:
         handle.terminate()
     stuck = _join_all(running, time.monotonic() + TERMINATE_WAIT)
+    # Still known to the exit of the interpreter, should their Worker go.
+    _orphans.update((h, names[h]) for h in stuck)
     return [f"{names[h]}: {h._stuck}" for h in stuck]
 
 
@@ -353,7 +356,7 @@ def _join_all(handles, deadline):
 
 def _at_exit():
     stuck = shutdown_all()
-    if stuck and not _in_worker:
+    if stuck and not _in_subinterpreter:
         # CPython cannot finalize while another interpreter runs (it would
         # abort), and nothing can interrupt a thread blocked in C: say so
         # and end the process rather than hang.
@@ -365,8 +368,12 @@ def _at_exit():
         sys.stderr.flush()
         os._exit(1)
     stop = getattr(_core, "_spare_stop", None)
-    if stop is not None and not _in_worker:
-        stop(True)      # the interpreter made ahead for the next worker
+    if stop is not None:
+        # The interpreter made ahead for the next worker, by the exit of
+        # the process's main interpreter (a process worker's too: CPython
+        # 3.12 aborts finalizing with it alive, "remaining subinterpreters",
+        # and 3.13 corrupts memory ending it from the main thread).
+        stop(True)
 
 
 def _fork_refusal(what):

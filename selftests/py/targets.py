@@ -336,3 +336,21 @@ def exit_with_status(code):
     """A fork child's target (multiprocessing): a normal exit, atexit and
     all, with its own status."""
     sys.exit(code)
+
+
+def import_modules(names):
+    """Import names (stdlib modules), report how many."""
+    import importlib
+    for name in names:
+        importlib.import_module(name)
+    pw.parent.post_message(len(names))
+
+
+def start_interpreter_workers(n):
+    """A process worker that starts interpreter workers of its own (and so
+    a spare interpreter), then ends."""
+    for i in range(n):
+        w = pw.Worker(import_modules, args=(["json", "decimal"],), mode="interpreter")
+        assert w.recv(60) == 2
+        w.join(60)
+    pw.parent.post_message("done")

@@ -795,6 +795,92 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
                     raise AssertionError("forked")
         """)
 
+    def run_script(self, body, timeout=TIMEOUT):
+        """Run body in a program of its own: (returncode, stdout, stderr);
+        a hang past timeout is a failure."""
+        script = f"import sys\nsys.path[:0] = {sys.path!r}\n" + textwrap.dedent(body)
+        try:
+            out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                 text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"hung for {timeout} s")
+        return out.returncode, out.stdout, out.stderr
+
+    def test_worker_calls_from_two_threads_do_not_deadlock(self):
+        # A thread woken from its wait for the spare interpreter took the GIL
+        # back holding the spare's lock, which a thread holding the GIL then
+        # waited for (Worker() from two threads, now and then). _spare_stop()
+        # (what a fork does first) waited the same way; a long switch interval
+        # keeps the GIL here while the spare ends and wakes the other thread.
+        self.assertEqual(self.run_script("""
+            import threading, time
+            import pyshm_workers as pw, targets
+            from pyshm_workers import _core
+            w = pw.Worker(targets.count_to, args=(0,), mode="interpreter")
+            t = threading.Thread(target=_core._spare_stop, args=(False,))
+            t.start()
+            time.sleep(0.001)
+            sys.setswitchinterval(5)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.5:
+                pass
+            _core._spare_stop(False)
+            sys.setswitchinterval(0.005)
+            t.join()
+            w.join()
+            print("ok")
+        """, timeout=30), (0, "ok\n", ""))
+
+    def test_workers_importing_modules_in_a_loop_exit_cleanly(self):
+        # The reproducer of an abort at exit (3.13: "free(): invalid
+        # pointer", about one run in 20): workers started from several
+        # threads import modules while the main interpreter imports too, and
+        # the last ones are left running at exit. Several runs.
+        for run in range(3):
+            out = self.run_script(f"""
+                import importlib, threading
+                import pyshm_workers as pw, targets
+                mods = ["json", "decimal", "asyncio", "datetime", "fractions", "re",
+                        "statistics", "enum", "dataclasses", "typing", "pathlib",
+                        "logging", "uuid", "ipaddress", "email.message", "csv",
+                        "xml.etree.ElementTree", "heapq", "random", "hashlib", "ssl"]
+                left = []
+
+                def loop(k):
+                    for i in range(3):
+                        names = [mods[(k * 7 + i * 3 + j) % len(mods)] for j in range(4)]
+                        w = pw.Worker(targets.import_modules, args=(names,),
+                                      mode="interpreter")
+                        if i == 2:
+                            left.append(w)      # still running at exit
+                        else:
+                            assert w.recv(60) == 4
+                            w.join(60)
+                        importlib.import_module(mods[(k + i + {run}) % len(mods)])
+
+                threads = [threading.Thread(target=loop, args=(k,)) for k in range(3)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                print("ok")
+            """)
+            self.assertEqual(out, (0, "ok\n", ""), f"run {run}")
+
+    def test_a_process_worker_with_interpreter_workers_exits_cleanly(self):
+        # Its spare interpreter outlived its exit: CPython 3.12 aborted
+        # ("remaining subinterpreters"), 3.13 ended it from the main thread
+        # and corrupted memory ("No dict watcher set for ID 0" on stderr).
+        self.assertEqual(self.run_script("""
+            import pyshm_workers as pw, targets
+            for run in range(3):
+                w = pw.Worker(targets.start_interpreter_workers, args=(2,), mode="process")
+                assert w.recv(60) == "done"
+                w.join(60)
+                assert w.exit_code == 0, w.exit_code
+            print("ok")
+        """), (0, "ok\n", ""))
+
     def test_hard_exit_ends_only_its_own_interpreter(self):
         other = self.start(targets.echo)
         w = self.start(targets.hard_exit, 3)
