@@ -6,7 +6,6 @@ import asyncio
 import gc
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -230,9 +229,7 @@ class WorkerCases(support.Workers):
     def test_asyncio_inside_the_worker(self):
         # In a process of its own: CPython 3.12 aborts at exit after
         # asyncio ran in a subinterpreter, unless the worker works around it.
-        script = textwrap.dedent(f"""
-            import sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(f"""
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.async_echo_once, mode={self.mode!r})
             w.post_message({{"q": 1}})
@@ -241,8 +238,6 @@ class WorkerCases(support.Workers):
             assert w.exit_code == 0, w.exit_code
             print("ok")
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         self.assertEqual((out.returncode, out.stdout), (0, "ok\n"), out.stderr)
         self.assertEqual(out.stderr, "")    # nothing "ignored" at its end
 
@@ -370,9 +365,7 @@ class WorkerCases(support.Workers):
     def test_hard_exit_is_a_worker_error(self):
         # In a program of its own: os._exit() in an interpreter worker
         # used to end the whole process.
-        script = textwrap.dedent(f"""
-            import sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(f"""
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.hard_exit, args=(3,), mode={self.mode!r})
             assert w.recv(60) == "bye"
@@ -391,8 +384,6 @@ class WorkerCases(support.Workers):
             assert w.exit_code == 3, w.exit_code
             print("ok")
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "ok\n", ""))
 
     def test_hard_exit_zero_is_a_plain_end(self):
@@ -466,15 +457,11 @@ class WorkerCases(support.Workers):
         self.check_terminate(targets.swallow_forever, "swallowing")
 
     def test_exit_with_a_worker_swallowing_system_exit_ends_it(self):
-        script = textwrap.dedent(f"""
-            import sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(f"""
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.swallow_forever, mode={self.mode!r})
             assert w.recv(60) == "swallowing"
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         self.assertEqual((out.returncode, out.stderr), (0, ""))
 
     def test_terminate_during_a_send_to_a_full_ring(self):
@@ -592,15 +579,11 @@ class WorkerCases(support.Workers):
         self.assertProcessEnds(pid, "the worker's own worker")
 
     def test_exit_with_a_worker_blocked_in_c_neither_hangs_nor_aborts(self):
-        script = textwrap.dedent(f"""
-            import sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(f"""
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.block_in_c, mode={self.mode!r})
             assert w.recv(60) == "blocking"
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         if self.mode == "process":
             self.assertEqual(out.returncode, 0, out.stderr)    # SIGTERM reaches it
         else:
@@ -657,9 +640,7 @@ class WorkerCases(support.Workers):
         self.assertEqual(handle.exit_code, 0)
 
     def test_a_dropped_worker_is_ended_at_exit(self):
-        script = textwrap.dedent(f"""
-            import sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(f"""
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.echo, mode={self.mode!r})
             w.post_message("hi")
@@ -667,24 +648,19 @@ class WorkerCases(support.Workers):
             print(w.pid, flush=True)
             del w
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         self.assertEqual((out.returncode, out.stderr), (0, ""))
         if self.mode == "process":
             self.assertProcessEnds(int(out.stdout), "a dropped worker")
 
     def test_workers_at_exit_share_one_grace_period(self):
-        script = textwrap.dedent(f"""
-            import sys, time
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(f"""
+            import time
             import pyshm_workers as pw, targets
             ws = [pw.Worker(targets.sleep_forever, mode={self.mode!r}) for _ in range(6)]
             for w in ws:
                 assert w.recv(60) == "sleeping"
             print(time.monotonic(), flush=True)
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         ended = time.monotonic()
         self.assertEqual((out.returncode, out.stderr), (0, ""))
         # 2 s of grace in all, then terminate(): it took 2 s per worker.
@@ -704,16 +680,14 @@ class WorkerCases(support.Workers):
     def run_fork_script(self, body):
         """Run body (after a worker w of self.mode answered) in a program
         of its own; its stdout, which ends with "ok"."""
-        script = textwrap.dedent(f"""
-            import multiprocessing, os, sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script(textwrap.dedent(f"""
+            import multiprocessing, os
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.echo, mode={self.mode!r})
             w.post_message("hi")
             assert w.recv(60) == "hi"
-        """) + textwrap.dedent(body) + "print('ok', flush=True)\n"
-        out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c",
-                              script], capture_output=True, text=True, timeout=TIMEOUT)
+        """) + textwrap.dedent(body) + "print('ok', flush=True)\n",
+            flags=("-W", "ignore::DeprecationWarning"))
         self.assertEqual((out.returncode, out.stderr), (0, ""))
         self.assertTrue(out.stdout.endswith("ok\n"), out.stdout)
         return out.stdout
@@ -795,24 +769,13 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
                     raise AssertionError("forked")
         """)
 
-    def run_script(self, body, timeout=TIMEOUT):
-        """Run body in a program of its own: (returncode, stdout, stderr);
-        a hang past timeout is a failure."""
-        script = f"import sys\nsys.path[:0] = {sys.path!r}\n" + textwrap.dedent(body)
-        try:
-            out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                 text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.fail(f"hung for {timeout} s")
-        return out.returncode, out.stdout, out.stderr
-
     def test_worker_calls_from_two_threads_do_not_deadlock(self):
         # A thread woken from its wait for the spare interpreter took the GIL
         # back holding the spare's lock, which a thread holding the GIL then
         # waited for (Worker() from two threads, now and then). _spare_stop()
         # (what a fork does first) waited the same way; a long switch interval
         # keeps the GIL here while the spare ends and wakes the other thread.
-        self.assertEqual(self.run_script("""
+        out = self.run_script("""
             import threading, time
             import pyshm_workers as pw, targets
             from pyshm_workers import _core
@@ -829,7 +792,8 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
             t.join()
             w.join()
             print("ok")
-        """, timeout=30), (0, "ok\n", ""))
+        """, timeout=30)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "ok\n", ""))
 
     def test_workers_importing_modules_in_a_loop_exit_cleanly(self):
         # The reproducer of an abort at exit (3.13: "free(): invalid
@@ -865,13 +829,14 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
                     t.join()
                 print("ok")
             """)
-            self.assertEqual(out, (0, "ok\n", ""), f"run {run}")
+            self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "ok\n", ""),
+                             f"run {run}")
 
     def test_a_process_worker_with_interpreter_workers_exits_cleanly(self):
         # Its spare interpreter outlived its exit: CPython 3.12 aborted
         # ("remaining subinterpreters"), 3.13 ended it from the main thread
         # and corrupted memory ("No dict watcher set for ID 0" on stderr).
-        self.assertEqual(self.run_script("""
+        out = self.run_script("""
             import pyshm_workers as pw, targets
             for run in range(3):
                 w = pw.Worker(targets.start_interpreter_workers, args=(2,), mode="process")
@@ -879,7 +844,8 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
                 w.join(60)
                 assert w.exit_code == 0, w.exit_code
             print("ok")
-        """), (0, "ok\n", ""))
+        """)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "ok\n", ""))
 
     def test_hard_exit_ends_only_its_own_interpreter(self):
         other = self.start(targets.echo)
@@ -888,7 +854,6 @@ class TestInterpreterWorker(WorkerCases, support.LeakCheck):
         other.post_message("still here")
         self.assertEqual(other.recv(TIMEOUT), "still here")
         self.assertEqual(w.exit_code, 3)
-
 
 
 class TestProcessWorker(WorkerCases, support.LeakCheck):
@@ -935,17 +900,14 @@ class TestProcessWorker(WorkerCases, support.LeakCheck):
         self.assertEqual(_core.stats()["regions"], before)
 
     def test_parent_death_leaves_no_orphans(self):
-        script = textwrap.dedent(f"""
-            import os, sys
-            sys.path[:0] = {sys.path!r}
+        out = self.run_script("""
+            import os
             import pyshm_workers as pw, targets
             w = pw.Worker(targets.sleep_forever, mode="process")
             assert w.recv(60) == "sleeping"
             print(w.pid, flush=True)
             os._exit(0)
         """)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                             text=True, timeout=TIMEOUT)
         self.assertEqual(out.returncode, 0, out.stderr)
         pid = int(out.stdout.split()[0])
         self.assertProcessEnds(pid, "a worker of a dead parent")
