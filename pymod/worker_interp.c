@@ -71,39 +71,37 @@ static int stop_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
 	return -1;
 }
 
-/* Note where the worker's thread is, for the message at exit should it not
- * stop. With the interpreter's GIL, the worker's thread state pinned. */
-static void note_where(struct worker *w, PyThreadState *t)
+/* Where thread state @t is, "file:line in function", into @buf. With its
+ * interpreter's GIL, @t pinned. */
+static void where_is(PyThreadState *t, char *buf, size_t size)
 {
 	PyFrameObject *f = PyThreadState_GetFrame(t);
-	const char *file = NULL, *fn = NULL, *slash;
-	char buf[sizeof(w->where)] = "";
+	const char *file, *fn, *slash;
 	PyCodeObject *code;
 
-	if (f) {
-		code = PyFrame_GetCode(f);
-		file = PyUnicode_AsUTF8(code->co_filename);
-		fn = PyUnicode_AsUTF8(code->co_name);
-		slash = file ? strrchr(file, '/') : NULL;
-		snprintf(buf, sizeof(buf), "%s:%d in %s", slash ? slash + 1 : file ? file : "?",
-			 PyFrame_GetLineNumber(f), fn ? fn : "?");
-		Py_DECREF(code);
-		Py_DECREF(f);
-		PyErr_Clear();
-	}
-	pthread_mutex_lock(&w->lock);
-	memcpy(w->where, buf, sizeof(buf));
-	pthread_mutex_unlock(&w->lock);
+	buf[0] = 0;
+	if (!f)
+		return;
+	code = PyFrame_GetCode(f);
+	file = PyUnicode_AsUTF8(code->co_filename);
+	fn = PyUnicode_AsUTF8(code->co_name);
+	slash = file ? strrchr(file, '/') : NULL;
+	snprintf(buf, size, "%s:%d in %s", slash ? slash + 1 : file ? file : "?",
+		 PyFrame_GetLineNumber(f), fn ? fn : "?");
+	Py_DECREF(code);
+	Py_DECREF(f);
+	PyErr_Clear();
 }
 
 /*
  * One round of terminate() inside the interpreter (pinned by the caller):
  * SystemExit at the next bytecode of the worker's thread and, with @trace,
- * the stop tracer on all its threads. Takes the interpreter's GIL, which a
- * thread busy in C may hold for a long time (gil_wait says so meanwhile).
+ * the stop tracer on all its threads; @where gets where that thread is, for
+ * the message at exit should it not stop. Takes the interpreter's GIL, which
+ * a thread busy in C may hold for a long time (gil_wait says so meanwhile).
  */
 static void interrupt_interp(struct worker *w, PyInterpreterState *interp,
-			     PyThreadState *target, bool trace)
+			     PyThreadState *target, bool trace, char *where, size_t size)
 {
 	PyThreadState *t = PyThreadState_New(interp);
 
@@ -115,7 +113,7 @@ static void interrupt_interp(struct worker *w, PyInterpreterState *interp,
 	PyThreadState_SetAsyncExc(w->thread_id, PyExc_SystemExit);
 	if (trace)
 		PyEval_SetTraceAllThreads(stop_trace, NULL);
-	note_where(w, target);
+	where_is(target, where, size);
 	PyThreadState_Clear(t);
 	PyThreadState_DeleteCurrent();
 }
@@ -135,6 +133,7 @@ void *worker_terminator_main(void *arg)
 	struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
 	PyInterpreterState *interp = NULL;
 	PyThreadState *target = NULL;
+	char where[sizeof(w->where)];
 	bool pinned, trace;
 
 	PyMem_RawFree(k);
@@ -152,9 +151,13 @@ void *worker_terminator_main(void *arg)
 		trace = pinned && !w->traced && mono_now() >= escalate;
 		pthread_mutex_unlock(&w->lock);
 		if (pinned) {
-			interrupt_interp(w, interp, target, trace);
+			where[0] = 0;
+			interrupt_interp(w, interp, target, trace, where, sizeof(where));
+			/* Without the interpreter's GIL: its threads may hold the
+			 * lock while they wait for it. */
 			pthread_mutex_lock(&w->lock);
 			w->traced |= trace;
+			memcpy(w->where, where, sizeof(where));
 			if (--w->interp_users == 0)
 				pthread_cond_broadcast(&w->cond);
 			pthread_mutex_unlock(&w->lock);
