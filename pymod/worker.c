@@ -31,6 +31,7 @@ struct worker *worker_new(int mode)
 	w->lifeline = -1;
 	w->child_waiter = -1;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	pthread_mutex_init(&w->block_lock, NULL);
 	return w;
 }
@@ -69,6 +70,7 @@ void worker_put(struct worker *w)
 	if (w->child_waiter >= 0)
 		close(w->child_waiter);
 	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->block_lock);
 	PyMem_RawFree(w);
 }
@@ -80,6 +82,7 @@ void worker_put(struct worker *w)
 void worker_finished(struct worker *w, int code)
 {
 	struct port *p, *link;
+	bool orphaned;
 
 	pthread_mutex_lock(&w->lock);
 	w->exit_code = code;
@@ -87,6 +90,7 @@ void worker_finished(struct worker *w, int code)
 	w->running = false;
 	p = w->parent_end;
 	w->parent_end = NULL;
+	orphaned = w->orphaned;
 	/* A worker that never took its end of the link. */
 	link = w->link;
 	w->link = NULL;
@@ -97,12 +101,22 @@ void worker_finished(struct worker *w, int code)
 	if (w->child_waiter >= 0)
 		close(w->child_waiter);
 	w->child_waiter = -1;
+	/* Reaped (process mode): a handle kept after its Worker object
+	 * (at exit, until the next Worker()) holds no fd. */
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->pidfd = -1;
 	pthread_mutex_unlock(&w->lock);
 	if (link) {
 		port_close(link);
 		port_put(link);
 	}
-	if (p) {
+	if (p && orphaned) {
+		/* Nobody will read it: the channel, and what its unread
+		 * messages hold, go now. */
+		port_close(p);
+		port_put(p);
+	} else if (p) {
 		/* Nothing more will come, and nobody reads what we send: a
 		 * sender waiting for room gets out, what it never read goes. */
 		port_peer_gone(p);
@@ -346,8 +360,7 @@ static PyObject *handle_get_pid(HandleObject *h, void *c)
 
 /* ---- termination -------------------------------------------------------- */
 
-/* Wake the rings the worker sleeps on (it checks for terminate() then). */
-static void kick_blocked(struct worker *w)
+void worker_kick_blocked(struct worker *w)
 {
 	size_t i;
 
@@ -363,50 +376,27 @@ static void kick_blocked(struct worker *w)
 	pthread_mutex_unlock(&w->block_lock);
 }
 
-/*
- * Interpreter mode. A thread of ours, never the caller's: it must take the
- * worker's GIL, which a worker busy in C may hold for a while. It injects
- * SystemExit at the next bytecode boundary, again every 100 ms for code
- * that swallows it, until the interpreter ends.
- */
-static void *terminator_main(void *arg)
+void worker_interrupt(struct worker *w)
 {
-	struct worker *w = arg;
-	struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
-	PyThreadState *t;
-
-	while (!atomic_load(&w->done)) {
-		pthread_mutex_lock(&w->lock);
-		/* While running and not ending, the interpreter outlives our
-		 * thread state: the worker takes the lock before it ends. */
-		if (w->running && !w->ending) {
-			t = PyThreadState_New(w->interp);
-			if (t) {
-				PyEval_RestoreThread(t);
-				PyThreadState_SetAsyncExc(w->thread_id, PyExc_SystemExit);
-				PyThreadState_Clear(t);
-				PyThreadState_DeleteCurrent();
-			}
-		}
-		pthread_mutex_unlock(&w->lock);
-		/* A receiver still spinning at the first kick sleeps after it
-		 * without a wakeup: kick again. */
-		kick_blocked(w);
-		futex(&w->done, FUTEX_WAIT_PRIVATE, 0, &ts);
-	}
-	worker_put(w);
-	return NULL;
+	atomic_store(&w->terminate, 1);
+	futex(&w->terminate, FUTEX_WAKE, INT_MAX, NULL);
+	worker_kick_blocked(w);
 }
 
-/* Process mode: SIGTERM now, SIGKILL after the grace period. */
-struct killer {
-	struct worker *w;
-	double grace;
-};
+/* Process mode: send @sig to the child unless it was reaped already (its
+ * pidfd goes then). */
+static void worker_signal(struct worker *w, int sig)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
+	pthread_mutex_unlock(&w->lock);
+}
 
+/* Process mode, after SIGTERM: SIGKILL after the grace period. */
 static void *killer_main(void *arg)
 {
-	struct killer *k = arg;
+	struct stopper *k = arg;
 	struct worker *w = k->w;
 	struct timespec ts;
 
@@ -416,7 +406,7 @@ static void *killer_main(void *arg)
 	if (!atomic_load(&w->done))
 		futex(&w->done, FUTEX_WAIT_PRIVATE, 0, &ts);
 	if (!atomic_load(&w->done))
-		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+		worker_signal(w, SIGKILL);
 	worker_put(w);
 	return NULL;
 }
@@ -434,19 +424,41 @@ int start_detached(void *(*fn)(void *), void *arg)
 	return -ret;
 }
 
+int worker_start_stopper(void *(*fn)(void *), struct worker *w, double grace)
+{
+	struct stopper *k = PyMem_RawMalloc(sizeof(*k));
+	int ret;
+
+	if (!k)
+		return -ENOMEM;
+	k->w = worker_get(w);
+	k->grace = grace < 0 ? 0 : grace;
+	ret = start_detached(fn, k);
+	if (ret) {
+		worker_put(w);
+		PyMem_RawFree(k);
+	}
+	return ret;
+}
+
+/*
+ * terminate(grace=1.0). Process mode: SIGTERM, then SIGKILL after @grace
+ * seconds. Interpreter mode: SystemExit in the worker's thread (again and
+ * again, see worker_terminator_main()), then after @grace seconds the stop
+ * tracer, which no handler can swallow.
+ */
 static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = { "grace", NULL };
 	pymod_state *st = get_state_by_type(Py_TYPE(h));
 	struct worker *w = h->w;
-	struct killer *k;
 	double grace = 1.0;
 	int ret;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|d:terminate", kwlist, &grace))
 		return NULL;
 	pthread_mutex_lock(&w->lock);
-	if (w->exited || w->terminated) {
+	if (w->exited || w->terminated || w->exit_requested) {
 		pthread_mutex_unlock(&w->lock);
 		Py_RETURN_NONE;
 	}
@@ -454,31 +466,98 @@ static PyObject *handle_terminate(HandleObject *h, PyObject *args, PyObject *kwd
 	pthread_mutex_unlock(&w->lock);
 
 	if (w->mode == WORKER_PROCESS) {
-		syscall(SYS_pidfd_send_signal, w->pidfd, SIGTERM, NULL, 0);
-		k = PyMem_RawMalloc(sizeof(*k));
-		if (!k)
-			return PyErr_NoMemory();
-		k->w = worker_get(w);
-		k->grace = grace < 0 ? 0 : grace;
-		ret = start_detached(killer_main, k);
-		if (ret) {
-			syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
-			worker_put(w);
-			PyMem_RawFree(k);
-		}
+		worker_signal(w, SIGTERM);
+		if (worker_start_stopper(killer_main, w, grace))
+			worker_signal(w, SIGKILL);
 		Py_RETURN_NONE;
 	}
-
+#if PYMOD_HAVE_SUBINTERPRETERS
 	/* Interpreter mode: interruptible sleeps, blocked receives, then the
 	 * bytecode itself. */
-	atomic_store(&w->terminate, 1);
-	futex(&w->terminate, FUTEX_WAKE, INT_MAX, NULL);
-	kick_blocked(w);
-	ret = start_detached(terminator_main, worker_get(w));
-	if (ret) {
-		worker_put(w);
+	worker_interrupt(w);
+	ret = worker_start_stopper(worker_terminator_main, w, grace);
+	if (ret)
 		return pymod_raise_from_errno(st, ret, "terminate");
+#else
+	(void)st;
+	(void)ret;
+#endif
+	Py_RETURN_NONE;
+}
+
+/*
+ * _stuck: why a worker still runs after terminate() (for the message at
+ * exit), or None once it has ended.
+ */
+static PyObject *handle_get_stuck(HandleObject *h, void *c)
+{
+	struct worker *w = h->w;
+	char where[sizeof(w->where)];
+	bool running, traced;
+
+	if (atomic_load(&w->done))
+		Py_RETURN_NONE;
+	if (w->mode == WORKER_PROCESS)
+		return PyUnicode_FromString("the process has not exited");
+	pthread_mutex_lock(&w->lock);
+	running = w->running;
+	traced = w->traced;
+	memcpy(where, w->where, sizeof(where));
+	pthread_mutex_unlock(&w->lock);
+	if (!running)
+		return PyUnicode_FromString("its target has ended, but a thread or a worker "
+					    "it started has not");
+	if (atomic_load(&w->gil_wait))
+		return PyUnicode_FromString("its thread holds its GIL in a C call that does "
+					    "not return");
+	if (!traced)
+		return PyUnicode_FromString("its thread has not stopped yet");
+	if (!where[0])
+		return PyUnicode_FromString("its thread is blocked in a C call");
+	return PyUnicode_FromFormat("its thread is blocked in a C call (at %s)", where);
+}
+
+/* _close_send(): the worker's pw.parent reaches the end of its stream
+ * (what the Worker's port does, for a handle whose Worker is gone). */
+static PyObject *handle_close_send(HandleObject *h, PyObject *unused)
+{
+	struct worker *w = h->w;
+	struct port *p;
+
+	pthread_mutex_lock(&w->lock);
+	p = w->parent_end ? port_get(w->parent_end) : NULL;
+	pthread_mutex_unlock(&w->lock);
+	if (p) {
+		pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_PRODUCERS);
+		port_put(p);
 	}
+	Py_RETURN_NONE;
+}
+
+/*
+ * _orphan(port): the Worker object goes while its worker runs. The worker
+ * keeps an open stream (its port object is detached, not closed), and the
+ * channel is released as the worker ends rather than when a later Worker()
+ * or the exit prunes the handle.
+ */
+static PyObject *handle_orphan(HandleObject *h, PyObject *obj)
+{
+	pymod_state *st = get_state_by_type(Py_TYPE(h));
+	struct worker *w = h->w;
+	struct port *p = port_from_object(st, obj);
+	bool kept;
+
+	if (!p)
+		Py_RETURN_NONE;		/* closed already */
+	port_detach_object(obj);
+	pthread_mutex_lock(&w->lock);
+	kept = w->parent_end == p;
+	if (kept)
+		w->orphaned = true;	/* worker_finished() closes it */
+	pthread_mutex_unlock(&w->lock);
+	if (!kept)
+		port_close(p);
+	port_put(p);
 	Py_RETURN_NONE;
 }
 
@@ -568,7 +647,21 @@ static PyObject *mod_sleep(PyObject *mod, PyObject *arg)
 	}
 }
 
+/*
+ * _abandon_port(port): in the child of a fork(), a port of the parent's
+ * (a worker's link): the object reads as closed, and the C port is left
+ * as it is, unclosed and unreleased, as closing would end the parent's
+ * stream in the memory both processes share.
+ */
+static PyObject *mod_abandon_port(PyObject *mod, PyObject *obj)
+{
+	if (port_from_object(get_state(mod), obj))
+		port_detach_object(obj);
+	Py_RETURN_NONE;
+}
+
 PyMethodDef worker_module_methods[] = {
+	{ "_abandon_port", mod_abandon_port, METH_O, NULL },
 	{ "_sleep", mod_sleep, METH_O,
 	  "_sleep($module, seconds, /)\n--\n\ntime.sleep() that terminate() can interrupt." },
 	{ NULL }
@@ -578,6 +671,8 @@ static PyMethodDef handle_methods[] = {
 	{ "join", (PyCFunction)(void (*)(void))handle_join, METH_VARARGS | METH_KEYWORDS, NULL },
 	{ "terminate", (PyCFunction)(void (*)(void))handle_terminate,
 	  METH_VARARGS | METH_KEYWORDS, NULL },
+	{ "_close_send", (PyCFunction)handle_close_send, METH_NOARGS, NULL },
+	{ "_orphan", (PyCFunction)handle_orphan, METH_O, NULL },
 	{ NULL }
 };
 
@@ -585,6 +680,7 @@ static PyGetSetDef handle_getset[] = {
 	{ "exit_code", (getter)handle_get_exit_code, NULL, NULL, NULL },
 	{ "alive", (getter)handle_get_alive, NULL, NULL, NULL },
 	{ "pid", (getter)handle_get_pid, NULL, NULL, NULL },
+	{ "_stuck", (getter)handle_get_stuck, NULL, NULL, NULL },
 	{ NULL }
 };
 

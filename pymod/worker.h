@@ -34,6 +34,8 @@ struct worker {
 	bool ending;			/* [L] the interpreter is being torn down */
 	bool exited;			/* [L] exit_code is final */
 	bool terminated;		/* [L] terminate() was asked */
+	bool orphaned;			/* [L] the parent's Worker object went
+					 * while it ran: parent_end is ours alone */
 	int exit_code;			/* [L] */
 	/* futex word: set to 1 by terminate(); interruptible sleeps wait on it */
 	atomic_uint terminate;
@@ -46,6 +48,15 @@ struct worker {
 	/* interpreter mode */
 	PyInterpreterState *interp;	/* [L] while running */
 	unsigned long thread_id;	/* [L] the worker thread's Python thread id */
+	PyThreadState *tstate;		/* [L] the worker thread's, while running */
+	int interp_users;		/* [L] terminators inside the interpreter;
+					 * it is not ended while there are any */
+	bool traced;			/* [L] the stop tracer was set on its threads */
+	bool exit_requested;		/* [L] os._exit() was called in it... */
+	int exit_request;		/* [L] ...with this code */
+	char where[96];			/* [L] where its thread was when last
+					 * interrupted ("file:line in function") */
+	atomic_bool gil_wait;		/* a terminator waits for its GIL */
 	struct port *link;		/* the worker's end, until it takes it */
 	char **sys_path;		/* the parent's sys.path, for the new interpreter */
 	bool counted;			/* in the spare's count of running workers */
@@ -56,7 +67,8 @@ struct worker {
 	} blocked[16];			/* rings the worker sleeps on */
 	/* process mode */
 	pid_t pid;
-	int pidfd;			/* signals and waits without pid reuse races */
+	int pidfd;			/* [L] signals and waits without pid reuse
+					 * races; closed once the child is reaped */
 	int lifeline;			/* write end; the child notices our death */
 	int child_waiter;		/* the child's io_uring fd, to wake it */
 };
@@ -77,6 +89,22 @@ void worker_raise_eof(pymod_state *st, struct worker *w, double deadline);
 double mono_now(void);
 void worker_put(struct worker *w);
 
+/* What a thread stopping a worker gets: its reference, and the grace period
+ * before it escalates. */
+struct stopper {
+	struct worker *w;
+	double grace;
+};
+
+/* Wake the rings the worker sleeps on (it checks for terminate() then). */
+void worker_kick_blocked(struct worker *w);
+/* Interruptible sleeps, blocked receives and sends of an interpreter worker
+ * end (they raise SystemExit): terminate(), os._exit(). */
+void worker_interrupt(struct worker *w);
+/* Run @fn with a stopper for @w (a new reference) and @grace on a new
+ * detached thread; 0 or -errno. */
+int worker_start_stopper(void *(*fn)(void *), struct worker *w, double grace);
+
 /* Between worker.c, worker_interp.c and worker_process.c. */
 struct worker *worker_new(int mode);
 struct worker *worker_get(struct worker *w);
@@ -94,6 +122,9 @@ struct port *take_port(pymod_state *st, PyObject *obj);
 #if PYMOD_HAVE_SUBINTERPRETERS
 /* An interpreter worker ended: a CPU may be free for a spare again. */
 void worker_spare_ended(struct worker *w);
+/* terminate() of an interpreter worker: a stopper's thread (see
+ * worker_interp.c). */
+void *worker_terminator_main(void *arg);
 #endif
 
 int worker_init_types(PyObject *mod, pymod_state *st);

@@ -101,12 +101,17 @@ def _refresh_environ(env):
     data.update((os.environ.encodekey(k), os.environ.encodevalue(v)) for k, v in env.items())
 
 
-def _patch_sleep():
-    """time.sleep() that terminate() interrupts (interpreter mode only:
-    signals cannot reach a subinterpreter's thread)."""
+def _patch_interpreter():
+    """Interpreter mode only: time.sleep() that terminate() interrupts
+    (signals cannot reach a subinterpreter's thread), and os._exit() that
+    ends this worker rather than the whole process. Before the target's
+    module is imported, so that it finds these."""
+    import os
+    import posix
     import time
     from . import _core
     time.sleep = _core._sleep
+    os._exit = posix._exit = _core._exit
 
 
 class _AsyncioWithoutSSL:
@@ -139,6 +144,26 @@ class _AsyncioWithoutSSL:
 
         spec.loader.exec_module = exec_without_ssl
         return spec
+
+
+class _ImportInMainFirst:
+    """CPython 3.12.0-3.12.3 (gh-119213, fixed in 3.12.4): the first call
+    with keyword arguments of a C function of an extension module builds a
+    tuple in the calling interpreter and keeps it for the whole process; made
+    in a worker, it outlives the worker and the program aborts at exit
+    ("free(): invalid pointer"). hashlib and ssl make such calls as they are
+    imported (and hmac, secrets, smtplib... import them): the main
+    interpreter imports them first, so that its tuples are the ones kept."""
+
+    names = {"hashlib", "_hashlib", "ssl", "_ssl"}
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in cls.names:
+            from . import _core
+            cls.names.discard(name)
+            _core._import_in_main(name)
+        return None
 
 
 def error_details(exc):
@@ -180,11 +205,14 @@ def _run(port, interpreter):
         _refresh_environ(setup["environ"])
     _install_main(setup["main"])
     if interpreter:
-        _patch_sleep()
+        _patch_interpreter()
         if sys.version_info[:2] == (3, 12) and "asyncio" not in sys.modules:
             sys.meta_path.insert(0, _AsyncioWithoutSSL)
+        if (3, 12) <= sys.version_info[:3] < (3, 12, 4):
+            sys.meta_path.insert(0, _ImportInMainFirst)
     pw.parent = port
     _worker._in_worker = True
+    _worker._in_subinterpreter = interpreter
     _worker._worker_name = setup["name"]
     code = 1
     try:

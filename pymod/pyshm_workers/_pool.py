@@ -42,6 +42,8 @@ def _serve():
             # The result (or the exception) could not be cloned.
             details = error_details(exc) if reply[0] else dict(reply[1], exception=None)
             port.post_message((False, details))
+        # Nothing of this task stays alive while we wait for the next one.
+        fn = args = kwargs = result = reply = None
 
 
 def _exception_from(details):
@@ -173,6 +175,10 @@ class WorkerPool(Executor):
                     future.set_result(value)
                 else:
                     future.set_exception(_exception_from(value))
+                # The future owns the result now: this thread must not keep
+                # it (or the future) alive while it waits for the next
+                # reply, as map()'s iterator lets go of each result.
+                del future, value
                 with self._lock:
                     self._next(slot)
                 continue

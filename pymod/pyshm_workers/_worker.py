@@ -11,20 +11,23 @@ import weakref
 from . import _core
 
 _in_worker = False
+_in_subinterpreter = False      # an interpreter-mode worker
 _worker_name = None
 _counter = itertools.count(1)
-# Workers created by this interpreter that may still run; the port and
-# handle of those whose Worker object was dropped while they ran (they run
-# on, and are ended at exit like the others); pools (ended first).
+# Workers created by this interpreter that may still run; the handles of
+# those whose Worker object was dropped while they ran (they run on, and are
+# ended at exit like the others; their channel goes as they end); pools
+# (ended first).
 _live = weakref.WeakSet()
-_orphans = set()
+_orphans = {}       # handle -> name
 _pools = weakref.WeakSet()
 
 MODES = ("auto", "interpreter", "process")
-# Joining at interpreter exit: how long a worker may take to finish after
-# its pw.parent reached the end of the stream, before it is terminated; and
-# how long it may take to end after terminate(). An interpreter worker
-# blocked in a C call (a lock, select()) cannot be interrupted.
+# Joining at interpreter exit: how long the workers, all together, may take
+# to finish after their pw.parent reached the end of the stream, before
+# those still running are terminated; and how long those may take to end
+# after terminate(). An interpreter worker blocked in a C call (a lock,
+# select()) cannot be interrupted.
 EXIT_GRACE = 2.0
 TERMINATE_WAIT = 5.0
 
@@ -152,6 +155,7 @@ class Worker:
         spec = target_spec(target)
         self._mode = mode
         self._name = str(name) if name is not None else f"Worker-{next(_counter)}"
+        self._owner = os.getpid()   # a fork child's copy is not its own
         self._on_message = self._on_error = None
         self._dispatcher = None
         self._events = None         # what came while its callback was unset
@@ -177,7 +181,8 @@ class Worker:
             theirs.close()
             self._port.close()
             raise
-        _orphans.difference_update([o for o in _orphans if not o[1].alive])
+        for handle in [h for h in _orphans if not h.alive]:
+            del _orphans[handle]
         _live.add(self)
 
     # -- messages -----------------------------------------------------------
@@ -267,7 +272,8 @@ class Worker:
     def terminate(self):
         """Stop the worker: SystemExit at its next bytecode (interpreter
         mode; time.sleep() and blocking pyshm calls are interrupted too),
-        or SIGTERM then SIGKILL after a grace period (process mode)."""
+        and a second later a trace function that no handler can swallow;
+        or SIGTERM then SIGKILL after a second (process mode)."""
         self._handle.terminate()
 
     def join(self, timeout=None):
@@ -299,8 +305,11 @@ class Worker:
 
     def __del__(self):
         handle = getattr(self, "_handle", None)
-        if handle is not None and handle.alive:
-            _orphans.add((self._port, handle))
+        if handle is not None and self._owner == os.getpid() and handle.alive:
+            # The handle keeps the channel open and lets go of it as the
+            # worker ends.
+            handle._orphan(self._port)
+            _orphans[handle] = self._name
 
     def __enter__(self):
         return self
@@ -319,51 +328,124 @@ class Worker:
 
 def shutdown_all(grace=EXIT_GRACE):
     """End every pool and worker this interpreter started (at exit, and at
-    the end of a worker that started workers of its own). Returns the
-    number of workers that would not stop."""
+    the end of a worker that started workers of its own): all reach the end
+    of their input at once and share one grace period, then those still
+    running are terminated together. Returns a line for each worker that
+    would not stop: its name and why."""
+    import time
     for pool in list(_pools):
         try:
             pool.shutdown(wait=False, cancel_futures=True)
         except Exception:
             pass
-    stuck = 0
-    for port, handle in [(w._port, w._handle) for w in list(_live)] + list(_orphans):
-        try:
-            stuck += not _finish(port, handle, grace)
-        except Exception:
-            pass
+    names = {w._handle: w._name for w in list(_live)}
+    names.update(_orphans)
     _orphans.clear()
-    return stuck
+    for handle in names:
+        handle._close_send()
+    running = _join_all(names, time.monotonic() + grace)
+    for handle in running:
+        handle.terminate()
+    stuck = _join_all(running, time.monotonic() + TERMINATE_WAIT)
+    # Still known to the exit of the interpreter, should their Worker go.
+    _orphans.update((h, names[h]) for h in stuck)
+    return [f"{names[h]}: {h._stuck}" for h in stuck]
 
 
-def _finish(port, handle, grace):
-    """End a worker's input, give it grace seconds, then stop it; False if
-    it is still running TERMINATE_WAIT seconds after that."""
-    port._close_send()
-    if handle.join(grace):
-        return True
-    handle.terminate()
-    return handle.join(TERMINATE_WAIT)
+def _join_all(handles, deadline):
+    """Join handles until deadline (time.monotonic()); those still alive."""
+    import time
+    return [h for h in handles if not h.join(max(0.0, deadline - time.monotonic()))]
 
 
 def _at_exit():
     stuck = shutdown_all()
-    if stuck and not _in_worker:
+    if stuck and not _in_subinterpreter:
         # CPython cannot finalize while another interpreter runs (it would
         # abort), and nothing can interrupt a thread blocked in C: say so
         # and end the process rather than hang.
         sys.stdout.flush()
-        sys.stderr.write(f"pyshm_workers: {stuck} interpreter worker(s) blocked in a "
-                         "C call did not stop after terminate(); ending the process\n")
+        sys.stderr.write(f"pyshm_workers: {len(stuck)} worker(s) did not stop after "
+                         f"terminate(); ending the process with status 1\n")
+        for line in stuck:
+            sys.stderr.write(f"  {line}\n")
         sys.stderr.flush()
         os._exit(1)
     stop = getattr(_core, "_spare_stop", None)
-    if stop is not None and not _in_worker:
-        stop(True)      # the interpreter made ahead for the next worker
+    if stop is not None:
+        # The interpreter made ahead for the next worker, by the exit of
+        # the process's main interpreter (a process worker's too: CPython
+        # 3.12 aborts finalizing with it alive, "remaining subinterpreters",
+        # and 3.13 corrupts memory ending it from the main thread).
+        stop(True)
+
+
+def _fork_refusal(what):
+    """The RuntimeError for a fork while interpreter workers run, else None.
+    CPython clears every other interpreter in the child of fork(), without
+    a thread state, before any Python code runs there: the child aborts or
+    hangs (3.12 and 3.13 alike). Only the spare can be ended for it."""
+    _core._spare_stop(False)
+    n = _core._fork_blockers()
+    if not n:
+        return None
+    return RuntimeError(
+        f"{what} refused: {n} interpreter-mode worker(s) of pyshm_workers run in this "
+        "process, and CPython's fork child would crash or hang clearing their "
+        "interpreters; end them first (join() or terminate()), use mode='process', "
+        "or start processes with subprocess or multiprocessing's 'spawn' or "
+        "'forkserver' method")
+
+
+def _guard_fork(module, name):
+    """Make module.name (os.fork, os.forkpty) refuse to fork while
+    interpreter workers run, before anything is forked."""
+    import functools
+    real = getattr(module, name, None)
+    if real is None or getattr(real, "_pyshm_guarded", False):
+        return
+
+    @functools.wraps(real)
+    def guarded(*args, **kwargs):
+        err = _fork_refusal(f"{module.__name__}.{name}()")
+        if err is not None:
+            raise err
+        return real(*args, **kwargs)
+
+    guarded._pyshm_guarded = True
+    setattr(module, name, guarded)
+
+
+def _before_fork():
+    # A fork that bypassed the guard (a function taken before it was set, a
+    # subprocess preexec_fn, C code): it cannot be stopped from here, but
+    # the reason the child dies is printed.
+    err = _fork_refusal("fork()")
+    if err is not None:
+        raise err
+
+
+def _after_fork_in_child():
+    """The workers and pools are the parent's: the child must neither end
+    them at its exit nor close their channels, which live in memory both
+    processes share. Their ports (and a process worker's pw.parent) read as
+    closed here."""
+    for w in list(_live):
+        _core._abandon_port(w._port)
+    _live.clear()
+    _orphans.clear()
+    _pools.clear()
+    from . import _bootstrap
+    if _bootstrap._link is not None:
+        _core._abandon_port(_bootstrap._link)
 
 
 atexit.register(_at_exit)
-if hasattr(_core, "_spare_stop"):
-    # A subinterpreter alive in another thread can deadlock the child of
-    # fork() (CPython clears it there); end the spare before forking.
-    os.register_at_fork(before=lambda: _core._spare_stop(False))
+if hasattr(_core, "_fork_blockers"):
+    import posix
+    for _module in (os, posix):
+        for _name in ("fork", "forkpty"):
+            _guard_fork(_module, _name)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+else:
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -4,7 +4,9 @@
 import gc
 import os
 import signal
+import subprocess
 import sys
+import textwrap
 import time
 import unittest
 
@@ -104,6 +106,17 @@ class Workers:
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         self.fail(f"{what} ({pid}) outlived it")
+
+    def run_script(self, body, timeout=60, flags=()):
+        """Run body (a script, indented or not) in a Python of its own that
+        sees this one's sys.path; the CompletedProcess, its output as text.
+        A hang past timeout seconds is a failure."""
+        script = f"import sys\nsys.path[:0] = {sys.path!r}\n" + textwrap.dedent(body)
+        try:
+            return subprocess.run([sys.executable, *flags, "-c", script],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"hung for {timeout} s")
 
     def reap(self, w):
         if w.is_alive():

@@ -237,3 +237,120 @@ def async_echo_once():
         pw.parent.post_message(("async", await pw.parent.arecv()))
 
     asyncio.run(main())
+
+
+class Dummy:
+    """A result a weak reference can watch (pool tests)."""
+
+    def method(self):
+        pass
+
+
+def make_dummy(_):
+    return Dummy()
+
+
+def wait_for_flag(a):
+    """Say so, then wait until a[0] is set."""
+    pw.parent.post_message("waiting")
+    while a.load(0) == 0:
+        a.wait(0, 0, 1)
+
+
+def flag_then_report_stream(a):
+    """Wait until a[0] is set, then set a[1]: 1 if pw.parent is still open
+    (recv() times out), 2 if it reached the end of the stream."""
+    pw.parent.post_message("waiting")
+    while a.load(0) == 0:
+        a.wait(0, 0, 1)
+    try:
+        pw.parent.recv(0.2)
+        a.store(1, 3)
+    except TimeoutError:
+        a.store(1, 1)
+    except EOFError:
+        a.store(1, 2)
+    a.notify(1)
+
+
+# A token of the interpreter (or process) that imported this module.
+TOKEN = os.urandom(8).hex()
+
+
+def identity():
+    return os.getpid(), TOKEN
+
+
+def exit_in_a_thread(code):
+    """os._exit() from a thread of the worker while its target sleeps."""
+    import threading
+
+    def run():
+        pw.parent.post_message("exiting")
+        os._exit(code)
+
+    try:
+        threading.Thread(target=run).start()
+        time.sleep(100)
+    finally:
+        pw.parent.post_message("finally ran")
+
+
+def exit_swallowed(code):
+    """os._exit() under a handler that would swallow SystemExit."""
+    try:
+        os._exit(code)
+    except BaseException:
+        pw.parent.post_message("swallowed")
+    pw.parent.post_message("went on")
+
+
+def exit_in_finally(code):
+    try:
+        pw.parent.post_message("raising")
+        raise ValueError("never reported")
+    finally:
+        os._exit(code)
+
+
+def swallow_forever():
+    """A loop that catches everything terminate() raises."""
+    pw.parent.post_message("swallowing")
+    while True:
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+
+
+def clean_up_when_terminated():
+    pw.parent.post_message("sleeping")
+    try:
+        time.sleep(100)
+    finally:
+        pw.parent.post_message("cleaned up")
+
+
+def exit_with_status(code):
+    """A fork child's target (multiprocessing): a normal exit, atexit and
+    all, with its own status."""
+    sys.exit(code)
+
+
+def import_modules(names):
+    """Import names (stdlib modules), report how many."""
+    import importlib
+    for name in names:
+        importlib.import_module(name)
+    pw.parent.post_message(len(names))
+
+
+def start_interpreter_workers(n):
+    """A process worker that starts interpreter workers of its own (and so
+    a spare interpreter), then ends."""
+    for i in range(n):
+        w = pw.Worker(import_modules, args=(["json", "decimal"],), mode="interpreter")
+        assert w.recv(60) == 2
+        w.join(60)
+    pw.parent.post_message("done")

@@ -4,12 +4,14 @@ asyncio, and replacing workers that die."""
 
 import asyncio
 import concurrent.futures as cf
+import gc
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import unittest
+import weakref
 
 import pyshm_workers as pw
 
@@ -41,6 +43,27 @@ class PoolCases:
         self.assertEqual(list(p.map(targets.square, range(20), timeout=TIMEOUT)),
                          [x * x for x in range(20)])
 
+    def test_map_lets_go_of_each_result(self):
+        # CPython's test_concurrent_futures test_free_reference (bpo-14406):
+        # once yielded, a result is the caller's alone. One worker, so that
+        # its collector has no later reply that would replace the last one.
+        p = self.pool(1)
+        for obj in p.map(targets.make_dummy, range(10), timeout=TIMEOUT):
+            wr = weakref.ref(obj)
+            del obj
+            gc.collect()
+            self.assertIsNone(wr())
+
+    def test_a_future_keeps_its_result_until_dropped(self):
+        p = self.pool(1)
+        f = p.submit(targets.make_dummy, 0)
+        wr = weakref.ref(f.result(TIMEOUT))
+        gc.collect()
+        self.assertIsNotNone(wr())      # the future holds it
+        del f
+        gc.collect()
+        self.assertIsNone(wr())
+
     def test_workers_are_reused(self):
         p = self.pool(1)
         pids = {p.submit(targets.whoami).result(TIMEOUT) for _ in range(5)}
@@ -70,15 +93,15 @@ class PoolCases:
             p.submit(lambda: 1).result(TIMEOUT)
 
     def test_dead_worker_fails_its_future_and_is_replaced(self):
-        if self.mode != "process":
-            self.skipTest("os._exit() in an interpreter worker ends the whole process")
+        # os._exit() ends the worker (not the program) in interpreter mode too.
         p = self.pool(1)
-        pid = p.submit(targets.whoami).result(TIMEOUT)
+        first = p.submit(targets.identity).result(TIMEOUT)
         f = p.submit(targets.die)
-        with self.assertRaises(pw.WorkerError):
+        with self.assertRaises(pw.WorkerError) as cm:
             f.result(TIMEOUT)
+        self.assertIn("code 7", str(cm.exception))
         self.assertEqual(p.submit(targets.square, 4).result(TIMEOUT), 16)
-        self.assertNotEqual(p.submit(targets.whoami).result(TIMEOUT), pid)
+        self.assertNotEqual(p.submit(targets.identity).result(TIMEOUT), first)
 
     def test_a_worker_that_dies_idle_is_replaced_once(self):
         p = self.pool(1)
