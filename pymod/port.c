@@ -77,7 +77,7 @@ void port_put(struct port *p)
 	port_unwatch(p);
 	/* A closed end's unread messages (a port that moved on leaves its
 	 * ring to its new holder). */
-	if (atomic_load(&p->closed))
+	if (atomic_load(&p->closed) && p->owner == port_pid())
 		ring_discard(p, p->rx, false);
 	pyshm_ring_free(p->tx);
 	pyshm_ring_free(p->rx);
@@ -143,7 +143,8 @@ int port_attach(struct pyshm_region *chan, int side, int sock, struct port **out
 	pyshm_ring_set_xfer(p->tx, port_xfer_local());
 	pyshm_ring_set_ool_threshold(p->tx, CHAN_OOL_THRESHOLD);
 	port_set_inflight(p, port_inflight_default());
-	atomic_store(&hdr->side[side].pid, port_pid());
+	p->owner = port_pid();
+	atomic_store(&hdr->side[side].pid, p->owner);
 	/* Without the watch a dead peer goes unnoticed: no half port. */
 	if (p->sock >= 0) {
 		ret = port_watch(p);
@@ -281,6 +282,9 @@ void port_close(struct port *p)
 		return;
 	atomic_store(&p->detached, true);
 	port_unwatch(p);
+	/* A fork child's copy of the handle: the end is its parent's. */
+	if (p->owner != port_pid())
+		return;
 	atomic_fetch_or(&p->hdr->side[p->side].flags, SIDE_CLOSED);
 	pyshm_ring_close(p->tx, PYSHM_RING_CLOSE_PRODUCERS);
 	pyshm_ring_close(p->rx, PYSHM_RING_CLOSE_CONSUMER);

@@ -81,6 +81,8 @@ struct port {
 	atomic_bool closed;		/* port_close() ran */
 	struct worker *worker;		/* parent end of a worker link */
 	uint64_t inflight_max;		/* out-of-line bytes our sends may hold */
+	unsigned int owner;		/* the process the end belongs to (a
+					 * fork child's copy leaves it alone) */
 	bool watched;			/* port_watch.c's, under its lock */
 	uint32_t watch_slot;
 };

@@ -215,16 +215,17 @@ void port_unwatch(struct port *p)
 	uint32_t i;
 
 	pthread_mutex_lock(&watch.lock);
-	if (p->watched) {
+	i = p->watch_slot;
+	/* (A fork child's copy of its parent's port is not watched here.) */
+	if (p->watched && i < watch.nslots && watch.slots[i].p == p) {
 		/* Before the fd can close: a number reused by then would be
 		 * another file's. */
 		epoll_ctl(watch.epfd, EPOLL_CTL_DEL, p->sock, NULL);
-		i = p->watch_slot;
 		watch.slots[i].p = NULL;
 		watch.slots[i].gen++;
 		watch.slots[i].next_free = watch.free_head;
 		watch.free_head = i;
-		p->watched = false;
 	}
+	p->watched = false;
 	pthread_mutex_unlock(&watch.lock);
 }

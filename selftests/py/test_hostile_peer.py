@@ -3,6 +3,7 @@
 receiver that does not read, a worker that dies holding ports. The program
 on the other side stays in bounds, responsive and free of leaks."""
 
+import gc
 import os
 import signal
 import subprocess
@@ -306,3 +307,22 @@ class TestNoFreeze(support.LeakCheck):
         self.assertEqual(got[0], "unread")
         self.assertIsInstance(got[1], ValueError)
         b.close()
+
+
+class TestForkChild(support.LeakCheck):
+    def test_a_fork_child_dropping_inherited_ports_leaves_the_channel_open(self):
+        a, b = pw.MessageChannel()
+        ports = list(pw.MessageChannel())
+        ports[1].post_message(pw.SharedArrayBuffer(16))
+
+        def child():
+            a.close()           # closed, or only dropped: the same
+            ports.clear()
+            gc.collect()
+
+        self.assertEqual(support.fork_and_check(child), 0)
+        a.post_message("still open")
+        self.assertEqual(b.recv(TIMEOUT), "still open")
+        self.assertEqual(ports[0].recv(TIMEOUT).byte_length, 16)
+        for port in (a, b, *ports):
+            port.close()
