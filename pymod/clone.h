@@ -72,6 +72,44 @@ int clone_cache_group(pymod_state *st, int group, int import);
  * "<lambda>" steps. New reference, or NULL + exception. */
 PyObject *clone_resolve(PyObject *mod, PyObject *qualname);
 
+/* The bytes of int @v in two's complement (at least 1), or -1 +
+ * exception. O(1): no conversion. */
+Py_ssize_t clone_long_nbytes(PyObject *v);
+
+/*
+ * clone_budget.c: the decoder's bound on the work of hashing. Containers
+ * hash their keys (set and frozenset members, dict keys), and CPython
+ * hashes a tuple through all its items each time, uncached: a key built of
+ * shared tuples costs exponentially more than its bytes. A message of n
+ * bytes may spend CLONE_BUDGET_BASE + CLONE_BUDGET_PER_BYTE * n steps (one
+ * step: one tuple item hashed, eight bytes of a number, a third of a
+ * comparison of keys whose hashes collide); past it, DataCloneError.
+ */
+#define CLONE_BUDGET_BASE	(1ull << 24)
+#define CLONE_BUDGET_PER_BYTE	64
+
+struct clone_budget {
+	uint64_t left, total;
+};
+
+/* The hashes a container's keys had so far (colliding ones compare). */
+struct clone_keys {
+	struct clone_key_count *table;
+	size_t mask, used;
+	unsigned int nsmall;
+	Py_hash_t small[8];		/* the first keys' hashes, in order */
+};
+
+void clone_budget_init(struct clone_budget *b, size_t msg_len);
+/*
+ * Charge adding @key to the container whose keys are @keys: hashing it and
+ * comparing it with earlier keys of the same hash. 0, or -1 with an
+ * exception (DataCloneError past the budget, TypeError if unhashable).
+ */
+int clone_budget_key(pymod_state *st, struct clone_budget *b, struct clone_keys *keys,
+		     PyObject *key);
+void clone_keys_clear(struct clone_keys *keys);
+
 /* Take the raised exception (normalized), clearing it. */
 static inline PyObject *clone_fetch_exc(void)
 {

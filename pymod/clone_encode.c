@@ -357,19 +357,10 @@ static int enc_close(Encoder *e, PyObject *obj, size_t tag_pos, int memo)
 static int enc_bigint(Encoder *e, PyObject *obj, int memo)
 {
 	struct pyshm_clone_writer *w = &e->w;
-	Py_ssize_t n;
+	Py_ssize_t n = clone_long_nbytes(obj);
 
-#if PY_VERSION_HEX >= 0x030D0000
-	n = PyLong_AsNativeBytes(obj, NULL, 0, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
 	if (n < 0)
 		return -1;
-#else
-	size_t bits = _PyLong_NumBits(obj);
-
-	if (bits == (size_t)-1 && PyErr_Occurred())
-		return -1;
-	n = (Py_ssize_t)(bits / 8 + 1);
-#endif
 	if (pyshm_clone_reserve(w, 11 + (size_t)n) < 0)
 		return enc_nomem();
 	pyshm_clone_raw_tag(w, PYSHM_CLONE_BIGINT | M(memo));
