@@ -258,8 +258,9 @@ static uint64_t element_bits(ArrayObject *a, void *p)
  * interpreter, terminate() setting @stop. A 32-bit element is one futex
  * word (not private: other processes share it). A 64-bit one is two, both
  * waited on at once (futex_waitv), so that a change of either half ends the
- * sleep; notify() wakes both. Returns 1 when stopped, 0 when woken, -1 with
- * errno (EAGAIN: not equal, ETIMEDOUT, EINTR).
+ * sleep; notify() wakes the low word only (see wake_element()). Returns 1
+ * when stopped, 0 when woken, -1 with errno (EAGAIN: not equal, ETIMEDOUT,
+ * EINTR).
  */
 static long wait_element(void *p, int elsize, uint64_t expected, double deadline,
 			 atomic_uint *stop)
@@ -274,6 +275,7 @@ static long wait_element(void *p, int elsize, uint64_t expected, double deadline
 		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
 		tsp = &ts;
 	}
+	/* The low word first: wake_element() relies on the order. */
 	v[n++] = (struct futex_waitv){ .val = (uint32_t)expected, .uaddr = (uintptr_t)p,
 				       .flags = FUTEX_32 };
 	if (elsize == 8)
@@ -291,16 +293,26 @@ static long wait_element(void *p, int elsize, uint64_t expected, double deadline
 	return ret < 0 ? -1 : 0;
 }
 
-/* Wake up to @n waiters at @p (both halves of a 64-bit element). */
-static long wake_element(void *p, int elsize, long n)
+/*
+ * Wake up to @n waiters at @p; the number woken. Every waiter of the
+ * element is queued on its low word (a 64-bit waiter on the high word too),
+ * so waking the low word alone reaches each waiter once: the count is of
+ * distinct waiters and never passes @n. Waking the high word as well would
+ * count a waiter woken through the low word again (it stays queued there
+ * until it runs) and could wake one more than asked.
+ *
+ * No wake-up is lost when only the high half changed: futex_waitv() checks
+ * and queues the words in the order given (kernel/futex/waitwake.c,
+ * futex_wait_multiple_setup()), each under its hash bucket lock, so a
+ * waiter is queued on the low word before it reads the high one. A
+ * notifier stores, then wakes the low word: either it finds the waiter
+ * queued there, or the waiter's later read of the high half (ordered after
+ * the bucket's waiter count it published, as for any futex) sees the store
+ * and it does not sleep.
+ */
+static long wake_element(void *p, long n)
 {
-	long woken, more;
-
-	woken = syscall(SYS_futex, p, FUTEX_WAKE, (int)n, NULL, NULL, 0);
-	if (woken < 0 || elsize == 4 || woken >= n)
-		return woken;
-	more = syscall(SYS_futex, (char *)p + 4, FUTEX_WAKE, (int)(n - woken), NULL, NULL, 0);
-	return more < 0 ? more : woken + more;
+	return syscall(SYS_futex, p, FUTEX_WAKE, (int)n, NULL, NULL, 0);
 }
 
 /* Seconds, or -1 for no limit (None, inf, or more than a century). */
@@ -409,7 +421,7 @@ static PyObject *array_notify(ArrayObject *a, PyObject *args, PyObject *kwds)
 	}
 	if (n == 0)
 		return PyLong_FromLong(0);
-	ret = wake_element(p, a->elsize, n);
+	ret = wake_element(p, n);
 	if (ret < 0)
 		return pymod_raise_from_errno(get_state_by_type(Py_TYPE(a)), -errno, "notify");
 	return PyLong_FromLong(ret);
