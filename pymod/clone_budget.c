@@ -41,16 +41,6 @@ static int budget_refuse(pymod_state *st, const struct clone_budget *b)
 	return -1;
 }
 
-/* Is int @v of one digit? */
-static inline int long_is_compact(PyObject *v)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-	return PyUnstable_Long_IsCompact((PyLongObject *)v);
-#else
-	return Py_SIZE(v) >= -1 && Py_SIZE(v) <= 1;
-#endif
-}
-
 /* Steps to hash the digits of int @v (8 bytes a step). */
 static uint64_t long_cost(PyObject *v)
 {
@@ -177,6 +167,7 @@ static int keys_count(struct clone_keys *ks, Py_hash_t h, uint64_t *before)
 	}
 	if (!ks->table) {
 		pthread_once(&key_once, key_mult_init);
+		ks->used = 0;
 		if (keys_grow(ks) < 0)
 			return -1;
 		for (k = 0; k < nsmall; k++)
@@ -188,30 +179,15 @@ static int keys_count(struct clone_keys *ks, Py_hash_t h, uint64_t *before)
 	return 0;
 }
 
-int clone_budget_key(pymod_state *st, struct clone_budget *b, struct clone_keys *keys,
-		     PyObject *key)
+int clone_budget_key_slow(pymod_state *st, struct clone_budget *b, struct clone_keys *keys,
+			  PyObject *key)
 {
-	PyTypeObject *tp = Py_TYPE(key);
 	uint64_t cost, before;
 	Py_hash_t h;
 
-	/*
-	 * One step, and not counted among the colliding keys: str and bytes
-	 * cache their hash, keyed per process (no one can aim at it); an int
-	 * of one digit hashes to itself, unlike any other such int (but -1
-	 * and -2), so it collides only with keys that are counted (big ints
-	 * of its hash), which pay for their comparisons with it too.
-	 */
-	if (tp == &PyUnicode_Type || tp == &PyBytes_Type ||
-	    (tp == &PyLong_Type && long_is_compact(key))) {
-		if (!b->left)
-			return budget_refuse(st, b);
-		b->left--;
-		return 0;
-	}
 	/* Twice: once here, once by the container. */
 	cost = hash_cost(st, key, b->left / 2, 0);
-	if (cost > b->left / 2)
+	if (!b->left || cost > b->left / 2)
 		return budget_refuse(st, b);
 	b->left -= 2 * cost;
 	h = PyObject_Hash(key);
@@ -224,12 +200,4 @@ int clone_budget_key(pymod_state *st, struct clone_budget *b, struct clone_keys 
 		b->left -= before * cost * COMPARE_STEPS;
 	}
 	return 0;
-}
-
-void clone_keys_clear(struct clone_keys *keys)
-{
-	PyMem_Free(keys->table);
-	keys->table = NULL;
-	keys->mask = keys->used = 0;
-	keys->nsmall = 0;
 }

@@ -310,9 +310,10 @@ static PyObject *dec_tuple(Decoder *d, struct pyshm_clone_item *it)
 static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias, *fs = NULL;
-	struct clone_keys keys = { 0 };
+	struct clone_keys keys;
 	Py_ssize_t i;
 
+	clone_keys_init(&keys);
 	if (!t)
 		return NULL;
 	switch (dec_finish(d, it, &alias)) {
@@ -335,10 +336,11 @@ static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
 static PyObject *dec_dict(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *dict = dec_memo(d, it, PyDict_New()), *k, *v;
-	struct clone_keys keys = { 0 };
+	struct clone_keys keys;
 	uint64_t i;
 	int ret;
 
+	clone_keys_init(&keys);
 	for (i = 0; dict && i < it->v.count; i++) {
 		k = dec_value(d);
 		v = k && dec_key(d, &keys, k) == 0 ? dec_item(d) : NULL;
@@ -355,10 +357,11 @@ static PyObject *dec_dict(Decoder *d, struct pyshm_clone_item *it)
 static PyObject *dec_set(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *set = dec_memo(d, it, PySet_New(NULL)), *item;
-	struct clone_keys keys = { 0 };
+	struct clone_keys keys;
 	uint64_t i;
 	int ret;
 
+	clone_keys_init(&keys);
 	for (i = 0; set && i < it->v.count; i++) {
 		item = dec_value(d);
 		ret = item ? dec_key(d, &keys, item) : -1;
@@ -651,10 +654,11 @@ out:
 static int dec_build(Decoder *d, PyObject *obj, PyObject *state)
 {
 	PyObject *setstate, *slots = NULL, *dict, *k, *v, *res;
-	struct clone_keys keys = { 0 };
+	struct clone_keys keys;
 	Py_ssize_t pos = 0;
 	int ret = 0;
 
+	clone_keys_init(&keys);
 	setstate = PyObject_GetAttr(obj, cc_get(d->st, CC_S_SETSTATE));
 	if (setstate) {
 		res = PyObject_CallOneArg(setstate, state);
@@ -747,10 +751,11 @@ err:
 
 static int dec_dictitems(Decoder *d, PyObject *obj)
 {
-	struct clone_keys keys = { 0 };
+	struct clone_keys keys;
 	PyObject *k, *v;
 	int ret = 0;
 
+	clone_keys_init(&keys);
 	while (!ret && !dec_at_end(d)) {
 		k = dec_value(d);
 		v = k && dec_key(d, &keys, k) == 0 ? dec_value(d) : NULL;
