@@ -12,14 +12,16 @@
  * referent (its container) cannot be met again, so it skips the memo
  * altogether: every object reaches this code with one extra reference held
  * by the encoder, so "refcount <= 2" means "only my container refers to
- * it". User code (a __reduce__, a copyreg reducer, __getstate__, an import)
- * can hand out new references to objects already written that way, so the
- * first time some is about to run, the encoder starts again from the top
- * in pickle's mode: everything pickle memoises gets a slot (the memo holds
- * it, so objects made on the fly stay alive and keep their identity too).
- * Nothing user-visible happened before the restart (the cyclic GC is off
- * in the fast mode: its finalizers are user code too). Numbers keep the
- * refcount rule in both modes, as pickle memoises none.
+ * it". User code (a __reduce__, a copyreg reducer, __getstate__, an import,
+ * or any bytecode, such as a Fraction's properties, during which other
+ * threads and signal handlers run) can hand out new references to objects
+ * already written that way, so the first time some is about to run, the
+ * encoder starts again from the top in pickle's mode: everything pickle
+ * memoises gets a slot (the memo holds it, so objects made on the fly stay
+ * alive and keep their identity too). Nothing user-visible happened before
+ * the restart (the cyclic GC is off in the fast mode: its finalizers are
+ * user code too). Numbers keep the refcount rule in both modes, as pickle
+ * memoises none.
  *
  * Nothing leaves before the body has encoded: SharedArrayBuffers and
  * payloads are collected while encoding and only sent (pyshm_xfer_send())
@@ -1604,6 +1606,17 @@ static int enc_singleton_type(Encoder *e, PyObject *obj, int memo)
 	return ret;
 }
 
+/*
+ * Is @tp a class of Python code (Fraction, _pydatetime, any class
+ * statement), not of C? Its attributes run bytecode, during which signal
+ * handlers and other threads can run.
+ */
+static inline int python_class(PyTypeObject *tp)
+{
+	return PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) &&
+	       !PyType_HasFeature(tp, Py_TPFLAGS_IMMUTABLETYPE);
+}
+
 /* Everything but the built-in containers and scalars. */
 static int enc_other(Encoder *e, PyObject *obj, int memo)
 {
@@ -1612,6 +1625,9 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 	const struct pyshm_clone_ops *ops;
 	PyObject *c = st->clone_cache;
 	int i, kind;
+
+	if (python_class(tp) && enc_user_code(e) < 0)
+		return -1;
 
 	if (!e->scanned) {
 		/* Types of modules imported by now; nothing is imported here. */
