@@ -554,19 +554,35 @@ static void array_releasebuffer(ArrayObject *a, Py_buffer *view)
 	a->exports--;
 }
 
+/*
+ * An index argument, clipped to PY_SSIZE_T_MIN/MAX when it does not fit (as
+ * JavaScript, which takes any number, refuses it by range): 0, or -1 with
+ * TypeError. *@big is set when it was clipped (or is PY_SSIZE_T_MAX), for
+ * a message that shows the value given.
+ */
+static int clipped_arg(PyObject *arg, Py_ssize_t *out, int *big)
+{
+	*out = PyNumber_AsSsize_t(arg, NULL);
+	if (*out == -1 && PyErr_Occurred())
+		return -1;
+	*big = *out == PY_SSIZE_T_MAX;
+	return 0;
+}
+
 static PyObject *array_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = { "sab", "byte_offset", "length", NULL };
 	pymod_state *st = get_state_by_cls(type);
-	PyObject *sab, *len_obj = Py_None;
+	PyObject *sab, *off_obj = NULL, *len_obj = Py_None;
 	Py_ssize_t off = 0, len = -1;
-	int elsize = type == st->int32_type ? 4 : 8;
+	int elsize = type == st->int32_type ? 4 : 8, big_off = 0, big_len = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nO", kwlist, &sab, &off, &len_obj))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO", kwlist, &sab, &off_obj, &len_obj))
+		return NULL;
+	if (off_obj && clipped_arg(off_obj, &off, &big_off) < 0)
 		return NULL;
 	if (len_obj != Py_None) {
-		len = PyNumber_AsSsize_t(len_obj, PyExc_OverflowError);
-		if (len == -1 && PyErr_Occurred())
+		if (clipped_arg(len_obj, &len, &big_len) < 0)
 			return NULL;
 		if (len < 0)
 			return PyErr_Format(PyExc_ValueError, "length must not be negative");
@@ -574,6 +590,23 @@ static PyObject *array_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	if (!sab_region(st, sab))
 		return PyErr_Format(PyExc_TypeError, "%s() needs a SharedArrayBuffer, not %.100s",
 				    type->tp_name, Py_TYPE(sab)->tp_name);
+	/* Past any buffer: say so with the value given. */
+	if (big_off || big_len) {
+		PyObject *v = PyNumber_Index(big_off ? off_obj : len_obj);
+		uint64_t size = pyshm_region_size(sab_region(st, sab));
+
+		if (!v)
+			return NULL;
+		if (big_off)
+			PyErr_Format(PyExc_ValueError, "byte_offset %S is past the end (%llu)", v,
+				     (unsigned long long)size);
+		else
+			PyErr_Format(PyExc_ValueError, "byte_offset %zd + length %S elements of %d "
+				     "bytes exceeds the buffer (%llu bytes)", off, v, elsize,
+				     (unsigned long long)size);
+		Py_DECREF(v);
+		return NULL;
+	}
 	return typed_array_new(st, elsize, sab, off, len);
 }
 
