@@ -258,8 +258,9 @@ static uint64_t element_bits(ArrayObject *a, void *p)
  * interpreter, terminate() setting @stop. A 32-bit element is one futex
  * word (not private: other processes share it). A 64-bit one is two, both
  * waited on at once (futex_waitv), so that a change of either half ends the
- * sleep; notify() wakes both. Returns 1 when stopped, 0 when woken, -1 with
- * errno (EAGAIN: not equal, ETIMEDOUT, EINTR).
+ * sleep; notify() wakes the low word only (see wake_element()). Returns 1
+ * when stopped, 0 when woken, -1 with errno (EAGAIN: not equal, ETIMEDOUT,
+ * EINTR).
  */
 static long wait_element(void *p, int elsize, uint64_t expected, double deadline,
 			 atomic_uint *stop)
@@ -274,6 +275,7 @@ static long wait_element(void *p, int elsize, uint64_t expected, double deadline
 		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
 		tsp = &ts;
 	}
+	/* The low word first: wake_element() relies on the order. */
 	v[n++] = (struct futex_waitv){ .val = (uint32_t)expected, .uaddr = (uintptr_t)p,
 				       .flags = FUTEX_32 };
 	if (elsize == 8)
@@ -291,16 +293,26 @@ static long wait_element(void *p, int elsize, uint64_t expected, double deadline
 	return ret < 0 ? -1 : 0;
 }
 
-/* Wake up to @n waiters at @p (both halves of a 64-bit element). */
-static long wake_element(void *p, int elsize, long n)
+/*
+ * Wake up to @n waiters at @p; the number woken. Every waiter of the
+ * element is queued on its low word (a 64-bit waiter on the high word too),
+ * so waking the low word alone reaches each waiter once: the count is of
+ * distinct waiters and never passes @n. Waking the high word as well would
+ * count a waiter woken through the low word again (it stays queued there
+ * until it runs) and could wake one more than asked.
+ *
+ * No wake-up is lost when only the high half changed: futex_waitv() checks
+ * and queues the words in the order given (kernel/futex/waitwake.c,
+ * futex_wait_multiple_setup()), each under its hash bucket lock, so a
+ * waiter is queued on the low word before it reads the high one. A
+ * notifier stores, then wakes the low word: either it finds the waiter
+ * queued there, or the waiter's later read of the high half (ordered after
+ * the bucket's waiter count it published, as for any futex) sees the store
+ * and it does not sleep.
+ */
+static long wake_element(void *p, long n)
 {
-	long woken, more;
-
-	woken = syscall(SYS_futex, p, FUTEX_WAKE, (int)n, NULL, NULL, 0);
-	if (woken < 0 || elsize == 4 || woken >= n)
-		return woken;
-	more = syscall(SYS_futex, (char *)p + 4, FUTEX_WAKE, (int)(n - woken), NULL, NULL, 0);
-	return more < 0 ? more : woken + more;
+	return syscall(SYS_futex, p, FUTEX_WAKE, (int)n, NULL, NULL, 0);
 }
 
 /* Seconds, or -1 for no limit (None, inf, or more than a century). */
@@ -409,7 +421,7 @@ static PyObject *array_notify(ArrayObject *a, PyObject *args, PyObject *kwds)
 	}
 	if (n == 0)
 		return PyLong_FromLong(0);
-	ret = wake_element(p, a->elsize, n);
+	ret = wake_element(p, n);
 	if (ret < 0)
 		return pymod_raise_from_errno(get_state_by_type(Py_TYPE(a)), -errno, "notify");
 	return PyLong_FromLong(ret);
@@ -542,19 +554,35 @@ static void array_releasebuffer(ArrayObject *a, Py_buffer *view)
 	a->exports--;
 }
 
+/*
+ * An index argument, clipped to PY_SSIZE_T_MIN/MAX when it does not fit (as
+ * JavaScript, which takes any number, refuses it by range): 0, or -1 with
+ * TypeError. *@big is set when it was clipped (or is PY_SSIZE_T_MAX), for
+ * a message that shows the value given.
+ */
+static int clipped_arg(PyObject *arg, Py_ssize_t *out, int *big)
+{
+	*out = PyNumber_AsSsize_t(arg, NULL);
+	if (*out == -1 && PyErr_Occurred())
+		return -1;
+	*big = *out == PY_SSIZE_T_MAX;
+	return 0;
+}
+
 static PyObject *array_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = { "sab", "byte_offset", "length", NULL };
 	pymod_state *st = get_state_by_cls(type);
-	PyObject *sab, *len_obj = Py_None;
+	PyObject *sab, *off_obj = NULL, *len_obj = Py_None;
 	Py_ssize_t off = 0, len = -1;
-	int elsize = type == st->int32_type ? 4 : 8;
+	int elsize = type == st->int32_type ? 4 : 8, big_off = 0, big_len = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|nO", kwlist, &sab, &off, &len_obj))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO", kwlist, &sab, &off_obj, &len_obj))
+		return NULL;
+	if (off_obj && clipped_arg(off_obj, &off, &big_off) < 0)
 		return NULL;
 	if (len_obj != Py_None) {
-		len = PyNumber_AsSsize_t(len_obj, PyExc_OverflowError);
-		if (len == -1 && PyErr_Occurred())
+		if (clipped_arg(len_obj, &len, &big_len) < 0)
 			return NULL;
 		if (len < 0)
 			return PyErr_Format(PyExc_ValueError, "length must not be negative");
@@ -562,6 +590,23 @@ static PyObject *array_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	if (!sab_region(st, sab))
 		return PyErr_Format(PyExc_TypeError, "%s() needs a SharedArrayBuffer, not %.100s",
 				    type->tp_name, Py_TYPE(sab)->tp_name);
+	/* Past any buffer: say so with the value given. */
+	if (big_off || big_len) {
+		PyObject *v = PyNumber_Index(big_off ? off_obj : len_obj);
+		uint64_t size = pyshm_region_size(sab_region(st, sab));
+
+		if (!v)
+			return NULL;
+		if (big_off)
+			PyErr_Format(PyExc_ValueError, "byte_offset %S is past the end (%llu)", v,
+				     (unsigned long long)size);
+		else
+			PyErr_Format(PyExc_ValueError, "byte_offset %zd + length %S elements of %d "
+				     "bytes exceeds the buffer (%llu bytes)", off, v, elsize,
+				     (unsigned long long)size);
+		Py_DECREF(v);
+		return NULL;
+	}
 	return typed_array_new(st, elsize, sab, off, len);
 }
 

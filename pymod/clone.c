@@ -185,6 +185,19 @@ PyObject *clone_malformed(pymod_state *st, const char *what, size_t off)
 	return NULL;
 }
 
+Py_ssize_t clone_long_nbytes(PyObject *v)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+	return PyLong_AsNativeBytes(v, NULL, 0, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+	size_t bits = _PyLong_NumBits(v);
+
+	if (bits == (size_t)-1 && PyErr_Occurred())
+		return -1;
+	return (Py_ssize_t)(bits / 8 + 1);
+#endif
+}
+
 /* Resolve "a.b.c" in @mod; a new reference or NULL. */
 PyObject *clone_resolve(PyObject *mod, PyObject *qualname)
 {

@@ -15,9 +15,15 @@
  * built from their complete items before they get their memo slot, and a
  * reduce call only ever sees complete arguments.
  *
+ * The work is linear in the message size: hashing keys is charged to a
+ * budget (clone_budget.c), Fractions with huge parts skip the quadratic gcd,
+ * and signal handlers run every SIGNAL_EVERY values, so a long decode can
+ * be interrupted.
+ *
  * Looking up classes and calling reduce callables is what pickle does: a
  * message is trusted as much as a pickle. The restricted mode of _decode()
- * allows builtin exception types only, for fuzzing and untrusted input.
+ * allows builtin exception types only, and numbers of at most
+ * RESTRICTED_NUMBER_BYTES, for fuzzing and untrusted input.
  */
 #include "clone.h"
 
@@ -26,6 +32,15 @@
 #include <pyshm/capi.h>
 
 #define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
+/* Values decoded between two runs of the signal handlers. */
+#define SIGNAL_EVERY	4096
+/* Restricted decoding: the largest BIGINT, and DECIMAL string. */
+#define RESTRICTED_NUMBER_BYTES	4096
+/* Fractions whose parts both pass this are not normalised (see
+ * dec_make_fraction()). */
+#define FRACTION_GCD_BYTES	1024
+#define XSTR(x)		STR(x)
+#define STR(x)		#x
 
 typedef struct {
 	pymod_state *st;
@@ -40,6 +55,9 @@ typedef struct {
 	PyObject **ports;		/* imported from the attachments */
 	uint32_t nports;
 	int restricted;
+	struct clone_budget budget;	/* hashing steps left */
+	unsigned int tick;		/* values until the signal handlers */
+	int interrupted;		/* a signal handler raised */
 } Decoder;
 
 static PyObject *dec_value(Decoder *d);
@@ -53,6 +71,40 @@ static PyObject *dec_restricted(Decoder *d, const char *what)
 {
 	PyErr_Format(d->st->DataCloneError, "restricted decoding refuses %s", what);
 	return NULL;
+}
+
+/* Run the signal handlers (a KeyboardInterrupt ends the decode). 0, or
+ * -1 with their exception. */
+static int dec_signals(Decoder *d)
+{
+	d->tick = SIGNAL_EVERY;
+	if (PyErr_CheckSignals() < 0) {
+		d->interrupted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Count @n values (a container's items at its head, so that nested small
+ * containers add up); every SIGNAL_EVERY, run the signal handlers. */
+static inline int dec_tick(Decoder *d, uint64_t n)
+{
+	if (__builtin_expect(n < d->tick, 1)) {
+		d->tick -= (unsigned int)n;
+		return 0;
+	}
+	return dec_signals(d);
+}
+
+/* In a long container's loop, every SIGNAL_EVERY items. */
+#define DEC_TICK_ITEM(d, i) \
+	(__builtin_expect(((i) & (SIGNAL_EVERY - 1)) == SIGNAL_EVERY - 1, 0) && \
+	 dec_signals(d) < 0)
+
+/* Charge adding @key to a container (clone_budget.c). */
+static inline int dec_key(Decoder *d, struct clone_keys *keys, PyObject *key)
+{
+	return clone_budget_key(d->st, &d->budget, keys, key);
 }
 
 /* Fill @it's memo slot with @obj (if it has one); returns @obj, or NULL
@@ -167,8 +219,11 @@ static PyObject *dec_list(Decoder *d, struct pyshm_clone_item *it)
 {
 	Py_ssize_t n = (Py_ssize_t)it->v.count, i;
 	int shown = it->tag & PYSHM_CLONE_F_MEMO;
-	PyObject *list = PyList_New(n), *item, *old;
+	PyObject *list, *item, *old;
 
+	if (dec_tick(d, it->v.count) < 0)
+		return NULL;
+	list = PyList_New(n);
 	if (!list)
 		return NULL;
 	if (shown) {
@@ -184,6 +239,8 @@ static PyObject *dec_list(Decoder *d, struct pyshm_clone_item *it)
 		PyObject_GC_UnTrack(list);
 	}
 	for (i = 0; i < n; i++) {
+		if (DEC_TICK_ITEM(d, i))
+			goto err;
 		item = dec_item(d);
 		if (!item)
 			goto err;
@@ -215,12 +272,14 @@ static PyObject *dec_items_tuple(Decoder *d, Py_ssize_t n)
 
 	if (n == 0)
 		return PyTuple_New(0);
+	if (dec_tick(d, (uint64_t)n) < 0)
+		return NULL;
 	t = PyTuple_New(n);
 	if (!t)
 		return NULL;
 	PyObject_GC_UnTrack(t);
 	for (i = 0; i < n; i++) {
-		item = dec_item(d);
+		item = DEC_TICK_ITEM(d, i) ? NULL : dec_item(d);
 		if (!item) {
 			Py_DECREF(t);
 			return NULL;
@@ -250,8 +309,11 @@ static PyObject *dec_tuple(Decoder *d, struct pyshm_clone_item *it)
 
 static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
 {
-	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias, *fs;
+	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias, *fs = NULL;
+	struct clone_keys keys;
+	Py_ssize_t i;
 
+	clone_keys_init(&keys);
 	if (!t)
 		return NULL;
 	switch (dec_finish(d, it, &alias)) {
@@ -259,45 +321,57 @@ static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
 		Py_DECREF(t);
 		return alias;
 	case 0:
-		fs = PyFrozenSet_New(t);
-		Py_DECREF(t);
-		return dec_memo(d, it, fs);
+		for (i = 0; i < PyTuple_GET_SIZE(t); i++)
+			if (dec_key(d, &keys, PyTuple_GET_ITEM(t, i)) < 0)
+				break;
+		clone_keys_clear(&keys);
+		if (i == PyTuple_GET_SIZE(t))
+			fs = dec_memo(d, it, PyFrozenSet_New(t));
+		break;
 	}
 	Py_DECREF(t);
-	return NULL;
+	return fs;
 }
 
 static PyObject *dec_dict(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *dict = dec_memo(d, it, PyDict_New()), *k, *v;
+	struct clone_keys keys;
 	uint64_t i;
 	int ret;
 
+	clone_keys_init(&keys);
 	for (i = 0; dict && i < it->v.count; i++) {
 		k = dec_value(d);
-		v = k ? dec_item(d) : NULL;
+		v = k && dec_key(d, &keys, k) == 0 ? dec_item(d) : NULL;
 		ret = v ? PyDict_SetItem(dict, k, v) : -1;
 		Py_XDECREF(k);
 		Py_XDECREF(v);
 		if (ret < 0)
 			Py_CLEAR(dict);
 	}
+	clone_keys_clear(&keys);
 	return dict;
 }
 
 static PyObject *dec_set(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *set = dec_memo(d, it, PySet_New(NULL)), *item;
+	struct clone_keys keys;
 	uint64_t i;
 	int ret;
 
+	clone_keys_init(&keys);
 	for (i = 0; set && i < it->v.count; i++) {
 		item = dec_value(d);
-		ret = item ? PySet_Add(set, item) : -1;
+		ret = item ? dec_key(d, &keys, item) : -1;
+		if (ret == 0)
+			ret = PySet_Add(set, item);
 		Py_XDECREF(item);
 		if (ret < 0)
 			Py_CLEAR(set);
 	}
+	clone_keys_clear(&keys);
 	return set;
 }
 
@@ -415,6 +489,46 @@ out:
 	return tz;
 }
 
+/*
+ * Fraction(num, den) normalises with a gcd, quadratic in the size of the
+ * smaller part. Writers put the parts of a Fraction, in lowest terms with a
+ * positive denominator; when both pass FRACTION_GCD_BYTES they are taken as
+ * written (Fraction._from_coprime_ints(), in linear time), the denominator
+ * checked positive. Restricted decoding caps numbers below that anyway.
+ */
+static PyObject *dec_make_fraction(Decoder *d, PyObject *num, PyObject *den)
+{
+	PyObject *cls = cc_get(d->st, CC_FRACTION), *zero, *make, *kw, *args, *obj;
+	Py_ssize_t nn = clone_long_nbytes(num), nd = clone_long_nbytes(den);
+	int positive;
+
+	if (nn < 0 || nd < 0)
+		return NULL;
+	if (nn <= FRACTION_GCD_BYTES || nd <= FRACTION_GCD_BYTES)
+		return PyObject_CallFunctionObjArgs(cls, num, den, NULL);
+	zero = PyLong_FromLong(0);
+	positive = zero ? PyObject_RichCompareBool(den, zero, Py_GT) : -1;
+	Py_XDECREF(zero);
+	if (positive <= 0)
+		return positive < 0 ? NULL : dec_malformed(d, "fraction denominator not positive");
+	make = PyObject_GetAttrString(cls, "_from_coprime_ints");	/* 3.12+ */
+	if (make) {
+		obj = PyObject_CallFunctionObjArgs(make, num, den, NULL);
+		Py_DECREF(make);
+		return obj;
+	}
+	if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+		return NULL;
+	PyErr_Clear();
+	/* 3.11: Fraction(num, den, _normalize=False). */
+	args = PyTuple_Pack(2, num, den);
+	kw = args ? Py_BuildValue("{sO}", "_normalize", Py_False) : NULL;
+	obj = kw ? PyObject_Call(cls, args, kw) : NULL;
+	Py_XDECREF(kw);
+	Py_XDECREF(args);
+	return obj;
+}
+
 static PyObject *dec_fraction(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *num, *den = NULL, *obj = NULL, *alias;
@@ -424,7 +538,7 @@ static PyObject *dec_fraction(Decoder *d, struct pyshm_clone_item *it)
 		den = dec_child(d, PYSHM_CLONE_INT, PYSHM_CLONE_BIGINT);
 	if (den && dec_finish(d, it, &alias) == 0 &&
 	    clone_cache_group(d->st, CG_FRACTIONS, 1) > 0)
-		obj = PyObject_CallFunctionObjArgs(cc_get(d->st, CC_FRACTION), num, den, NULL);
+		obj = dec_make_fraction(d, num, den);
 	Py_XDECREF(num);
 	Py_XDECREF(den);
 	return dec_memo(d, it, obj);
@@ -540,8 +654,11 @@ out:
 static int dec_build(Decoder *d, PyObject *obj, PyObject *state)
 {
 	PyObject *setstate, *slots = NULL, *dict, *k, *v, *res;
+	struct clone_keys keys;
 	Py_ssize_t pos = 0;
+	int ret = 0;
 
+	clone_keys_init(&keys);
 	setstate = PyObject_GetAttr(obj, cc_get(d->st, CC_S_SETSTATE));
 	if (setstate) {
 		res = PyObject_CallOneArg(setstate, state);
@@ -564,13 +681,13 @@ static int dec_build(Decoder *d, PyObject *obj, PyObject *state)
 		dict = PyObject_GetAttr(obj, cc_get(d->st, CC_S_DICT));
 		if (!dict)
 			return -1;
-		while (PyDict_Next(state, &pos, &k, &v)) {
-			if (PyObject_SetItem(dict, k, v) < 0) {
-				Py_DECREF(dict);
-				return -1;
-			}
-		}
+		/* The keys are hashed again: charged again. */
+		while (!ret && PyDict_Next(state, &pos, &k, &v))
+			ret = dec_key(d, &keys, k) < 0 || PyObject_SetItem(dict, k, v) < 0 ? -1 : 0;
+		clone_keys_clear(&keys);
 		Py_DECREF(dict);
+		if (ret < 0)
+			return -1;
 	}
 	if (slots && slots != Py_None) {
 		if (!PyDict_Check(slots)) {
@@ -634,19 +751,20 @@ err:
 
 static int dec_dictitems(Decoder *d, PyObject *obj)
 {
+	struct clone_keys keys;
 	PyObject *k, *v;
-	int ret;
+	int ret = 0;
 
-	while (!dec_at_end(d)) {
+	clone_keys_init(&keys);
+	while (!ret && !dec_at_end(d)) {
 		k = dec_value(d);
-		v = k ? dec_value(d) : NULL;
+		v = k && dec_key(d, &keys, k) == 0 ? dec_value(d) : NULL;
 		ret = v ? PyObject_SetItem(obj, k, v) : -1;
 		Py_XDECREF(k);
 		Py_XDECREF(v);
-		if (ret < 0)
-			return -1;
 	}
-	return 0;
+	clone_keys_clear(&keys);
+	return ret;
 }
 
 /* The callable and arguments of REDUCE and EXCEPTION; 1 and *@out for an
@@ -867,6 +985,8 @@ static PyObject *dec_value(Decoder *d)
 
 	if (d->wk.depth >= MAX_DEPTH)
 		return dec_malformed(d, "nested too deeply");
+	if (dec_tick(d, 1) < 0)
+		return NULL;
 	if (pyshm_clone_read(&d->r, &d->wk, &it) < 0)
 		return dec_malformed(d, "invalid value");
 	d->wk.depth++;
@@ -884,6 +1004,9 @@ static PyObject *dec_value(Decoder *d)
 		obj = dec_memo(d, &it, PyLong_FromLongLong(it.v.i));
 		break;
 	case PYSHM_CLONE_BIGINT:
+		if (d->restricted && it.v.b.len > RESTRICTED_NUMBER_BYTES)
+			return dec_restricted(d, "integers of more than "
+					      XSTR(RESTRICTED_NUMBER_BYTES) " bytes");
 		obj = dec_memo(d, &it, dec_bigint(&it));
 		break;
 	case PYSHM_CLONE_FLOAT:
@@ -941,6 +1064,9 @@ static PyObject *dec_value(Decoder *d)
 			obj = dec_memo(d, &it, dec_timezone(d, &it));
 		break;
 	case PYSHM_CLONE_DECIMAL:
+		if (d->restricted && it.v.b.len > RESTRICTED_NUMBER_BYTES)
+			return dec_restricted(d, "Decimals of more than "
+					      XSTR(RESTRICTED_NUMBER_BYTES) " characters");
 		if (clone_cache_group(d->st, CG_DECIMAL, 1) > 0) {
 			PyObject *s = PyUnicode_FromStringAndSize((const char *)it.v.b.data,
 								  (Py_ssize_t)it.v.b.len);
@@ -1120,7 +1246,8 @@ static void dec_wrap_error(pymod_state *st)
 PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
 			  struct clone_env *env, int restricted)
 {
-	Decoder d = { .st = st, .env = env, .base = buf, .restricted = restricted };
+	Decoder d = { .st = st, .env = env, .base = buf, .restricted = restricted,
+		      .tick = SIGNAL_EVERY };
 	struct pyshm_clone_info info;
 	PyObject *obj = NULL;
 	int ret;
@@ -1138,6 +1265,7 @@ PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
 		return NULL;
 	}
 	pyshm_clone_reader_init(&d.r, &d.wk, buf, &info);
+	clone_budget_init(&d.budget, len);
 	d.wk.flags = PYSHM_CLONE_WALK_NO_UTF8;	/* PyUnicode_DecodeUTF8() checks */
 	if (dec_claim(&d, buf, &info) < 0)
 		goto out;
@@ -1154,7 +1282,8 @@ PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
 	}
 out:
 	dec_release(&d, info.nobjects);
-	if (!obj)
+	/* A signal handler's exception is not about the message. */
+	if (!obj && !d.interrupted)
 		dec_wrap_error(st);
 	return obj;
 }

@@ -6,11 +6,22 @@
  * Built-in types are recognised by exact type and written by C code, with
  * no Python-level call per object. Identity is kept with a pointer memo
  * like _pickle.c's: an object that might be reached twice gets a memo slot,
- * and later meetings write a back-reference. An object whose reference
- * count shows it has a single referent (its container) cannot be met
- * again, so it skips the memo altogether: every object reaches this code
- * with one extra reference held by the encoder, so "refcount <= 2" means
- * "only my container refers to it".
+ * and later meetings write a back-reference.
+ *
+ * While no user code runs, an object whose reference count shows a single
+ * referent (its container) cannot be met again, so it skips the memo
+ * altogether: every object reaches this code with one extra reference held
+ * by the encoder, so "refcount <= 2" means "only my container refers to
+ * it". User code (a __reduce__, a copyreg reducer, __getstate__, an import,
+ * or any bytecode, such as a Fraction's properties, during which other
+ * threads and signal handlers run) can hand out new references to objects
+ * already written that way, so the first time some is about to run, the
+ * encoder starts again from the top in pickle's mode: everything pickle
+ * memoises gets a slot (the memo holds it, so objects made on the fly stay
+ * alive and keep their identity too). Nothing user-visible happened before
+ * the restart (the cyclic GC is off in the fast mode: its finalizers are
+ * user code too). Numbers keep the refcount rule in both modes, as pickle
+ * memoises none.
  *
  * Nothing leaves before the body has encoded: SharedArrayBuffers and
  * payloads are collected while encoding and only sent (pyshm_xfer_send())
@@ -132,6 +143,8 @@ typedef struct {
 	unsigned int depth;
 	int scanned;			/* cache groups looked up this run */
 	PyObject *ports;		/* list: the transfer list, or NULL */
+	int all_memo;			/* user code may run: memoise all */
+	int restart;			/* stopped before user code: again */
 	struct pending *pend;
 	uint32_t npend, cappend;
 	/* A DataCloneError under construction (NULL: an exception passes). */
@@ -328,6 +341,25 @@ out:
 
 /* ---- memo helpers ------------------------------------------------------ */
 
+/* Does @obj (held by the encoder) get a memo slot? */
+static inline int memo_wanted(const Encoder *e, PyObject *obj)
+{
+	return e->all_memo || Py_REFCNT(obj) > 2;
+}
+
+/*
+ * User code is about to run: fine in pickle's mode; in the fast mode,
+ * stop (-1, no exception, e->restart) so that clone_encode() starts again
+ * in pickle's mode.
+ */
+static inline int enc_user_code(Encoder *e)
+{
+	if (e->all_memo)
+		return 0;
+	e->restart = 1;
+	return -1;
+}
+
 /* Give @obj the next memo slot. */
 static int memo_put(Encoder *e, PyObject *obj)
 {
@@ -357,19 +389,10 @@ static int enc_close(Encoder *e, PyObject *obj, size_t tag_pos, int memo)
 static int enc_bigint(Encoder *e, PyObject *obj, int memo)
 {
 	struct pyshm_clone_writer *w = &e->w;
-	Py_ssize_t n;
+	Py_ssize_t n = clone_long_nbytes(obj);
 
-#if PY_VERSION_HEX >= 0x030D0000
-	n = PyLong_AsNativeBytes(obj, NULL, 0, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
 	if (n < 0)
 		return -1;
-#else
-	size_t bits = _PyLong_NumBits(obj);
-
-	if (bits == (size_t)-1 && PyErr_Occurred())
-		return -1;
-	n = (Py_ssize_t)(bits / 8 + 1);
-#endif
 	if (pyshm_clone_reserve(w, 11 + (size_t)n) < 0)
 		return enc_nomem();
 	pyshm_clone_raw_tag(w, PYSHM_CLONE_BIGINT | M(memo));
@@ -464,7 +487,7 @@ static int put_str(Encoder *e, PyObject *obj, int memo)
 
 static int enc_str(Encoder *e, PyObject *obj)
 {
-	int memo = Py_REFCNT(obj) > 2;
+	int memo = memo_wanted(e, obj);
 	long slot;
 
 	if (memo) {
@@ -1136,6 +1159,9 @@ static int enc_global(Encoder *e, PyObject *obj, PyObject *name, int memo)
 	Py_ssize_t mlen, qlen;
 	int ret = -1;
 
+	/* Imports and attribute lookups may run user code. */
+	if (enc_user_code(e) < 0)
+		return -1;
 	if (name) {
 		Py_INCREF(name);
 	} else {
@@ -1206,7 +1232,7 @@ static int enc_state(Encoder *e, PyObject *state)
 			path_text(e, "<state>");
 		return ret;
 	}
-	memo = Py_REFCNT(state) > 2;
+	memo = memo_wanted(e, state);
 	if (memo && (slot = memo_get(&e->memo, state)) >= 0)
 		return pyshm_clone_put_ref(&e->w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
 	if (e->depth >= MAX_DEPTH)
@@ -1359,6 +1385,8 @@ static int enc_reduce(Encoder *e, PyObject *obj, int memo)
 	PyObject *reducer, *rv;
 	int ret;
 
+	if (enc_user_code(e) < 0)
+		return -1;
 	reducer = PyDict_GetItemWithError(cc_get(e->st, CC_DISPATCH), (PyObject *)Py_TYPE(obj));
 	if (reducer) {
 		Py_INCREF(reducer);
@@ -1420,6 +1448,9 @@ static int enc_exception(Encoder *e, PyObject *obj, int memo)
 	long slot;
 	int ret = -1;
 
+	/* __reduce_ex__, __str__ (for the traceback text) are user code. */
+	if (enc_user_code(e) < 0)
+		return -1;
 	proto = PyLong_FromLong(5);
 	rv = proto ? PyObject_CallMethodOneArg(obj, cc_get(e->st, CC_S_REDUCE_EX), proto) : NULL;
 	Py_XDECREF(proto);
@@ -1575,6 +1606,17 @@ static int enc_singleton_type(Encoder *e, PyObject *obj, int memo)
 	return ret;
 }
 
+/*
+ * Is @tp a class of Python code (Fraction, _pydatetime, any class
+ * statement), not of C? Its attributes run bytecode, during which signal
+ * handlers and other threads can run.
+ */
+static inline int python_class(PyTypeObject *tp)
+{
+	return PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) &&
+	       !PyType_HasFeature(tp, Py_TPFLAGS_IMMUTABLETYPE);
+}
+
 /* Everything but the built-in containers and scalars. */
 static int enc_other(Encoder *e, PyObject *obj, int memo)
 {
@@ -1583,6 +1625,9 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 	const struct pyshm_clone_ops *ops;
 	PyObject *c = st->clone_cache;
 	int i, kind;
+
+	if (python_class(tp) && enc_user_code(e) < 0)
+		return -1;
 
 	if (!e->scanned) {
 		/* Types of modules imported by now; nothing is imported here. */
@@ -1644,7 +1689,7 @@ static int enc_value(Encoder *e, PyObject *obj)
 	if (tp == &PyBool_Type)
 		return pyshm_clone_put_bool(w, obj == Py_True) < 0 ? enc_nomem() : 0;
 
-	memo = Py_REFCNT(obj) > 2;
+	memo = memo_wanted(e, obj);
 	if (memo && (slot = memo_get(&e->memo, obj)) >= 0)
 		return pyshm_clone_put_ref(w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
 	e->depth++;
@@ -1803,12 +1848,28 @@ err_unsend:
 	return -1;
 }
 
+/* Forget what the fast mode wrote and collected, to encode again. */
+static int enc_rewind(Encoder *e)
+{
+	uint32_t i;
+
+	pyshm_clone_writer_release(&e->w);
+	memo_clear(&e->memo);
+	e->nslots = 0;
+	for (i = 0; i < e->npend; i++)
+		Py_DECREF(e->pend[i].owner);
+	e->npend = 0;
+	if (pyshm_clone_writer_init(&e->w, PyMem_RawRealloc, PyMem_RawFree, 0) < 0)
+		return enc_nomem();
+	return 0;
+}
+
 int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer, struct clone_env *env,
 		 struct clone_msg *out)
 {
 	Encoder e = { .st = st, .env = env };
+	int ret = -1, gc_was_on;
 	uint32_t i;
-	int ret = -1;
 
 	(void)PyDateTimeAPI;	/* datetime.h's static: we use our own */
 	out->buf = NULL;
@@ -1818,7 +1879,20 @@ int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer, struct clon
 	if (check_transfer(&e, transfer) < 0)
 		goto out;
 	Py_INCREF(obj);
+	/* No Python code runs in the fast mode: no user code is called, and
+	 * the cyclic GC, whose finalizers could run some, waits. */
+	gc_was_on = PyGC_Disable();
 	ret = enc_value(&e, obj);
+	if (gc_was_on)
+		PyGC_Enable();
+	if (ret < 0 && e.restart) {
+		/* User code is about to run: again from the top, memoising
+		 * as pickle does (see the top of this file). */
+		e.all_memo = 1;
+		ret = enc_rewind(&e);
+		if (ret == 0)
+			ret = enc_value(&e, obj);
+	}
 	Py_DECREF(obj);
 	if (ret < 0) {
 		enc_raise(&e);
