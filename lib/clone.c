@@ -147,6 +147,20 @@ PYSHM_EXPORT int pyshm_clone_end_body(struct pyshm_clone_writer *w)
 	return 0;
 }
 
+/* A region table entry: role, seven zero bytes, the 32-byte reference. */
+static void put_entry(uint8_t *p, unsigned int role, const struct pyshm_region_ref *ref)
+{
+	memset(p, 0, PYSHM_CLONE_ENTRY_SIZE);
+	p[0] = (uint8_t)role;
+	p[8] = ref->kind;
+	p[9] = ref->flags;
+	put_le(p + 10, ref->resv, 2);
+	put_le(p + 12, ref->pid, 4);
+	put_le(p + 16, ref->id, 8);
+	put_le(p + 24, ref->cookie, 8);
+	put_le(p + 32, ref->max_size, 8);
+}
+
 PYSHM_EXPORT int pyshm_clone_put_region(struct pyshm_clone_writer *w, unsigned int role,
 					const struct pyshm_region_ref *ref)
 {
@@ -158,15 +172,7 @@ PYSHM_EXPORT int pyshm_clone_put_region(struct pyshm_clone_writer *w, unsigned i
 	if (pyshm_clone_reserve(w, PYSHM_CLONE_ENTRY_SIZE) < 0)
 		return -ENOMEM;
 	p = w->buf + w->len;
-	memset(p, 0, PYSHM_CLONE_ENTRY_SIZE);
-	p[0] = (uint8_t)role;
-	p[8] = ref->kind;
-	p[9] = ref->flags;
-	put_le(p + 10, ref->resv, 2);
-	put_le(p + 12, ref->pid, 4);
-	put_le(p + 16, ref->id, 8);
-	put_le(p + 24, ref->cookie, 8);
-	put_le(p + 32, ref->max_size, 8);
+	put_entry(p, role, ref);
 	w->len += PYSHM_CLONE_ENTRY_SIZE;
 	w->nregions++;
 	return 0;
@@ -325,6 +331,20 @@ PYSHM_EXPORT int pyshm_clone_get_region(const void *buf, const struct pyshm_clon
 	ref->id = get_le(e + 16, 8);
 	ref->cookie = get_le(e + 24, 8);
 	ref->max_size = get_le(e + 32, 8);
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_clone_set_region(void *buf, const struct pyshm_clone_info *info,
+					uint32_t i, const struct pyshm_region_ref *ref)
+{
+	uint8_t *e;
+
+	if (!buf || !info || !ref)
+		return -EINVAL;
+	if (i >= info->nregions)
+		return -ERANGE;
+	e = (uint8_t *)buf + info->regions_off + (size_t)i * PYSHM_CLONE_ENTRY_SIZE;
+	put_entry(e, e[0], ref);
 	return 0;
 }
 

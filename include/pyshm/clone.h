@@ -488,6 +488,18 @@ int pyshm_clone_get_region(const void *buf, const struct pyshm_clone_info *info,
 			   struct pyshm_region_ref *ref);
 
 /**
+ * pyshm_clone_set_region() - replace the reference of region table entry @i
+ *	(its role stays)
+ *
+ * For a relay that passes a message on: the regions it received are sent
+ * again, through the next hop's transfer, and the message names them anew.
+ *
+ * Return: 0; -ERANGE when @i is past the table; -EINVAL.
+ */
+int pyshm_clone_set_region(void *buf, const struct pyshm_clone_info *info, uint32_t i,
+			   const struct pyshm_region_ref *ref);
+
+/**
  * pyshm_clone_next_attachment() - walk the attachment table
  * @pos: 0 to start; advanced past each attachment
  * @off: where the attachment's bytes start
