@@ -5,6 +5,7 @@
  * Multi-phase init with heap types only, so every interpreter (including
  * own-GIL subinterpreters) gets its own copy.
  */
+#include "hub.h"
 #include "worker.h"
 
 struct pymod_globals pymod_globals = {
@@ -157,7 +158,8 @@ static int mod_exec(PyObject *mod)
 	    PyModule_AddFunctions(mod, worker_module_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_process_methods) < 0 ||
-	    PyModule_AddFunctions(mod, introspect_methods) < 0)
+	    PyModule_AddFunctions(mod, introspect_methods) < 0 ||
+	    broadcast_init(mod) < 0 || locks_init(mod) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);

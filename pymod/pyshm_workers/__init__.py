@@ -37,6 +37,8 @@ from ._core import (
 # The clone's message bytes, for tests and fuzzing (not part of the API).
 from ._core import _decode, _encode  # noqa: F401
 from ._port import MessageChannel, MessagePort
+from ._broadcast import BroadcastChannel
+from . import locks
 from ._version import __version__
 from ._worker import Worker, in_worker
 
@@ -47,6 +49,7 @@ worker_data = None
 
 __all__ = [
     "Atomics",
+    "BroadcastChannel",
     "DataCloneError",
     "Int32Array",
     "Int64Array",
@@ -58,6 +61,7 @@ __all__ = [
     "WorkerPool",
     "backend",
     "in_worker",
+    "locks",
     "parent",
     "structured_clone",
     "worker_data",
