@@ -670,5 +670,12 @@ static PyMethodDef hub_methods[] = {
 
 int broadcast_init(PyObject *mod)
 {
+	/* The thread and its fds belong to the program from the start (not
+	 * to its first process worker); failing here is not fatal: the
+	 * first link tries again. */
+	pthread_mutex_lock(&hub.lock);
+	if (hub.epfd < 0)
+		hub_start();
+	pthread_mutex_unlock(&hub.lock);
 	return PyModule_AddFunctions(mod, hub_methods);
 }
