@@ -16,6 +16,12 @@ Messages
     recv(), iteration and arecv() on ports and workers. structured_clone()
     is the clone algorithm, in-process; DataCloneError says what could not
     be cloned, WorkerError what a worker raised.
+BroadcastChannel(name)
+    Every other open channel of that name in the program, in any worker,
+    gets what one posts.
+locks
+    pw.locks.request(name, mode="exclusive", ...) holds a lock by name,
+    program-wide, for a with (or async with) block; pw.locks.query().
 Shared memory
     SharedArrayBuffer(n, max_byte_length=None); Int32Array and Int64Array
     over it, with load/store/add/.../wait/notify, also spelled as
