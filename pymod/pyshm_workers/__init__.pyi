@@ -10,7 +10,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from typing_extensions import Self
 
-from . import _core
+from . import _core, locks as locks
 from ._core import (
     DataCloneError as DataCloneError,
     Int32Array as Int32Array,
@@ -37,6 +37,27 @@ class MessagePort(_core.MessagePort):
     async def arecv(self) -> Any: ...
 
 def MessageChannel() -> tuple[MessagePort, MessagePort]: ...
+
+class BroadcastChannel:
+    """Every other open BroadcastChannel of the same name in the program
+    gets what this one posts."""
+
+    def __init__(self, name: str) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def post_message(self, message: Any) -> None: ...
+    def recv(self, timeout: float | None = None) -> Any: ...
+    async def arecv(self) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    @property
+    def on_message(self) -> Callable[[Any], object] | None: ...
+    @on_message.setter
+    def on_message(self, fn: Callable[[Any], object] | None) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 class Worker:
     """Runs target(*args, **kwargs) in a new worker (an own-GIL
@@ -131,6 +152,7 @@ worker_data: Any
 
 __all__ = [
     "Atomics",
+    "BroadcastChannel",
     "DataCloneError",
     "Int32Array",
     "Int64Array",
@@ -142,6 +164,7 @@ __all__ = [
     "WorkerPool",
     "backend",
     "in_worker",
+    "locks",
     "parent",
     "structured_clone",
     "worker_data",
