@@ -318,10 +318,12 @@ static int relay_send(struct relay *rl, struct pyshm_ring *tx, struct pyshm_xfer
 	uint32_t i, sent;
 	int ret = 0;
 
-	copy = PyMem_RawMalloc(rl->len);
+	/* A copy only to name regions anew: most messages have none. */
+	copy = rl->info.nregions ? PyMem_RawMalloc(rl->len) : (uint8_t *)rl->msg;
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, rl->msg, rl->len);
+	if (copy != rl->msg)
+		memcpy(copy, rl->msg, rl->len);
 	for (sent = 0; sent < rl->info.nregions; sent++) {
 		if (rl->role[sent] == PYSHM_CLONE_ROLE_PAYLOAD)
 			capi_region_hold(rl->r[sent]);
@@ -352,7 +354,8 @@ out_unsend:
 			capi_region_unhold(rl->r[i]);
 	}
 out_free:
-	PyMem_RawFree(copy);
+	if (copy != rl->msg)
+		PyMem_RawFree(copy);
 	return ret;
 }
 
@@ -371,6 +374,7 @@ static void broadcast(const struct bc_rec *br, const char *name, struct relay *r
 	struct port **subs = NULL;
 	struct link **links = NULL;
 	size_t nsubs = 0, nlinks = 0, i;
+	uint8_t *pre;
 	struct bc_sub *s;
 	struct link *l;
 
@@ -395,22 +399,19 @@ static void broadcast(const struct bc_rec *br, const char *name, struct relay *r
 		relay_send(rl, subs[i]->tx, port_xfer_local(), MSG_DATA, NULL, 0);
 		port_put(subs[i]);
 	}
+	/* On a link, the record says what it is first. */
+	pre = nlinks ? PyMem_RawMalloc(sizeof(*br) + br->namelen) : NULL;
+	if (pre) {
+		memcpy(pre, br, sizeof(*br));
+		memcpy(pre + sizeof(*br), name, br->namelen);
+	}
 	for (i = 0; i < nlinks; i++) {
-		struct iovec pre[2] = {
-			{ .iov_base = (void *)br, .iov_len = sizeof(*br) },
-			{ .iov_base = (void *)name, .iov_len = br->namelen },
-		};
-		uint8_t *buf = PyMem_RawMalloc(sizeof(*br) + br->namelen);
-
-		if (buf) {
-			memcpy(buf, pre[0].iov_base, pre[0].iov_len);
-			memcpy(buf + sizeof(*br), name, br->namelen);
+		if (pre)
 			relay_send(rl, links[i]->port->tx, port_tx_xfer(links[i]->port),
-				   CTL_BCAST, buf, sizeof(*br) + br->namelen);
-			PyMem_RawFree(buf);
-		}
+				   CTL_BCAST, pre, sizeof(*br) + br->namelen);
 		hub_link_put(links[i]);
 	}
+	PyMem_RawFree(pre);
 	PyMem_RawFree(subs);
 	PyMem_RawFree(links);
 }
@@ -451,6 +452,7 @@ static bool link_service(struct link *l)
 	struct pyshm_ring_rec rec;
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct msg_hdr h;
+	bool spun = false;
 	int ret, fd;
 
 	for (;;) {
@@ -470,6 +472,13 @@ static bool link_service(struct link *l)
 		}
 		if (ret != -EAGAIN)
 			return false;	/* the end, or a corrupted link */
+		/* A stream of records is read as it comes, without a sleep and
+		 * a wakeup each (as a receiver spins before it sleeps). */
+		if (!spun) {
+			spun = true;
+			if (pyshm_ring_wait(l->port->rx, pyshm_spin_ns()) == 0)
+				continue;
+		}
 		fd = port_arm_rx(l->port);
 		if (fd == -EAGAIN)
 			continue;

@@ -20,6 +20,9 @@ class BroadcastChannel:
         self._name = name
         self._id, self._port = _core._bc_open(name)
         self._events = None
+        # The port's own receive (a closed port raises ValueError): a
+        # broadcast costs its listeners no more than a message does.
+        self.recv = self._port.recv
 
     @property
     def name(self):
@@ -41,10 +44,8 @@ class BroadcastChannel:
 
     def recv(self, timeout=None):
         """The next message. TimeoutError after timeout seconds; ValueError
-        once closed."""
-        if self._id is None:
-            raise ValueError("BroadcastChannel is closed")
-        return self._port.recv(timeout)
+        once closed. (Each channel binds its port's receive here.)"""
+        raise ValueError("BroadcastChannel is closed")
 
     async def arecv(self):
         """recv() for asyncio (the event loop watches a file descriptor)."""
