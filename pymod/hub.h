@@ -39,6 +39,8 @@ void hub_link_put(struct link *l);
 /* locks.c: a record from @from; @from went away. */
 void locks_on_record(struct link *from, const void *data, size_t len);
 void locks_on_link_gone(struct link *l);
+/* locks.c: an interpreter of this process ends; its locks go. */
+void locks_interp_gone(int64_t interp);
 
 int broadcast_init(PyObject *mod);
 int locks_init(PyObject *mod);

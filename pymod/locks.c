@@ -55,6 +55,7 @@ struct lk_route {
 	struct link *via;	/* holds a reference */
 	struct lk_route *next;
 	/* ours only */
+	int64_t interp;		/* the interpreter that asked */
 	atomic_uint state;	/* futex word: LK_* */
 	int efd;		/* for event loops (-1 until asked) */
 	uint8_t *listing;	/* LK_LISTING's bytes */
@@ -544,13 +545,16 @@ static uint64_t new_id(void)
 }
 
 /* Register our request @id, then send it on (or hand it to the manager). */
-static int ask(uint64_t id, int op, unsigned int flags, const char *name, size_t len)
+static int ask(uint64_t id, int64_t interp, int op, unsigned int flags, const char *name,
+	       size_t len)
 {
 	struct lk_route *r;
 	int ret = 0;
 
 	pthread_mutex_lock(&lk.lock);
 	r = route_add(id, NULL);
+	if (r)
+		r->interp = interp;
 	pthread_mutex_unlock(&lk.lock);
 	if (!r)
 		return -ENOMEM;
@@ -579,6 +583,7 @@ static PyObject *mod_lock_request(PyObject *mod, PyObject *args)
 	int shared, if_avail, steal, ret;
 	Py_ssize_t len;
 	const char *name;
+	int64_t interp;
 	uint64_t id;
 
 	if (!PyArg_ParseTuple(args, "s#ppp:_lock_request", &name, &len, &shared, &if_avail,
@@ -587,8 +592,9 @@ static PyObject *mod_lock_request(PyObject *mod, PyObject *args)
 	if (len > UINT16_MAX)
 		return PyErr_Format(PyExc_ValueError, "lock name is too long (%zd bytes)", len);
 	id = new_id();
+	interp = PyInterpreterState_GetID(PyInterpreterState_Get());
 	Py_BEGIN_ALLOW_THREADS
-	ret = ask(id, LK_REQ, (shared ? LKF_SHARED : 0) | (if_avail ? LKF_IF_AVAIL : 0) |
+	ret = ask(id, interp, LK_REQ, (shared ? LKF_SHARED : 0) | (if_avail ? LKF_IF_AVAIL : 0) |
 		  (steal ? LKF_STEAL : 0), name, (size_t)len);
 	Py_END_ALLOW_THREADS
 	if (ret < 0)
@@ -707,7 +713,7 @@ static PyObject *mod_lock_query(PyObject *mod, PyObject *args)
 	if (!PyArg_ParseTuple(args, "d:_lock_query", &timeout))
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
-	ret = ask(id, LK_QUERY, 0, NULL, 0);
+	ret = ask(id, -1, LK_QUERY, 0, NULL, 0);
 	Py_END_ALLOW_THREADS
 	if (ret < 0)
 		return pymod_raise_from_errno(st, ret, "locks.query");
@@ -743,6 +749,36 @@ out_done:
 	route_free(route_take(id));
 	pthread_mutex_unlock(&lk.lock);
 	return res;
+}
+
+/*
+ * An interpreter ends (a worker's, terminated or not): what it held or
+ * waited for goes with it, as with a process that ends.
+ */
+void locks_interp_gone(int64_t interp)
+{
+	struct lk_route **pp, *r, *gone = NULL;
+	bool root = hub_is_root();
+
+	pthread_mutex_lock(&lk.lock);
+	for (pp = &lk.routes; (r = *pp);) {
+		if (!r->via && r->interp == interp) {
+			*pp = r->next;
+			r->next = gone;
+			gone = r;
+		} else {
+			pp = &r->next;
+		}
+	}
+	pthread_mutex_unlock(&lk.lock);
+	while ((r = gone)) {
+		gone = r->next;
+		if (root)
+			manager_release(r->id);
+		else
+			send_rec(NULL, LK_REL, r->id, 0, 0, NULL, 0);
+		route_free(r);
+	}
 }
 
 static PyMethodDef locks_methods[] = {

@@ -210,6 +210,8 @@ static int mod_clear(PyObject *mod)
 static void mod_free(void *mod)
 {
 	mod_clear((PyObject *)mod);
+	/* The interpreter ends: the Web Locks it held or asked for go. */
+	locks_interp_gone(PyInterpreterState_GetID(PyInterpreterState_Get()));
 	pthread_mutex_lock(&pymod_globals.lock);
 	pymod_globals.module_count--;
 	pthread_mutex_unlock(&pymod_globals.lock);

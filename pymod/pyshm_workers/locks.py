@@ -58,36 +58,41 @@ class _Request:
         raise RuntimeError(f"lock {self._name!r}: the program's lock manager cannot be "
                            "reached (its process is gone)")
 
-    def __enter__(self):
-        self._ask()
-        try:
-            state = _core._lock_wait(self._id, -1.0 if self._timeout is None
-                                     else float(self._timeout))
-        except BaseException:
-            _core._lock_done(self._id)
-            self._id = None
-            raise
-        return self._answered(state)
-
-    def __exit__(self, *exc):
+    def _give_up(self):
         if self._id is not None:
             _core._lock_done(self._id)
             self._id = None
 
+    def __enter__(self):
+        try:
+            self._ask()
+            state = _core._lock_wait(self._id, -1.0 if self._timeout is None
+                                     else float(self._timeout))
+        except BaseException:
+            self._give_up()
+            raise
+        return self._answered(state)
+
+    def __exit__(self, *exc):
+        self._give_up()
+
     async def __aenter__(self):
         import asyncio
-        self._ask()
         loop = asyncio.get_running_loop()
-        fd = _core._lock_fd(self._id)
+        try:
+            self._ask()
+            fd = _core._lock_fd(self._id)
+        except BaseException:
+            self._give_up()
+            raise
         fut = loop.create_future()
         loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
         try:
             await asyncio.wait_for(fut, self._timeout)
         except asyncio.TimeoutError:
             pass
-        except BaseException:
-            _core._lock_done(self._id)
-            self._id = None
+        except BaseException:       # cancelled: the request goes too
+            self._give_up()
             raise
         finally:
             loop.remove_reader(fd)

@@ -72,3 +72,11 @@ def lock_block_forever(name):
     pw.parent.post_message("waiting")
     with pw.locks.request(name):
         time.sleep(600)
+
+
+def lock_hold_then_exit_hard(name):
+    """Take the lock, say so, then end without leaving the with block."""
+    with pw.locks.request(name):
+        pw.parent.post_message("held")
+        pw.parent.recv()
+        os._exit(3)

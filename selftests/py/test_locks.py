@@ -170,6 +170,16 @@ class AcrossWorkers:
         self.assertEqual(pw.locks.query(), {"held": [], "pending": []})
 
 
+    def test_a_worker_that_ends_without_leaving_the_block_releases(self):
+        w = self.start(T.lock_hold_then_exit_hard, "hard")
+        self.assertEqual(w.recv(TIMEOUT), "held")
+        w.post_message("exit")
+        w.join(TIMEOUT)
+        self.assertEqual(w.exit_code, 3)
+        with pw.locks.request("hard", timeout=TIMEOUT) as lock:
+            self.assertEqual(lock.name, "hard")
+
+
 @unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)
 class TestInterpreterWorkers(AcrossWorkers, support.Workers, support.LeakCheck):
     mode = "interpreter"
