@@ -6,6 +6,7 @@
  * own-GIL subinterpreters) gets its own copy.
  */
 #include "hub.h"
+#include "sync.h"
 #include "worker.h"
 
 struct pymod_globals pymod_globals = {
@@ -159,7 +160,7 @@ static int mod_exec(PyObject *mod)
 	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_process_methods) < 0 ||
 	    PyModule_AddFunctions(mod, introspect_methods) < 0 ||
-	    broadcast_init(mod) < 0 || locks_init(mod) < 0)
+	    broadcast_init(mod) < 0 || locks_init(mod) < 0 || sync_init(mod) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);

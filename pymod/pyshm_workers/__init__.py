@@ -22,6 +22,10 @@ BroadcastChannel(name)
 locks
     pw.locks.request(name, mode="exclusive", ...) holds a lock by name,
     program-wide, for a with (or async with) block; pw.locks.query().
+Synchronisation
+    Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier:
+    threading's, in shared memory, shared (not copied) when posted or passed
+    to a worker; OwnerDiedError when a lock's holder process died.
 Shared memory
     SharedArrayBuffer(n, max_byte_length=None); Int32Array and Int64Array
     over it, with load/store/add/.../wait/notify, also spelled as
@@ -44,6 +48,8 @@ from ._core import (
 from ._core import _decode, _encode  # noqa: F401
 from ._port import MessageChannel, MessagePort
 from ._broadcast import BroadcastChannel
+from ._core import BoundedSemaphore, Event, Lock, OwnerDiedError, RLock, Semaphore
+from ._sync import Barrier, Condition
 from . import locks
 from ._version import __version__
 from ._worker import Worker, in_worker
@@ -55,12 +61,20 @@ worker_data = None
 
 __all__ = [
     "Atomics",
+    "Barrier",
+    "BoundedSemaphore",
     "BroadcastChannel",
+    "Condition",
     "DataCloneError",
+    "Event",
     "Int32Array",
     "Int64Array",
+    "Lock",
     "MessageChannel",
     "MessagePort",
+    "OwnerDiedError",
+    "RLock",
+    "Semaphore",
     "SharedArrayBuffer",
     "Worker",
     "WorkerError",
@@ -99,7 +113,7 @@ class _ExceptionSignature:
         return inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)])
 
 
-for _exc in (DataCloneError, WorkerError):
+for _exc in (DataCloneError, OwnerDiedError, WorkerError):
     _exc.__signature__ = _ExceptionSignature()
 del _exc
 

@@ -6,13 +6,19 @@
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 from typing_extensions import Self
 
 from . import _core, locks as locks
 from ._core import (
+    BoundedSemaphore as BoundedSemaphore,
     DataCloneError as DataCloneError,
+    Event as Event,
+    Lock as Lock,
+    OwnerDiedError as OwnerDiedError,
+    RLock as RLock,
+    Semaphore as Semaphore,
     Int32Array as Int32Array,
     Int64Array as Int64Array,
     SharedArrayBuffer as SharedArrayBuffer,
@@ -143,6 +149,41 @@ class Atomics:
     @staticmethod
     def isLockFree(size: int) -> bool: ...
 
+class _LockLike(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+class Condition:
+    """threading.Condition in shared memory (its lock too, when a Lock or
+    RLock of this package)."""
+
+    def __init__(self, lock: _LockLike | None = None) -> None: ...
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(self, *args: object) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def wait_for(self, predicate: Callable[[], _T], timeout: float | None = None) -> _T: ...
+    def notify(self, n: int = 1) -> None: ...
+    def notify_all(self) -> None: ...
+    def notifyAll(self) -> None: ...
+
+class Barrier:
+    """threading.Barrier in shared memory; BrokenBarrierError is
+    threading's."""
+
+    def __init__(self, parties: int, action: Callable[[], object] | None = None,
+                 timeout: float | None = None) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def reset(self) -> None: ...
+    def abort(self) -> None: ...
+    @property
+    def parties(self) -> int: ...
+    @property
+    def n_waiting(self) -> int: ...
+    @property
+    def broken(self) -> bool: ...
+
 def in_worker() -> bool: ...
 
 # Inside a worker: its port to the creator, and the clone of worker_data;
@@ -152,12 +193,20 @@ worker_data: Any
 
 __all__ = [
     "Atomics",
+    "Barrier",
+    "BoundedSemaphore",
     "BroadcastChannel",
+    "Condition",
     "DataCloneError",
+    "Event",
     "Int32Array",
     "Int64Array",
+    "Lock",
     "MessageChannel",
     "MessagePort",
+    "OwnerDiedError",
+    "RLock",
+    "Semaphore",
     "SharedArrayBuffer",
     "Worker",
     "WorkerError",
