@@ -38,7 +38,9 @@
 
 #include <pyshm/capi.h>
 
+#include "clone_buffer.h"
 #include "port.h"
+#include "typed_array.h"
 
 /* Levels a message may nest, leaves included (as readers count them):
  * e->depth is the number of values around the one being written. */
@@ -143,6 +145,7 @@ typedef struct {
 	unsigned int depth;
 	int scanned;			/* cache groups looked up this run */
 	PyObject *ports;		/* list: the transfer list, or NULL */
+	PyObject *moved;		/* list: its ArrayBuffers, or NULL */
 	int all_memo;			/* user code may run: memoise all */
 	int restart;			/* stopped before user code: again */
 	struct pending *pend;
@@ -1053,18 +1056,38 @@ static int enc_sab(Encoder *e, PyObject *obj, int memo)
 	return memo ? memo_put(e, obj) : 0;
 }
 
+/* Copied, or moved when in the transfer list (clone_buffer.c). */
+static int enc_arraybuffer(Encoder *e, PyObject *obj, int memo)
+{
+	struct pyshm_region *r;
+	long idx = -1;
+
+	if (arraybuffer_detached(obj))
+		return enc_bad(e, obj, "it is detached (transferred)");
+	if (clone_transfer_moves(e->moved, obj) && (r = arraybuffer_region(obj))) {
+		if (!e->env->xfer)
+			return no_transfer(e, obj);
+		idx = pending_add(e, obj, r, PYSHM_CLONE_ROLE_ARRAYBUFFER);
+		if (idx < 0)
+			return PyErr_Occurred() ? -1 : enc_bad(e, obj, "region is also shared");
+	}
+	if (clone_put_arraybuffer(&e->w, obj, M(memo), idx) < 0)
+		return enc_nomem();
+	return memo ? memo_put(e, obj) : 0;
+}
+
 static int enc_typed_array(Encoder *e, PyObject *obj, int memo)
 {
 	struct pyshm_clone_writer *w = &e->w;
 	Py_ssize_t off, len;
 	PyObject *sab;
-	int elsize, ret;
+	int wire, ret;
 
-	typed_array_info(e->st, obj, &elsize, &sab, &off, &len);
+	typed_array_info(e->st, obj, &wire, &sab, &off, &len);
 	if (pyshm_clone_reserve(w, 22) < 0)
 		return enc_nomem();
 	pyshm_clone_raw_tag(w, PYSHM_CLONE_TYPED_ARRAY | M(memo));
-	pyshm_clone_raw_u8(w, (uint8_t)elsize);
+	pyshm_clone_raw_u8(w, (uint8_t)wire);
 	pyshm_clone_raw_varint(w, (uint64_t)off);
 	pyshm_clone_raw_varint(w, pyshm_clone_zigzag(len));
 	Py_INCREF(sab);
@@ -1645,7 +1668,9 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 		return enc_picklebuffer(e, obj, memo);
 	if (tp == st->sab_type)
 		return enc_sab(e, obj, memo);
-	if (tp == st->int32_type || tp == st->int64_type)
+	if (tp == st->arraybuffer_type)
+		return enc_arraybuffer(e, obj, memo);
+	if (ta_kind_of(st, obj) >= 0)
 		return enc_typed_array(e, obj, memo);
 	if (st->port_type && PyObject_TypeCheck(obj, st->port_type))
 		return enc_port(e, obj);
@@ -1692,6 +1717,9 @@ static int enc_value(Encoder *e, PyObject *obj)
 	memo = memo_wanted(e, obj);
 	if (memo && (slot = memo_get(&e->memo, obj)) >= 0)
 		return pyshm_clone_put_ref(w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
+	if (__builtin_expect(e->st->uncloneable && PyDict_GET_SIZE(e->st->uncloneable), 0) &&
+	    (ret = clone_is_uncloneable(e->st, obj)))
+		return ret < 0 ? -1 : enc_bad(e, obj, "marked with mark_as_uncloneable()");
 	e->depth++;
 	if (tp == &PyList_Type) {
 		ret = enc_list(e, obj, memo);
@@ -1724,7 +1752,8 @@ static int enc_value(Encoder *e, PyObject *obj)
 
 /* ---- the message ----------------------------------------------------------------- */
 
-/* The transfer list: MessagePorts only, each once, each transferable. */
+/* The transfer list: MessagePorts and ArrayBuffers, each once, each
+ * transferable. */
 static int check_transfer(Encoder *e, PyObject *transfer)
 {
 	pymod_state *st = e->st;
@@ -1736,17 +1765,19 @@ static int check_transfer(Encoder *e, PyObject *transfer)
 		return 0;
 	list = PySequence_List(transfer);
 	if (!list) {
-		PyErr_Format(st->DataCloneError, "transfer must be an iterable of MessagePorts, "
-			     "not '%s'", Py_TYPE(transfer)->tp_name);
+		PyErr_Format(st->DataCloneError, "transfer must be an iterable of MessagePorts "
+			     "and ArrayBuffers, not '%s'", Py_TYPE(transfer)->tp_name);
 		return -1;
 	}
 	n = PyList_GET_SIZE(list);
 	for (i = 0; i < n; i++) {
 		item = PyList_GET_ITEM(list, i);
+		if (arraybuffer_check(st, item))	/* clone_transfer_buffers() */
+			continue;
 		if (!st->port_type || !PyObject_TypeCheck(item, st->port_type)) {
 			PyErr_Format(st->DataCloneError, "cannot transfer '%s' object "
-				     "(transfer[%zd]): only MessagePorts can be transferred",
-				     Py_TYPE(item)->tp_name, i);
+				     "(transfer[%zd]): only MessagePorts and ArrayBuffers can be "
+				     "transferred", Py_TYPE(item)->tp_name, i);
 			goto err;
 		}
 		for (j = 0; j < i; j++) {
@@ -1775,6 +1806,9 @@ static int check_transfer(Encoder *e, PyObject *transfer)
 			goto err;
 		}
 	}
+	if (clone_transfer_buffers(st, &list, &e->moved) < 0)
+		goto err;
+	n = PyList_GET_SIZE(list);
 	if (n && !e->env->port_export) {
 		PyErr_SetString(st->DataCloneError, "MessagePorts cannot be transferred here");
 		goto err;
@@ -1898,7 +1932,12 @@ int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer, struct clon
 		enc_raise(&e);
 		goto out;
 	}
-	ret = enc_commit(&e, out);
+	/* Moved ArrayBuffers: no new view until sent, then detached. */
+	ret = clone_transfer_pin(st, e.moved);
+	if (ret == 0) {
+		ret = enc_commit(&e, out);
+		clone_transfer_finish(e.moved, ret == 0);
+	}
 	if (ret == 0) {
 		out->buf = e.w.buf;
 		out->len = e.w.len;
@@ -1912,6 +1951,7 @@ out:
 		Py_DECREF(e.pend[i].owner);
 	PyMem_Free(e.pend);
 	Py_XDECREF(e.ports);
+	Py_XDECREF(e.moved);
 	Py_XDECREF(e.err);
 	Py_XDECREF(e.err_path);
 	Py_XDECREF(e.err_cause);
