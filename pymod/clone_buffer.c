@@ -18,6 +18,18 @@ int clone_transfer_buffers(pymod_state *st, PyObject **list, PyObject **moved)
 
 	for (i = 0; i < n; i++) {
 		item = PyList_GET_ITEM(*list, i);
+		if (st->uncloneable && PyDict_GET_SIZE(st->uncloneable)) {
+			int marked = clone_is_uncloneable(st, item);
+
+			if (marked < 0)
+				goto err;
+			if (marked) {
+				PyErr_Format(st->DataCloneError, "cannot transfer '%.100s' object "
+					     "(transfer[%zd]): marked with mark_as_uncloneable()",
+					     Py_TYPE(item)->tp_name, i);
+				goto err;
+			}
+		}
 		if (!arraybuffer_check(st, item))
 			continue;
 		for (j = 0; j < i; j++) {
