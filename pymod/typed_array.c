@@ -510,7 +510,7 @@ static PyObject *array_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		;
 	if (kind == TA_NKINDS)
 		return PyErr_Format(PyExc_TypeError, "cannot create '%s' objects", type->tp_name);
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOO", kwlist, &buf, &off_obj, &len_obj,
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO$O", kwlist, &buf, &off_obj, &len_obj,
 					 &sab))
 		return NULL;
 	/* "sab" is the name DESIGN.md §3 gives the first argument. */
