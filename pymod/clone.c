@@ -3,8 +3,9 @@
  * The structured clone's frame: the per-interpreter cache of the types it
  * knows, the local environment of structured_clone(), messages, discarding
  * unread messages, and the module functions structured_clone(), _encode()
- * and _decode(). The encoder and decoder live in clone_encode.c and
- * clone_decode.c; the format is Documentation/wire-format.rst.
+ * and _decode(). The encoder and decoder live in clone_encode*.c and
+ * clone_decode*.c (clone_encode.h and clone_decode.h say which file has
+ * what); the format is Documentation/wire-format.rst.
  */
 #include "clone.h"
 #include "port.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the structured clone (clone.c, clone_encode.c,
- * clone_decode.c, capi.c): the per-interpreter cache of the types and
+ * Private to the structured clone (clone.c, clone_encode*.c,
+ * clone_decode*.c, capi.c): the per-interpreter cache of the types and
  * functions the clone needs, and the shared-payload seam of capi.c.
  */
 #ifndef PYSHM_PYMOD_CLONE_H

@@ -3,7 +3,7 @@
 # The C types and functions come from _core.pyi; Worker, MessagePort,
 # WorkerPool and Atomics are the package's Python classes.
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar
@@ -12,19 +12,30 @@ from typing_extensions import Self
 
 from . import _core, locks as locks
 from ._core import (
+    ArrayBuffer as ArrayBuffer,
     BoundedSemaphore as BoundedSemaphore,
     DataCloneError as DataCloneError,
     Event as Event,
+    Float32Array as Float32Array,
+    Float64Array as Float64Array,
+    Int8Array as Int8Array,
+    Int16Array as Int16Array,
+    Int32Array as Int32Array,
+    Int64Array as Int64Array,
     Lock as Lock,
     OwnerDiedError as OwnerDiedError,
     RLock as RLock,
     Semaphore as Semaphore,
-    Int32Array as Int32Array,
-    Int64Array as Int64Array,
     SharedArrayBuffer as SharedArrayBuffer,
+    Uint8Array as Uint8Array,
+    Uint8ClampedArray as Uint8ClampedArray,
+    Uint16Array as Uint16Array,
+    Uint32Array as Uint32Array,
+    Uint64Array as Uint64Array,
     _WaitResult,
     WorkerError as WorkerError,
     backend as backend,
+    mark_as_uncloneable as mark_as_uncloneable,
     structured_clone as structured_clone,
 )
 
@@ -34,7 +45,11 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 _Mode = Literal["auto", "interpreter", "process"]
-_TypedArray = Int32Array | Int64Array
+# What the Atomics take: the integer typed arrays (not Uint8ClampedArray);
+# wait, notify and wait_async: Int32Array and Int64Array.
+_TypedArray = (Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
+               | Int64Array | Uint64Array)
+_WaitArray = Int32Array | Int64Array
 
 class MessagePort(_core.MessagePort):
     """One end of a MessageChannel: post_message(), recv(), iteration,
@@ -141,9 +156,15 @@ class Atomics:
     @staticmethod
     def compareExchange(a: _TypedArray, i: int, expected: int, new: int) -> int: ...
     @staticmethod
-    def wait(a: _TypedArray, i: int, value: int, timeout: float | None = None) -> _WaitResult: ...
+    def wait(a: _WaitArray, i: int, value: int, timeout: float | None = None) -> _WaitResult: ...
     @staticmethod
-    def notify(a: _TypedArray, i: int, count: int | None = None) -> int: ...
+    def wait_async(a: _WaitArray, i: int, value: int,
+                   timeout: float | None = None) -> Coroutine[Any, Any, _WaitResult]: ...
+    @staticmethod
+    def waitAsync(a: _WaitArray, i: int, value: int,
+                  timeout: float | None = None) -> Coroutine[Any, Any, _WaitResult]: ...
+    @staticmethod
+    def notify(a: _WaitArray, i: int, count: float | None = None) -> int: ...
     @staticmethod
     def is_lock_free(size: int) -> bool: ...
     @staticmethod
@@ -185,6 +206,7 @@ class Barrier:
     def broken(self) -> bool: ...
 
 def in_worker() -> bool: ...
+def receive_message_on_port(port: MessagePort | BroadcastChannel | Worker) -> tuple[Any] | None: ...
 
 # Inside a worker: its port to the creator, and the clone of worker_data;
 # None in the main interpreter.
@@ -192,6 +214,7 @@ parent: MessagePort | None
 worker_data: Any
 
 __all__ = [
+    "ArrayBuffer",
     "Atomics",
     "Barrier",
     "BoundedSemaphore",
@@ -199,8 +222,12 @@ __all__ = [
     "Condition",
     "DataCloneError",
     "Event",
+    "Float32Array",
+    "Float64Array",
+    "Int16Array",
     "Int32Array",
     "Int64Array",
+    "Int8Array",
     "Lock",
     "MessageChannel",
     "MessagePort",
@@ -208,13 +235,20 @@ __all__ = [
     "RLock",
     "Semaphore",
     "SharedArrayBuffer",
+    "Uint16Array",
+    "Uint32Array",
+    "Uint64Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
     "Worker",
     "WorkerError",
     "WorkerPool",
     "backend",
     "in_worker",
     "locks",
+    "mark_as_uncloneable",
     "parent",
+    "receive_message_on_port",
     "structured_clone",
     "worker_data",
 ]
