@@ -149,7 +149,7 @@ bool sync_gone(uint64_t ident)
 
 /* ---- sleeping -------------------------------------------------------------- */
 
-static bool no_waitv;		/* futex_waitv() is missing (before 5.16) */
+static atomic_bool no_waitv;	/* futex_waitv() is missing (before 5.16) */
 
 static void to_timespec(double t, struct timespec *ts)
 {
@@ -172,7 +172,7 @@ static long futex_sleep(_Atomic uint32_t *addr, uint32_t val, double end, atomic
 	struct timespec ts, *tsp = NULL;
 	long ret;
 
-	if (stop && no_waitv) {
+	if (stop && atomic_load_explicit(&no_waitv, memory_order_relaxed)) {
 		/* Look at the stop word every 50 ms instead. */
 		double soon = mono_now() + 0.05;
 
@@ -191,7 +191,7 @@ static long futex_sleep(_Atomic uint32_t *addr, uint32_t val, double end, atomic
 	v[1] = (struct futex_waitv){ .val = 0, .uaddr = (uintptr_t)stop, .flags = FUTEX_32 };
 	ret = syscall(SYS_futex_waitv, v, 2, 0, tsp, CLOCK_MONOTONIC);
 	if (ret < 0 && errno == ENOSYS) {
-		no_waitv = true;
+		atomic_store_explicit(&no_waitv, true, memory_order_relaxed);
 		return futex_sleep(addr, val, end, stop);
 	}
 	return ret < 0 ? -1 : 0;

@@ -18,6 +18,11 @@ _FILLING, _DRAINING, _RESETTING, _BROKEN = 0, 1, -1, -2
 _REAP_SLICE = 0.5
 
 
+# What __reduce__ rebuilds; any other instance attribute is a subclass's.
+_COND_FIELDS = frozenset(("_lock", "_core", "_release_save", "_acquire_restore", "_is_owned"))
+_BARRIER_FIELDS = frozenset(("_parties", "_action", "_timeout", "_lock", "_core"))
+
+
 def _broken_barrier():
     from threading import BrokenBarrierError
     return BrokenBarrierError()
@@ -53,7 +58,9 @@ class Condition:
             self._is_owned = lock.locked
 
     def __reduce__(self):
-        return _rebuild_condition, (type(self), self._lock, self._core)
+        # A subclass's own attributes travel too (cloned, not shared).
+        extra = {k: v for k, v in self.__dict__.items() if k not in _COND_FIELDS}
+        return _rebuild_condition, (type(self), self._lock, self._core), extra or None
 
     def __enter__(self):
         return self._lock.__enter__()
@@ -174,8 +181,9 @@ class Barrier:
         self._core = _CondCore()
 
     def __reduce__(self):
+        extra = {k: v for k, v in self.__dict__.items() if k not in _BARRIER_FIELDS}
         return _rebuild_barrier, (type(self), self._parties, self._action, self._timeout,
-                                  self._lock, self._core)
+                                  self._lock, self._core), extra or None
 
     def __repr__(self):
         cls = self.__class__

@@ -667,9 +667,37 @@ class TestBadInput(support.LeakCheck):
                     pickle.dumps(obj)
                 self.assertIs(type(pw.structured_clone(obj)), cls)
 
+    def test_subclasses_travel_whole_or_not_at_all(self):
+        # Condition and Barrier: the subclass and its own attributes.
+        for obj in (CondWithTag(), BarrierWithTag(2)):
+            with self.subTest(cls=type(obj).__name__):
+                obj.tag = ["x"]
+                other = pw.structured_clone(obj)
+                self.assertIs(type(other), type(obj))
+                self.assertEqual(other.tag, ["x"])
+                self.assertIs(other._core.__class__, obj._core.__class__)
+        c = CondWithTag()
+        other = pw.structured_clone(c)
+        with other:
+            self.assertTrue(c._lock.locked())       # the same lock
+        # The C types: refused (their instance's attributes could not go
+        # along), never a half copy.
+        for base in (pw.RLock, pw.Semaphore, pw.Event):
+            sub = type("Sub" + base.__name__, (base,), {})
+            with self.subTest(cls=sub.__name__), self.assertRaises(pw.DataCloneError):
+                pw.structured_clone(sub())
+
     def test_owner_died_error_is_a_runtime_error(self):
         self.assertTrue(issubclass(pw.OwnerDiedError, RuntimeError))
         self.assertEqual(pw.OwnerDiedError.__module__, "pyshm_workers")
+
+
+class CondWithTag(pw.Condition):
+    tag = None
+
+
+class BarrierWithTag(pw.Barrier):
+    tag = None
 
 
 class TestLiveness(unittest.TestCase):
@@ -739,7 +767,9 @@ class AcrossWorkers:
         w.join(TIMEOUT)
 
     def test_barrier_with_parties_in_three_workers(self):
-        b = pw.Barrier(3, action=lambda: None)
+        action = T.Partial(T.barrier_action_count, None)
+        pw.mark_as_uncloneable(action)
+        b = pw.Barrier(3, action=action)
         with self.assertRaises(pw.DataCloneError):      # the action travels
             self.start(T.barrier_party, b, "x")
         b = pw.Barrier(3, timeout=TIMEOUT)
