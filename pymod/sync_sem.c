@@ -323,6 +323,11 @@ static PyObject *event_wait(PyObject *self, PyObject *const *args, Py_ssize_t na
 	return PyBool_FromLong(ret == 0);
 }
 
+static PyObject *event_get_sleepers(PyObject *self, void *c)
+{
+	return PyLong_FromUnsignedLong(atomic_load(&event_data(self)->sleepers));
+}
+
 static PyObject *event_repr(PyObject *self)
 {
 	return PyUnicode_FromFormat("<%s at %p: %s>", Py_TYPE(self)->tp_name, self,
@@ -343,6 +348,11 @@ static PyMethodDef event_methods[] = {
 	  "Block until the flag is set or timeout seconds pass; True unless\n"
 	  "it timed out. The GIL is released while it waits." },
 	{ "__reduce__", sync_reduce, METH_NOARGS, NULL },
+	{ NULL }
+};
+
+static PyGetSetDef event_getset[] = {
+	{ "_sleepers", event_get_sleepers, NULL, NULL, NULL },	/* for tests */
 	{ NULL }
 };
 
@@ -378,6 +388,7 @@ static PyType_Slot event_slots[] = {
 	{ Py_tp_dealloc, sync_dealloc },
 	{ Py_tp_repr, event_repr },
 	{ Py_tp_methods, event_methods },
+	{ Py_tp_getset, event_getset },
 	{ Py_tp_members, sync_members },
 	{ 0, NULL }
 };

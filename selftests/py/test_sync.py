@@ -295,7 +295,7 @@ class TestEvent(support.LeakCheck):
         e = pw.Event()
         got = []
         ts = [start_thread(lambda: got.append(e.wait(TIMEOUT))) for _ in range(3)]
-        time.sleep(0.05)
+        wait_until(lambda: e._sleepers == 3)      # all inside wait()
         e.set()
         e.clear()
         for t in ts:
@@ -552,7 +552,7 @@ class TestGilIsReleased(support.LeakCheck):
     def test_lock(self):
         lock = pw.Lock()
         lock.acquire()
-        self.check(lambda: self.assertTrue(lock.acquire(timeout=10)), lock.release)
+        self.check(lambda: self.assertTrue(lock.acquire(timeout=TIMEOUT)), lock.release)
 
     def test_rlock(self):
         r, gate = pw.RLock(), threading.Event()
@@ -562,24 +562,24 @@ class TestGilIsReleased(support.LeakCheck):
                 gate.wait(TIMEOUT)
         hold = start_thread(holder)
         wait_until(r.locked)
-        self.check(lambda: self.assertTrue(r.acquire(timeout=10)), gate.set)
+        self.check(lambda: self.assertTrue(r.acquire(timeout=TIMEOUT)), gate.set)
         r.release()
         hold.join(TIMEOUT)
 
     def test_semaphore(self):
         s = pw.Semaphore(0)
-        self.check(lambda: self.assertTrue(s.acquire(timeout=10)), s.release)
+        self.check(lambda: self.assertTrue(s.acquire(timeout=TIMEOUT)), s.release)
 
     def test_event(self):
         e = pw.Event()
-        self.check(lambda: self.assertTrue(e.wait(10)), e.set)
+        self.check(lambda: self.assertTrue(e.wait(TIMEOUT)), e.set)
 
     def test_condition(self):
         c = pw.Condition()
 
         def block():
             with c:
-                self.assertTrue(c.wait(10))
+                self.assertTrue(c.wait(TIMEOUT))
 
         def unblock():
             wait_until(lambda: c._core._waiting == 1)
@@ -589,7 +589,7 @@ class TestGilIsReleased(support.LeakCheck):
 
     def test_barrier(self):
         b = pw.Barrier(2)
-        self.check(lambda: b.wait(10), lambda: b.wait(10))
+        self.check(lambda: b.wait(TIMEOUT), lambda: b.wait(TIMEOUT))
 
 
 class TestBadInput(support.LeakCheck):
@@ -900,11 +900,9 @@ class AcrossWorkers:
                 self.assertTrue(flag.wait(TIMEOUT))
                 time.sleep(0.1)
                 self.assertTrue(w.is_alive())
-                t0 = time.monotonic()
                 w.terminate()
-                w.join(TIMEOUT)
+                w.join(TIMEOUT)             # the wait had no end of its own
                 self.assertFalse(w.is_alive())
-                self.assertLess(time.monotonic() - t0, 5)
                 with self.assertRaises((EOFError, pw.WorkerError)):
                     w.recv(0)
                 lock.release()
@@ -945,10 +943,8 @@ class TestOwnerDied(support.Workers, unittest.TestCase):
         return w
 
     def check_taken_over(self, lock):
-        t0 = time.monotonic()
         with self.assertRaises(pw.OwnerDiedError) as cm:
             lock.acquire(timeout=TIMEOUT)
-        self.assertLess(time.monotonic() - t0, 5)
         self.assertIn("died", str(cm.exception))
         self.assertTrue(lock.locked())          # ours now
         if isinstance(lock, pw.RLock):
@@ -1037,7 +1033,9 @@ class TestOwnerDied(support.Workers, unittest.TestCase):
         t0 = time.monotonic()
         with self.assertRaises(threading.BrokenBarrierError):
             b.wait(TIMEOUT)
-        self.assertLess(time.monotonic() - t0, 5)
+        # Broken by the death, not by the timeout (a bound on liveness, far
+        # above the half second it takes, not on speed).
+        self.assertLess(time.monotonic() - t0, TIMEOUT / 2)
         self.assertTrue(b.broken)
         b.reset()
         out = []
