@@ -24,6 +24,15 @@ def set_event(event, delay):
     event.set()
 
 
+def set_worker_data_event():
+    """Set the Event that came in worker_data; take and keep its Lock."""
+    pw.worker_data["lock"].acquire()
+    pw.worker_data["event"].set()
+    pw.parent.post_message(pw.worker_data["lock"].locked())
+    pw.parent.recv(60)
+    pw.worker_data["lock"].release()
+
+
 def wait_event(event, timeout):
     pw.parent.post_message("waiting")
     pw.parent.post_message(event.wait(timeout))

@@ -875,6 +875,20 @@ class AcrossWorkers:
         self.assertEqual(w.recv(TIMEOUT), 0)
         w.join(TIMEOUT)
 
+    def test_worker_data_and_kwargs_share_it(self):
+        e, lock = pw.Event(), pw.Lock()
+        w = self.start(T.set_worker_data_event, worker_data={"event": e, "lock": lock})
+        self.assertTrue(e.wait(TIMEOUT))
+        self.assertIs(w.recv(TIMEOUT), True)
+        self.assertFalse(lock.acquire(False))       # the worker holds it
+        w.post_message("go")
+        w.join(TIMEOUT)
+        self.assertFalse(lock.locked())
+        e2 = pw.Event()
+        w = self.start(T.set_event, kwargs={"event": e2, "delay": 0})
+        self.assertTrue(e2.wait(TIMEOUT))
+        w.join(TIMEOUT)
+
     def test_pool_tasks_share_it(self):
         lock = pw.Lock()
         counter = pw.Int32Array(pw.SharedArrayBuffer(4))
