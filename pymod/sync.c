@@ -276,7 +276,8 @@ int sync_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs,
 			if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0)
 				break;
 		if (j == n) {
-			PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'",
+			PyErr_Format(PyExc_TypeError,
+				     "%s() got an unexpected keyword argument '%U'",
 				     fname, key);
 			return -1;
 		}
@@ -330,7 +331,8 @@ int sync_lock_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, d
 	if (a[1] && seconds_of(a[1], &t) < 0)
 		return -1;
 	if (!blocking && t != -1) {
-		PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+		PyErr_SetString(PyExc_ValueError,
+				"can't specify a timeout for a non-blocking call");
 		return -1;
 	}
 	if (t < 0 && t != -1) {

@@ -700,6 +700,11 @@ class BarrierWithTag(pw.Barrier):
     tag = None
 
 
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 class TestLiveness(unittest.TestCase):
     """Owner-death detection: by pid and start time, so a pid used again
     does not pass for the process that died."""
@@ -721,7 +726,7 @@ class TestLiveness(unittest.TestCase):
             self.assertFalse(_core._sync_alive(ident ^ (1 << 32)))
             child.kill()
             # A zombie (not yet reaped) is dead.
-            wait_until(lambda: open(f"/proc/{child.pid}/stat").read().split(")")[1].split()[0] == "Z")
+            wait_until(lambda: proc_state(child.pid) == "Z")
             self.assertFalse(_core._sync_alive(ident))
         finally:
             child.kill()
