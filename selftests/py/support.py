@@ -15,6 +15,13 @@ from pyshm_workers import _core
 
 HAVE_SUBINTERPRETERS = sys.version_info >= (3, 12)
 NO_SUBINTERPRETERS = "own-GIL subinterpreters need Python 3.12+ (3.11 runs process mode only)"
+# CPython 3.12 (3.12.1 measured) crashes at exit ("free(): invalid pointer")
+# when an own-GIL interpreter ran an asyncio event loop while another
+# interpreter ran one too, with or without pyshm (Documentation/python-api.rst,
+# Limits); 3.13 does not.
+HAVE_ASYNCIO_IN_INTERPRETERS = sys.version_info >= (3, 13)
+NO_ASYNCIO_IN_INTERPRETERS = ("CPython 3.12 crashes when two interpreters run asyncio "
+                              "event loops at once (fixed in 3.13)")
 TIMEOUT = 60
 
 try:

@@ -241,6 +241,7 @@ class Cases(support.Workers):
         w.join(support.TIMEOUT)
 
     @unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)
+    @unittest.skipUnless(support.HAVE_ASYNCIO_IN_INTERPRETERS, support.NO_ASYNCIO_IN_INTERPRETERS)
     def test_interpreter_worker(self):
         self.mode = "interpreter"
         self.run_worker_wait()
