@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A worker's resource limits and usage: RLIMIT_DATA and RLIMIT_CPU on a
+ * process worker, the CPU time and peak RSS it used (its thread's CPU time
+ * in interpreter mode), and the WorkerError text that names the limit a
+ * worker exceeded.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+/* In a process worker with limits: where to report a MemoryError. */
+static int child_report_fd = -1;
+
+static double timespec_secs(const struct timespec *ts)
+{
+	return (double)ts->tv_sec + (double)ts->tv_nsec * 1e-9;
+}
+
+static double timeval_secs(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec * 1e-6;
+}
+
+static bool has_limits(const struct worker *w)
+{
+	return w->usage.max_memory || w->usage.max_cpu > 0;
+}
+
+int worker_usage_pipe(struct worker *w, int report[2])
+{
+	report[0] = report[1] = -1;
+	if (!has_limits(w))
+		return 0;
+	if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Applied by the parent right after posix_spawn() (which cannot set
+ * limits): the child is still starting Python then, and RLIMIT_CPU counts
+ * the CPU time it used before. The hard CPU limit is a second past the soft
+ * one: SIGXCPU ends the worker, SIGKILL one that handles it. No core dump
+ * for a worker ended so.
+ */
+int worker_usage_apply(struct worker *w, pid_t pid)
+{
+	struct rlimit rl;
+
+	if (w->usage.max_memory) {
+		rl.rlim_cur = rl.rlim_max = (rlim_t)w->usage.max_memory;
+		if (prlimit(pid, RLIMIT_DATA, &rl, NULL) < 0)
+			return -errno;
+	}
+	if (w->usage.max_cpu > 0) {
+		/* Whole seconds, rounded up. */
+		rl.rlim_cur = (rlim_t)w->usage.max_cpu;
+		if ((double)rl.rlim_cur < w->usage.max_cpu)
+			rl.rlim_cur++;
+		rl.rlim_max = rl.rlim_cur + 1;
+		if (prlimit(pid, RLIMIT_CPU, &rl, NULL) < 0)
+			return -errno;
+		rl.rlim_cur = rl.rlim_max = 0;
+		if (prlimit(pid, RLIMIT_CORE, &rl, NULL) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* The monitor thread: the child has exited and is not reaped yet. */
+void worker_usage_exited(struct worker *w, const struct rusage *ru)
+{
+	char byte;
+	bool hit = false;
+
+	if (w->usage.report_fd) {
+		hit = read(w->usage.report_fd - 1, &byte, 1) == 1;
+		close(w->usage.report_fd - 1);
+		w->usage.report_fd = 0;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->usage.memory_hit |= hit;
+	w->usage.cpu_final = timeval_secs(&ru->ru_utime) + timeval_secs(&ru->ru_stime);
+	w->usage.rss_final = (long long)ru->ru_maxrss * 1024;
+	w->usage.final = true;
+	pthread_mutex_unlock(&w->lock);
+}
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return timespec_secs(&ts);
+}
+
+void worker_usage_thread_start(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->usage.clock_set = pthread_getcpuclockid(pthread_self(), &w->usage.clock) == 0;
+	w->usage.cpu_base = thread_cpu();
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Before the thread goes: its clock is read no more. */
+void worker_usage_thread_end(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->usage.clock_set)
+		w->usage.cpu_final = thread_cpu() - w->usage.cpu_base;
+	w->usage.clock_set = false;
+	w->usage.rss_final = -1;
+	w->usage.final = true;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* VmHWM of a live process, bytes; -1 if not known. */
+static long long proc_hwm(pid_t pid)
+{
+	char path[64], line[128];
+	long long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* CPU time (seconds) and peak RSS (bytes, -1 unknown) of @w so far. */
+static void usage_now(struct worker *w, double *cpu, long long *rss)
+{
+	struct timespec ts;
+	clockid_t clock;
+
+	*cpu = 0;
+	*rss = -1;
+	pthread_mutex_lock(&w->lock);
+	if (w->usage.final) {
+		*cpu = w->usage.cpu_final;
+		*rss = w->usage.rss_final;
+	} else if (w->mode == WORKER_PROCESS && w->pidfd >= 0) {
+		/* Not reaped (the monitor records the final usage first,
+		 * under the lock): the pid is still the worker's. */
+		if (clock_getcpuclockid(w->pid, &clock) == 0 &&
+		    clock_gettime(clock, &ts) == 0)
+			*cpu = timespec_secs(&ts);
+		*rss = proc_hwm(w->pid);
+	} else if (w->mode == WORKER_INTERP && w->usage.clock_set) {
+		/* The thread reads its clock no more once clock_set is
+		 * false, under the lock, before it ends. */
+		if (clock_gettime(w->usage.clock, &ts) == 0)
+			*cpu = timespec_secs(&ts) - w->usage.cpu_base;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (w->mode == WORKER_INTERP)
+		*rss = -1;
+	if (*cpu < 0)
+		*cpu = 0;
+}
+
+/*
+ * The resource limit that ended @w, as text for its WorkerError, into
+ * @buf; 2 when it surely was one, 1 when it may have been (a memory-limited
+ * worker killed by a signal without a word), 0 when none.
+ */
+static int limit_text(struct worker *w, char *buf, size_t size)
+{
+	bool exited, terminated, hit, final;
+	double cpu;
+	int code;
+
+	pthread_mutex_lock(&w->lock);
+	exited = w->exited;
+	terminated = w->terminated;
+	code = w->exit_code;
+	hit = w->usage.memory_hit;
+	final = w->usage.final;
+	cpu = w->usage.cpu_final;
+	pthread_mutex_unlock(&w->lock);
+
+	if (hit) {
+		snprintf(buf, size, "the worker exceeded resource_limits['max_memory_bytes'] = %llu",
+			 w->usage.max_memory);
+		return 2;
+	}
+	if (!exited || terminated)
+		return 0;
+	if (w->usage.max_cpu > 0 &&
+	    (code == -SIGXCPU ||
+	     /* The hard limit, a second past: rusage samples. */
+	     (code == -SIGKILL && final && cpu >= w->usage.max_cpu * 0.9))) {
+		snprintf(buf, size, "the worker exceeded resource_limits['max_cpu_seconds'] = %g "
+			 "and was killed by %s", w->usage.max_cpu,
+			 code == -SIGXCPU ? "SIGXCPU" : "SIGKILL");
+		return 2;
+	}
+	if (w->usage.max_memory && code < 0) {
+		snprintf(buf, size, "the worker may have exceeded "
+			 "resource_limits['max_memory_bytes'] = %llu", w->usage.max_memory);
+		return 1;
+	}
+	return 0;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define fetch_exception(exc) (*(exc) = PyErr_GetRaisedException())
+#define restore_exception(exc) PyErr_SetRaisedException(exc)
+#else
+static void fetch_exception(PyObject **exc)
+{
+	PyObject *type, *tb;
+
+	PyErr_Fetch(&type, exc, &tb);
+	PyErr_NormalizeException(&type, exc, &tb);
+	if (*exc && tb)
+		PyException_SetTraceback(*exc, tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+}
+
+static void restore_exception(PyObject *exc)
+{
+	if (exc)
+		PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc,
+			      PyException_GetTraceback(exc));
+}
+#endif
+
+/* A MemoryError the target of a memory-limited worker ended with. */
+static bool is_memory_error(PyObject *exc)
+{
+	PyObject *type = PyObject_GetAttrString(exc, "remote_type");
+	int eq = 0;
+
+	if (type && PyUnicode_Check(type))
+		eq = PyUnicode_CompareWithASCIIString(type, "MemoryError") == 0;
+	Py_XDECREF(type);
+	PyErr_Clear();
+	return eq;
+}
+
+void worker_usage_annotate(pymod_state *st, struct worker *w)
+{
+	PyObject *exc, *text, *args;
+	char buf[200];
+
+	if (!w || !has_limits(w) || !PyErr_ExceptionMatches(st->WorkerError))
+		return;
+	fetch_exception(&exc);
+	if (!exc)
+		return;
+	if (w->usage.max_memory && is_memory_error(exc)) {
+		pthread_mutex_lock(&w->lock);
+		w->usage.memory_hit = true;
+		pthread_mutex_unlock(&w->lock);
+	}
+	if (limit_text(w, buf, sizeof(buf))) {
+		text = PyUnicode_FromFormat("%s: %S", buf, exc);
+		args = text ? PyTuple_Pack(1, text) : NULL;
+		if (!args || PyObject_SetAttrString(exc, "args", args) < 0)
+			PyErr_Clear();	/* the unannotated error is still right */
+		Py_XDECREF(args);
+		Py_XDECREF(text);
+	}
+	restore_exception(exc);
+}
+
+void worker_usage_child_fd(int fd)
+{
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == 0)
+		child_report_fd = fd;
+}
+
+void worker_usage_child_error(PyObject *details)
+{
+	PyObject *type;
+	ssize_t n;
+
+	if (child_report_fd < 0 || !PyDict_Check(details))
+		return;
+	type = PyDict_GetItemString(details, "type");
+	if (type && PyUnicode_Check(type) &&
+	    PyUnicode_CompareWithASCIIString(type, "MemoryError") == 0)
+		n = write(child_report_fd, "m", 1);
+	(void)n;
+}
+
+/* _resource_usage(handle) -> {"cpu_seconds": float, "max_rss_bytes": int | None} */
+static PyObject *mod_resource_usage(PyObject *mod, PyObject *obj)
+{
+	struct worker *w = handle_worker(get_state(mod), obj);
+	long long rss;
+	double cpu;
+
+	if (!w)
+		return NULL;
+	usage_now(w, &cpu, &rss);
+	if (rss < 0)
+		return Py_BuildValue("{sdsO}", "cpu_seconds", cpu, "max_rss_bytes", Py_None);
+	return Py_BuildValue("{sdsL}", "cpu_seconds", cpu, "max_rss_bytes", rss);
+}
+
+/* _check_limits(handle): WorkerError if a resource limit ended the worker. */
+static PyObject *mod_check_limits(PyObject *mod, PyObject *obj)
+{
+	pymod_state *st = get_state(mod);
+	struct worker *w = handle_worker(st, obj);
+	char buf[200];
+
+	if (!w)
+		return NULL;
+	if (has_limits(w) && atomic_load(&w->done) && limit_text(w, buf, sizeof(buf)) == 2)
+		return PyErr_Format(st->WorkerError, "%s", buf);
+	Py_RETURN_NONE;
+}
+
+PyMethodDef worker_usage_methods[] = {
+	{ "_resource_usage", mod_resource_usage, METH_O, NULL },
+	{ "_check_limits", mod_check_limits, METH_O, NULL },
+	{ NULL }
+};
