@@ -35,6 +35,7 @@ struct worker_usage {
 	int report_fd;			/* + 1; read end: the child says its
 					 * target ended in a MemoryError */
 	bool memory_hit;		/* [L] it did */
+	bool join_raised;		/* (GIL) join() raised the WorkerError */
 	bool final;			/* [L] cpu_final, rss_final are the last word */
 	double cpu_final;		/* [L] seconds */
 	long long rss_final;		/* [L] bytes; -1: unknown (interpreter) */

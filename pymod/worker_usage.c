@@ -313,7 +313,8 @@ static PyObject *mod_resource_usage(PyObject *mod, PyObject *obj)
 	return Py_BuildValue("{sdsL}", "cpu_seconds", cpu, "max_rss_bytes", rss);
 }
 
-/* _check_limits(handle): WorkerError if a resource limit ended the worker. */
+/* _check_limits(handle): WorkerError if a resource limit ended the worker,
+ * raised by the first join() that sees it ended (as recv() raises once). */
 static PyObject *mod_check_limits(PyObject *mod, PyObject *obj)
 {
 	pymod_state *st = get_state(mod);
@@ -322,8 +323,11 @@ static PyObject *mod_check_limits(PyObject *mod, PyObject *obj)
 
 	if (!w)
 		return NULL;
-	if (has_limits(w) && atomic_load(&w->done) && limit_text(w, buf, sizeof(buf)) == 2)
+	if (has_limits(w) && !w->usage.join_raised && atomic_load(&w->done) &&
+	    limit_text(w, buf, sizeof(buf)) == 2) {
+		w->usage.join_raised = true;
 		return PyErr_Format(st->WorkerError, "%s", buf);
+	}
 	Py_RETURN_NONE;
 }
 

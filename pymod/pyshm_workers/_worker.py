@@ -285,7 +285,7 @@ class Worker:
 
     def join(self, timeout=None):
         """Wait until the worker has exited, or timeout seconds.
-        WorkerError if a resource limit ended it."""
+        WorkerError (once) if a resource limit ended it."""
         self._handle.join(timeout)
         _core._check_limits(self._handle)
 
