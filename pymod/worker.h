@@ -32,8 +32,10 @@
 struct worker_usage {
 	unsigned long long max_memory;	/* bytes (RLIMIT_DATA); 0: none */
 	double max_cpu;			/* seconds (RLIMIT_CPU); 0: none */
-	int report_fd;			/* + 1; read end: the child says its
-					 * target ended in a MemoryError */
+	int report_fd;			/* + 1; read end: the child reports its
+					 * target's MemoryError, its peak RSS at exit */
+	long long spawn_hwm;		/* our peak RSS as it was spawned */
+	long long rss_seen;		/* [L] its peak RSS last read, -1 none */
 	bool memory_hit;		/* [L] it did */
 	bool join_raised;		/* (GIL) join() raised the WorkerError */
 	bool final;			/* [L] cpu_final, rss_final are the last word */
@@ -154,7 +156,7 @@ void *worker_terminator_main(void *arg);
 struct worker *handle_worker(pymod_state *st, PyObject *obj);
 
 /* worker_usage.c: process mode, in the parent. Spawn-time: a pipe whose
- * write end the child gets (report[1]) when @w has limits, then the limits
+ * write end the child gets (report[1]) to report on, then @w's limits
  * applied to @pid; 0 or -errno. The monitor records the final usage of the
  * exited (unreaped) child. */
 int worker_usage_pipe(struct worker *w, int report[2]);
@@ -166,8 +168,8 @@ void worker_usage_thread_end(struct worker *w);
 /* With a WorkerError of @w's raised: name the resource limit that ended it
  * in its text, if one did. */
 void worker_usage_annotate(pymod_state *st, struct worker *w);
-/* In a process worker: the fd its parent reads limit reports from (from
- * the spawn spec), and the error record its target ended with. */
+/* In a process worker: the fd its parent reads reports from (from the
+ * spawn spec), and the error record its target ended with. */
 void worker_usage_child_fd(int fd);
 void worker_usage_child_error(PyObject *details);
 extern PyMethodDef worker_usage_methods[];

@@ -66,8 +66,8 @@ static void hexify(char *dst, const unsigned char *src, size_t n)
  * _spawn_process(link, parent, argv, limits=None) -> handle. The child
  * gets, as fds 3 and up, what the spec (appended to argv) names: its end of
  * the channel, the socket end, its io_uring waiter, our waiter, a lifeline,
- * the kmod domain, and with limits ((max_memory_bytes, max_cpu_seconds),
- * 0 for none) a pipe to report a MemoryError on.
+ * the kmod domain, and a pipe to report its usage and a MemoryError on;
+ * limits are (max_memory_bytes, max_cpu_seconds), 0 for none.
  */
 static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 {
@@ -164,14 +164,12 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 
 	ret = worker_usage_pipe(w, report);
 	if (ret) {
-		pymod_raise_from_errno(st, ret, "worker limits pipe");
+		pymod_raise_from_errno(st, ret, "worker usage pipe");
 		goto err_free;
 	}
-	if (report[1] >= 0) {
-		pass[npass++] = report[1];
-		snprintf(item, sizeof(item), ",limits=%d", 2 + npass);
-		strcat(spec, item);
-	}
+	pass[npass++] = report[1];
+	snprintf(item, sizeof(item), ",usage=%d", 2 + npass);
+	strcat(spec, item);
 
 	argc = PyList_GET_SIZE(argv_obj);
 	argv2 = PyMem_RawCalloc((size_t)argc + 2, sizeof(*argv2));
@@ -237,12 +235,10 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		waitpid(pid, NULL, 0);
 		goto err_free;
 	}
-	if (report[0] >= 0) {
-		close(report[1]);
-		report[1] = -1;
-		w->usage.report_fd = report[0] + 1;	/* the monitor's */
-		report[0] = -1;
-	}
+	close(report[1]);
+	report[1] = -1;
+	w->usage.report_fd = report[0] + 1;	/* the monitor's */
+	report[0] = -1;
 	w->lifeline = life[1];
 	life[1] = -1;
 	close(life[0]);
@@ -414,7 +410,7 @@ static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
 		ctl->link = true;
 		hub_set_parent(ctl);
 	}
-	v = spec_get(spec, "limits");
+	v = spec_get(spec, "usage");
 	if (v)
 		worker_usage_child_fd(atoi(v));
 	v = spec_get(spec, "life");

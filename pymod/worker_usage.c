@@ -9,12 +9,37 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "worker.h"
 
-/* In a process worker with limits: where to report a MemoryError. */
+/* In a process worker: where to report a MemoryError, and its peak RSS
+ * at exit. */
 static int child_report_fd = -1;
+
+/* VmHWM of a live process (0: this one), bytes; -1 if not known. */
+static long long proc_hwm(pid_t pid)
+{
+	char path[64], line[128];
+	long long kb = -1;
+	FILE *f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
 
 static double timespec_secs(const struct timespec *ts)
 {
@@ -33,11 +58,14 @@ static bool has_limits(const struct worker *w)
 
 int worker_usage_pipe(struct worker *w, int report[2])
 {
-	report[0] = report[1] = -1;
-	if (!has_limits(w))
-		return 0;
-	if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0)
+	w->usage.rss_seen = -1;
+	/* posix_spawn() runs the child on our memory until its exec(), which
+	 * keeps our peak RSS as the child's in its rusage (ru_maxrss). */
+	w->usage.spawn_hwm = proc_hwm(0);
+	if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0) {
+		report[0] = report[1] = -1;
 		return -errno;
+	}
 	return 0;
 }
 
@@ -72,21 +100,36 @@ int worker_usage_apply(struct worker *w, pid_t pid)
 	return 0;
 }
 
-/* The monitor thread: the child has exited and is not reaped yet. */
+/*
+ * The monitor thread: the child has exited and is not reaped yet. Its peak
+ * RSS: what it reported as it exited; else its rusage's, if above ours at
+ * its spawn (else that may be ours); else the last read while it ran.
+ */
 void worker_usage_exited(struct worker *w, const struct rusage *ru)
 {
-	char byte;
-	bool hit = false;
+	long long reported = -1, rss = (long long)ru->ru_maxrss * 1024;
+	char buf[128], *h;
+	ssize_t n = 0;
+	bool hit;
 
 	if (w->usage.report_fd) {
-		hit = read(w->usage.report_fd - 1, &byte, 1) == 1;
+		n = read(w->usage.report_fd - 1, buf, sizeof(buf) - 1);
 		close(w->usage.report_fd - 1);
 		w->usage.report_fd = 0;
 	}
+	buf[n > 0 ? n : 0] = 0;
+	hit = strchr(buf, 'm') != NULL;
+	h = strchr(buf, 'h');
+	if (h)
+		reported = strtoll(h + 1, NULL, 10);
 	pthread_mutex_lock(&w->lock);
+	if (reported > 0)
+		rss = reported;
+	else if (rss <= w->usage.spawn_hwm && w->usage.rss_seen > 0)
+		rss = w->usage.rss_seen;
 	w->usage.memory_hit |= hit;
 	w->usage.cpu_final = timeval_secs(&ru->ru_utime) + timeval_secs(&ru->ru_stime);
-	w->usage.rss_final = (long long)ru->ru_maxrss * 1024;
+	w->usage.rss_final = rss;
 	w->usage.final = true;
 	pthread_mutex_unlock(&w->lock);
 }
@@ -120,25 +163,6 @@ void worker_usage_thread_end(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* VmHWM of a live process, bytes; -1 if not known. */
-static long long proc_hwm(pid_t pid)
-{
-	char path[64], line[128];
-	long long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb < 0 ? -1 : kb * 1024;
-}
-
 /* CPU time (seconds) and peak RSS (bytes, -1 unknown) of @w so far. */
 static void usage_now(struct worker *w, double *cpu, long long *rss)
 {
@@ -158,6 +182,8 @@ static void usage_now(struct worker *w, double *cpu, long long *rss)
 		    clock_gettime(clock, &ts) == 0)
 			*cpu = timespec_secs(&ts);
 		*rss = proc_hwm(w->pid);
+		if (*rss > w->usage.rss_seen)
+			w->usage.rss_seen = *rss;
 	} else if (w->mode == WORKER_INTERP && w->usage.clock_set) {
 		/* The thread reads its clock no more once clock_set is
 		 * false, under the lock, before it ends. */
@@ -191,7 +217,7 @@ static int limit_text(struct worker *w, char *buf, size_t size)
 	cpu = w->usage.cpu_final;
 	pthread_mutex_unlock(&w->lock);
 
-	if (hit) {
+	if (hit && w->usage.max_memory) {
 		snprintf(buf, size, "the worker exceeded resource_limits['max_memory_bytes'] = %llu",
 			 w->usage.max_memory);
 		return 2;
@@ -278,10 +304,25 @@ void worker_usage_annotate(pymod_state *st, struct worker *w)
 	restore_exception(exc);
 }
 
+/* At the exit of a process worker (not one killed by a signal). */
+static void child_report_hwm(void)
+{
+	char buf[32];
+	ssize_t n;
+	int len;
+
+	len = snprintf(buf, sizeof(buf), "h%lld\n", proc_hwm(0));
+	if (child_report_fd >= 0 && len > 0)
+		n = write(child_report_fd, buf, (size_t)len);
+	(void)n;
+}
+
 void worker_usage_child_fd(int fd)
 {
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == 0)
-		child_report_fd = fd;
+	if (child_report_fd >= 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return;
+	child_report_fd = fd;
+	atexit(child_report_hwm);
 }
 
 void worker_usage_child_error(PyObject *details)

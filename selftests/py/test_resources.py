@@ -188,6 +188,7 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
             w.join(TIMEOUT)
         self.assertIn("max_cpu_seconds", str(cm.exception))
         self.assertEqual(w.exit_code, -signal.SIGXCPU)
+        self.assertNotIn("max_memory_bytes", str(cm.exception))
         self.assertGreater(w.resource_usage()["cpu_seconds"], 0.5)
         with self.assertRaises(EOFError):
             w.recv(TIMEOUT)
@@ -232,11 +233,41 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
         self.assertEqual(w.exit_code, 0)
         self.assertGreaterEqual(w.resource_usage()["max_rss_bytes"], 50 * MB)
 
+    def test_peak_rss_after_exit_is_the_workers_not_its_parents(self):
+        # posix_spawn() runs the child on the parent's memory until its
+        # exec(), and Linux keeps the parent's peak as the child's rusage.
+        big = bytearray(256 * MB)
+        big[::4096] = b"x" * len(range(0, len(big), 4096))
+        w = self.start(targets.count_to, 1)
+        self.assertEqual(list(w), [0])
+        w.join(TIMEOUT)
+        del big
+        rss = w.resource_usage()["max_rss_bytes"]
+        self.assertGreater(rss, 0)
+        self.assertLess(rss, 200 * MB)
+        # And for a worker killed by a signal (no report of its own).
+        w = self.start(targets.sleep_forever)
+        self.assertEqual(w.recv(TIMEOUT), "sleeping")
+        seen = w.resource_usage()["max_rss_bytes"]
+        os.kill(w.pid, signal.SIGKILL)
+        with self.assertRaises(pw.WorkerError):
+            w.recv(TIMEOUT)
+        self.assertEqual(w.resource_usage()["max_rss_bytes"], seen)
+
     def test_other_failures_of_a_limited_worker_are_not_blamed_on_a_limit(self):
         w = self.start(targets.send_then_raise, 0,
                        resource_limits={"max_memory_bytes": 400 * MB, "max_cpu_seconds": 30})
         with self.assertRaises(pw.WorkerError) as cm:
             w.recv(TIMEOUT)
+        self.assertNotIn("resource_limits", str(cm.exception))
+        w.join(TIMEOUT)
+        # A MemoryError without a memory limit.
+        w = self.start(resource_targets.allocate, 1 << 62, 1 << 61,
+                       resource_limits={"max_cpu_seconds": 30})
+        self.assertEqual(w.recv(TIMEOUT), "allocating")
+        with self.assertRaises(pw.WorkerError) as cm:
+            w.recv(TIMEOUT)
+        self.assertEqual(cm.exception.remote_type, "MemoryError")
         self.assertNotIn("resource_limits", str(cm.exception))
         w.join(TIMEOUT)
         w = self.start(resource_targets.spin, resource_limits={"max_cpu_seconds": 30})
