@@ -13,9 +13,10 @@ def check_limits(limits, mode):
     ValueError for an unknown key, a number that is not positive, or mode
     "interpreter" (a subinterpreter's thread cannot be limited apart from
     the process it runs in)."""
+    from collections.abc import Mapping
     if limits is None:
         return None
-    if not isinstance(limits, dict):
+    if not isinstance(limits, Mapping):
         raise TypeError(f"resource_limits must be a dict, not {type(limits).__name__}")
     for key in limits:
         if key not in LIMITS:
