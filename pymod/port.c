@@ -1054,7 +1054,6 @@ static PyObject *mod_post_error(PyObject *mod, PyObject *args)
 	p = port_from_object(st, port_obj);
 	if (!p)
 		return PyErr_Format(PyExc_ValueError, "expected a live MessagePort");
-	worker_usage_child_error(details);
 	port_get(p);
 	ret = port_send_record(st, p, MSG_ERROR, details, NULL, -1);
 	port_put(p);

@@ -169,9 +169,8 @@ void worker_usage_thread_end(struct worker *w);
  * in its text, if one did. */
 void worker_usage_annotate(pymod_state *st, struct worker *w);
 /* In a process worker: the fd its parent reads reports from (from the
- * spawn spec), and the error record its target ended with. */
+ * spawn spec). */
 void worker_usage_child_fd(int fd);
-void worker_usage_child_error(PyObject *details);
 extern PyMethodDef worker_usage_methods[];
 
 int worker_init_types(PyObject *mod, pymod_state *st);

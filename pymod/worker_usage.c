@@ -16,8 +16,9 @@
 #include "worker.h"
 
 /* In a process worker: where to report a MemoryError, and its peak RSS
- * at exit. */
+ * at exit; only that process reports (not a child it forks). */
 static int child_report_fd = -1;
+static pid_t child_report_pid;
 
 /* VmHWM of a live process (0: this one), bytes; -1 if not known. */
 static long long proc_hwm(pid_t pid)
@@ -69,10 +70,15 @@ int worker_usage_pipe(struct worker *w, int report[2])
 	return 0;
 }
 
+/* What a worker past its memory limit may still take to report its
+ * MemoryError (see mod_target_failed()). */
+#define MEMORY_HEADROOM (32 << 20)
+
 /*
  * Applied by the parent right after posix_spawn() (which cannot set
  * limits): the child is still starting Python then, and RLIMIT_CPU counts
- * the CPU time it used before. The hard CPU limit is a second past the soft
+ * the CPU time it used before. The hard memory limit leaves room for the
+ * report of a MemoryError; the hard CPU limit is a second past the soft
  * one: SIGXCPU ends the worker, SIGKILL one that handles it. No core dump
  * for a worker ended so.
  */
@@ -81,7 +87,8 @@ int worker_usage_apply(struct worker *w, pid_t pid)
 	struct rlimit rl;
 
 	if (w->usage.max_memory) {
-		rl.rlim_cur = rl.rlim_max = (rlim_t)w->usage.max_memory;
+		rl.rlim_cur = (rlim_t)w->usage.max_memory;
+		rl.rlim_max = rl.rlim_cur + MEMORY_HEADROOM;
 		if (prlimit(pid, RLIMIT_DATA, &rl, NULL) < 0)
 			return -errno;
 	}
@@ -200,7 +207,7 @@ static void usage_now(struct worker *w, double *cpu, long long *rss)
 /*
  * The resource limit that ended @w, as text for its WorkerError, into
  * @buf; 2 when it surely was one, 1 when it may have been (a memory-limited
- * worker killed by a signal without a word), 0 when none.
+ * worker that died without a word), 0 when none.
  */
 static int limit_text(struct worker *w, char *buf, size_t size)
 {
@@ -233,7 +240,9 @@ static int limit_text(struct worker *w, char *buf, size_t size)
 			 code == -SIGXCPU ? "SIGXCPU" : "SIGKILL");
 		return 2;
 	}
-	if (w->usage.max_memory && code < 0) {
+	/* A worker that died without a word (not one whose error we
+	 * read): signals, and a MemoryError whose report failed. */
+	if (w->usage.max_memory && code != 0 && !w->error_seen) {
 		snprintf(buf, size, "the worker may have exceeded "
 			 "resource_limits['max_memory_bytes'] = %llu", w->usage.max_memory);
 		return 1;
@@ -311,6 +320,8 @@ static void child_report_hwm(void)
 	ssize_t n;
 	int len;
 
+	if (getpid() != child_report_pid)
+		return;
 	len = snprintf(buf, sizeof(buf), "h%lld\n", proc_hwm(0));
 	if (child_report_fd >= 0 && len > 0)
 		n = write(child_report_fd, buf, (size_t)len);
@@ -322,21 +333,33 @@ void worker_usage_child_fd(int fd)
 	if (child_report_fd >= 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		return;
 	child_report_fd = fd;
+	child_report_pid = getpid();
 	atexit(child_report_hwm);
 }
 
-void worker_usage_child_error(PyObject *details)
+/*
+ * _target_failed(exc): the target of this worker raised @exc, which is
+ * about to be reported. In a process worker (its main interpreter: a worker
+ * interpreter it started reports to it, not to us), a MemoryError is told
+ * to the parent at once, and the soft memory limit goes up to the hard one:
+ * the target's memory is still held, and the report needs some.
+ */
+static PyObject *mod_target_failed(PyObject *mod, PyObject *exc)
 {
-	PyObject *type;
+	struct rlimit rl;
 	ssize_t n;
 
-	if (child_report_fd < 0 || !PyDict_Check(details))
-		return;
-	type = PyDict_GetItemString(details, "type");
-	if (type && PyUnicode_Check(type) &&
-	    PyUnicode_CompareWithASCIIString(type, "MemoryError") == 0)
-		n = write(child_report_fd, "m", 1);
+	if (child_report_fd < 0 || getpid() != child_report_pid ||
+	    PyInterpreterState_Get() != PyInterpreterState_Main() ||
+	    !PyErr_GivenExceptionMatches(exc, PyExc_MemoryError))
+		Py_RETURN_NONE;
+	n = write(child_report_fd, "m", 1);
 	(void)n;
+	if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_DATA, &rl);
+	}
+	Py_RETURN_NONE;
 }
 
 /* _resource_usage(handle) -> {"cpu_seconds": float, "max_rss_bytes": int | None} */
@@ -375,5 +398,6 @@ static PyObject *mod_check_limits(PyObject *mod, PyObject *obj)
 PyMethodDef worker_usage_methods[] = {
 	{ "_resource_usage", mod_resource_usage, METH_O, NULL },
 	{ "_check_limits", mod_check_limits, METH_O, NULL },
+	{ "_target_failed", mod_target_failed, METH_O, NULL },
 	{ NULL }
 };
