@@ -13,9 +13,11 @@ def check_limits(limits, mode):
     ValueError for an unknown key, a number that is not positive, or mode
     "interpreter" (a subinterpreter's thread cannot be limited apart from
     the process it runs in)."""
-    from collections.abc import Mapping
     if limits is None:
         return None
+    # Loaded at every start (os imports it); collections.abc may be
+    # half-imported by another thread.
+    from _collections_abc import Mapping
     if not isinstance(limits, Mapping):
         raise TypeError(f"resource_limits must be a dict, not {type(limits).__name__}")
     for key in limits:
