@@ -82,24 +82,41 @@ int worker_usage_pipe(struct worker *w, int report[2])
  * one: SIGXCPU ends the worker, SIGKILL one that handles it. No core dump
  * for a worker ended so.
  */
+static int set_limit(pid_t pid, int resource, rlim_t soft, rlim_t hard)
+{
+	struct rlimit rl, old;
+
+	/* Never above the limits it inherited from us: only lower ones
+	 * need no privilege. */
+	if (prlimit(pid, resource, NULL, &old) < 0)
+		return -errno;
+	rl.rlim_max = hard < old.rlim_max ? hard : old.rlim_max;
+	rl.rlim_cur = soft < rl.rlim_max ? soft : rl.rlim_max;
+	if (prlimit(pid, resource, &rl, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
 int worker_usage_apply(struct worker *w, pid_t pid)
 {
 	struct rlimit rl;
+	rlim_t secs;
+	int ret;
 
 	if (w->usage.max_memory) {
-		rl.rlim_cur = (rlim_t)w->usage.max_memory;
-		rl.rlim_max = rl.rlim_cur + MEMORY_HEADROOM;
-		if (prlimit(pid, RLIMIT_DATA, &rl, NULL) < 0)
-			return -errno;
+		ret = set_limit(pid, RLIMIT_DATA, (rlim_t)w->usage.max_memory,
+				(rlim_t)w->usage.max_memory + MEMORY_HEADROOM);
+		if (ret)
+			return ret;
 	}
 	if (w->usage.max_cpu > 0) {
 		/* Whole seconds, rounded up. */
-		rl.rlim_cur = (rlim_t)w->usage.max_cpu;
-		if ((double)rl.rlim_cur < w->usage.max_cpu)
-			rl.rlim_cur++;
-		rl.rlim_max = rl.rlim_cur + 1;
-		if (prlimit(pid, RLIMIT_CPU, &rl, NULL) < 0)
-			return -errno;
+		secs = (rlim_t)w->usage.max_cpu;
+		if ((double)secs < w->usage.max_cpu)
+			secs++;
+		ret = set_limit(pid, RLIMIT_CPU, secs, secs + 1);
+		if (ret)
+			return ret;
 		rl.rlim_cur = rl.rlim_max = 0;
 		if (prlimit(pid, RLIMIT_CORE, &rl, NULL) < 0)
 			return -errno;

@@ -276,6 +276,24 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
         w.join(TIMEOUT)       # no WorkerError: it was terminated
         self.assertEqual(w.exit_code, -signal.SIGTERM)
 
+    def test_limits_above_the_programs_own_are_capped_not_refused(self):
+        # Raising a hard limit needs privilege: a worker gets at most what
+        # its parent has.
+        out = self.run_script(f"""
+            import resource
+            import pyshm_workers as pw, targets
+            gib = 1 << 30
+            resource.setrlimit(resource.RLIMIT_DATA, (gib, gib))
+            resource.setrlimit(resource.RLIMIT_CPU, (600, 600))
+            w = pw.Worker(targets.count_to, args=(1,), mode="process",
+                          resource_limits={{"max_memory_bytes": 4 * gib,
+                                            "max_cpu_seconds": 3600}})
+            assert list(w) == [0]
+            w.join(60)
+            print(w.exit_code)
+        """)
+        self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "0\n", ""))
+
     def test_auto_mode_with_resource_limits_is_process_mode(self):
         w = pw.Worker(targets.count_to, args=(1,), resource_limits={"max_cpu_seconds": 30})
         self.addCleanup(self.reap, w)
