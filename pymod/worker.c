@@ -200,6 +200,7 @@ void worker_raise_error(pymod_state *st, struct worker *w, PyObject *details)
 		PyException_SetCause(exc, Py_NewRef(remote));
 	PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
 	Py_DECREF(exc);
+	worker_usage_annotate(st, w);
 }
 
 /* Seconds on the monotonic clock. */
@@ -273,6 +274,7 @@ void worker_raise_eof(pymod_state *st, struct worker *w, double deadline)
 			PyErr_Format(st->WorkerError, "the worker was killed by signal %d", -code);
 		else
 			PyErr_Format(st->WorkerError, "the worker exited with code %d", code);
+		worker_usage_annotate(st, w);
 		return;
 	}
 	w->eof_seen = true;
@@ -296,6 +298,15 @@ PyObject *handle_wrap(pymod_state *st, struct worker *w)
 	}
 	h->w = w;
 	return (PyObject *)h;
+}
+
+struct worker *handle_worker(pymod_state *st, PyObject *obj)
+{
+	if (!PyObject_TypeCheck(obj, st->handle_type)) {
+		PyErr_SetString(PyExc_TypeError, "expected a WorkerHandle");
+		return NULL;
+	}
+	return ((HandleObject *)obj)->w;
 }
 
 static void handle_dealloc(HandleObject *h)

@@ -6,7 +6,9 @@
 #ifndef PYSHM_PYMOD_WORKER_H
 #define PYSHM_PYMOD_WORKER_H
 
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "port.h"
 
@@ -22,6 +24,28 @@
 
 /* Exit code of a worker ended by terminate() in interpreter mode. */
 #define WORKER_TERMINATED_CODE (-15)
+
+/*
+ * A worker's resource limits (process mode) and what it used
+ * (worker_usage.c). All zero in a new worker: no limits, nothing known.
+ */
+struct worker_usage {
+	unsigned long long max_memory;	/* bytes (RLIMIT_DATA); 0: none */
+	double max_cpu;			/* seconds (RLIMIT_CPU); 0: none */
+	int report_fd;			/* + 1; read end: the child reports its
+					 * target's MemoryError, its peak RSS at exit */
+	long long spawn_hwm;		/* our peak RSS as it was spawned */
+	long long rss_seen;		/* [L] its peak RSS last read, -1 none */
+	bool memory_hit;		/* [L] it did */
+	bool join_raised;		/* (GIL) join() raised the WorkerError */
+	bool final;			/* [L] cpu_final, rss_final are the last word */
+	double cpu_final;		/* [L] seconds */
+	long long rss_final;		/* [L] bytes; -1: unknown (interpreter) */
+	bool clock_set;			/* [L] interpreter mode: clock is its
+					 * thread's CPU clock, cpu_base where it began */
+	clockid_t clock;		/* [L] */
+	double cpu_base;		/* [L] */
+};
 
 struct worker {
 	atomic_long refs;
@@ -71,6 +95,7 @@ struct worker {
 					 * races; closed once the child is reaped */
 	int lifeline;			/* write end; the child notices our death */
 	int child_waiter;		/* the child's io_uring fd, to wake it */
+	struct worker_usage usage;	/* resource limits and usage */
 };
 
 /* In a worker interpreter being terminated: raise SystemExit, return -1. */
@@ -126,6 +151,27 @@ void worker_spare_ended(struct worker *w);
  * worker_interp.c). */
 void *worker_terminator_main(void *arg);
 #endif
+
+/* The worker of a WorkerHandle object; NULL with TypeError if @obj is none. */
+struct worker *handle_worker(pymod_state *st, PyObject *obj);
+
+/* worker_usage.c: process mode, in the parent. Spawn-time: a pipe whose
+ * write end the child gets (report[1]) to report on, then @w's limits
+ * applied to @pid; 0 or -errno. The monitor records the final usage of the
+ * exited (unreaped) child. */
+int worker_usage_pipe(struct worker *w, int report[2]);
+int worker_usage_apply(struct worker *w, pid_t pid);
+void worker_usage_exited(struct worker *w, const struct rusage *ru);
+/* Interpreter mode, on the worker's thread as its target starts and ends. */
+void worker_usage_thread_start(struct worker *w);
+void worker_usage_thread_end(struct worker *w);
+/* With a WorkerError of @w's raised: name the resource limit that ended it
+ * in its text, if one did. */
+void worker_usage_annotate(pymod_state *st, struct worker *w);
+/* In a process worker: the fd its parent reads reports from (from the
+ * spawn spec). */
+void worker_usage_child_fd(int fd);
+extern PyMethodDef worker_usage_methods[];
 
 int worker_init_types(PyObject *mod, pymod_state *st);
 extern PyMethodDef worker_module_methods[];

@@ -310,6 +310,7 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 	w->running = !w->terminated;
 	pthread_mutex_unlock(&w->lock);
 
+	worker_usage_thread_start(w);
 	if (w->running)
 		code = run_bootstrap(w);
 	if (atomic_load(&w->terminate))
@@ -317,6 +318,7 @@ static void interp_run(struct worker *w, PyThreadState *ts)
 
 	stop_interrupting(w, true);
 	Py_EndInterpreter(ts);
+	worker_usage_thread_end(w);
 	atomic_fetch_sub(&interps_alive, 1);
 
 	/* os._exit(n) decides, whenever it came (a thread may call it while

@@ -27,8 +27,16 @@ static void *monitor_main(void *arg)
 {
 	struct worker *w = arg;
 	siginfo_t si = { 0 };
+	struct rusage ru;
 	int code = -1;
 
+	/* Its usage first, while the child is a zombie: the pid stays its
+	 * own until it is reaped (see usage_now()). */
+	while (syscall(SYS_waitid, P_PIDFD, w->pidfd, &si, WEXITED | WNOWAIT, &ru) < 0) {
+		if (errno != EINTR)
+			goto out_finish;
+	}
+	worker_usage_exited(w, &ru);
 	while (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0) {
 		if (errno != EINTR)
 			goto out_finish;
@@ -55,15 +63,19 @@ static void hexify(char *dst, const unsigned char *src, size_t n)
 #define MAX_PASS 10
 
 /*
- * _spawn_process(link, parent, argv) -> handle. The child gets, as fds 3
- * and up, what the spec (appended to argv) names: its end of the channel,
- * the socket end, its io_uring waiter, our waiter, a lifeline, the kmod
- * domain.
+ * _spawn_process(link, parent, argv, limits=None) -> handle. The child
+ * gets, as fds 3 and up, what the spec (appended to argv) names: its end of
+ * the channel, the socket end, its io_uring waiter, our waiter, a lifeline,
+ * the kmod domain, and a pipe to report its usage and a MemoryError on;
+ * limits are (max_memory_bytes, max_cpu_seconds), 0 for none.
  */
 static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 {
 	pymod_state *st = get_state(mod);
-	PyObject *link_obj, *parent_obj, *argv_obj;
+	PyObject *link_obj, *parent_obj, *argv_obj, *limits_obj = Py_None;
+	unsigned long long max_memory = 0;
+	double max_cpu = 0;
+	int report[2] = { -1, -1 };
 	char blob[PYSHM_WAITER_BLOB_SIZE], hex[2 * PYSHM_WAITER_BLOB_SIZE + 1];
 	char spec[2 * PYSHM_WAITER_BLOB_SIZE + 256], item[96];
 	int pass[MAX_PASS], tmp[MAX_PASS], npass = 0, life[2] = { -1, -1 };
@@ -77,8 +89,11 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	Py_ssize_t argc;
 	pid_t pid;
 
-	if (!PyArg_ParseTuple(args, "OOO!:_spawn_process", &link_obj, &parent_obj,
-			      &PyList_Type, &argv_obj))
+	if (!PyArg_ParseTuple(args, "OOO!|O:_spawn_process", &link_obj, &parent_obj,
+			      &PyList_Type, &argv_obj, &limits_obj))
+		return NULL;
+	if (limits_obj != Py_None &&
+	    !PyArg_ParseTuple(limits_obj, "Kd:_spawn_process limits", &max_memory, &max_cpu))
 		return NULL;
 	parent_end = port_from_object(st, parent_obj);
 	if (!parent_end)
@@ -94,6 +109,8 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		PyErr_NoMemory();
 		goto err_free;
 	}
+	w->usage.max_memory = max_memory;
+	w->usage.max_cpu = max_cpu;
 
 	/* What to pass, in order; the spec names each one's child fd. */
 	spec[0] = 0;
@@ -145,6 +162,15 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		 (unsigned long long)pyshm_region_max_size(ctl_theirs->chan), 2 + npass);
 	strcat(spec, item);
 
+	ret = worker_usage_pipe(w, report);
+	if (ret) {
+		pymod_raise_from_errno(st, ret, "worker usage pipe");
+		goto err_free;
+	}
+	pass[npass++] = report[1];
+	snprintf(item, sizeof(item), ",usage=%d", 2 + npass);
+	strcat(spec, item);
+
 	argc = PyList_GET_SIZE(argv_obj);
 	argv2 = PyMem_RawCalloc((size_t)argc + 2, sizeof(*argv2));
 	if (!argv2) {
@@ -176,6 +202,7 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	sigaddset(&defs, SIGXFSZ);
 	sigaddset(&defs, SIGINT);
 	sigaddset(&defs, SIGTERM);
+	sigaddset(&defs, SIGXCPU);	/* RLIMIT_CPU ends it */
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &defs);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -201,6 +228,17 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		waitpid(pid, NULL, 0);
 		goto err_free;
 	}
+	ret = worker_usage_apply(w, pid);
+	if (ret) {
+		pymod_raise_from_errno(st, ret, "set the worker's resource limits");
+		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+		waitpid(pid, NULL, 0);
+		goto err_free;
+	}
+	close(report[1]);
+	report[1] = -1;
+	w->usage.report_fd = report[0] + 1;	/* the monitor's */
+	report[0] = -1;
 	w->lifeline = life[1];
 	life[1] = -1;
 	close(life[0]);
@@ -226,6 +264,9 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		worker_put(w);
 		syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
 		waitpid(pid, NULL, 0);
+		if (w->usage.report_fd)
+			close(w->usage.report_fd - 1);
+		w->usage.report_fd = 0;
 		worker_finished(w, -SIGKILL);
 		worker_put(w);
 		return pymod_raise_from_errno(st, ret, "worker monitor thread");
@@ -237,6 +278,10 @@ err_close_tmp:
 		if (tmp[i] >= 0)
 			close(tmp[i]);
 err_free:
+	if (report[0] >= 0)
+		close(report[0]);
+	if (report[1] >= 0)
+		close(report[1]);
 	if (life[0] >= 0)
 		close(life[0]);
 	if (life[1] >= 0)
@@ -365,6 +410,9 @@ static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
 		ctl->link = true;
 		hub_set_parent(ctl);
 	}
+	v = spec_get(spec, "usage");
+	if (v)
+		worker_usage_child_fd(atoi(v));
 	v = spec_get(spec, "life");
 	if (v && start_detached(lifeline_main, (void *)(intptr_t)atoi(v)))
 		return pymod_raise_from_errno(st, -errno, "lifeline thread");

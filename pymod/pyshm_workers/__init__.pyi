@@ -6,7 +6,7 @@
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, Protocol, TypeVar
+from typing import Any, Literal, ParamSpec, Protocol, TypedDict, TypeVar
 
 from typing_extensions import Self
 
@@ -80,6 +80,14 @@ class BroadcastChannel:
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
 
+class _ResourceLimits(TypedDict, total=False):
+    max_memory_bytes: int
+    max_cpu_seconds: float
+
+class _ResourceUsage(TypedDict):
+    cpu_seconds: float
+    max_rss_bytes: int | None
+
 class Worker:
     """Runs target(*args, **kwargs) in a new worker (an own-GIL
     subinterpreter or a process)."""
@@ -94,6 +102,7 @@ class Worker:
         name: object = None,
         worker_data: object = None,
         max_inflight_bytes: int | None = None,
+        resource_limits: _ResourceLimits | None = None,
     ) -> None: ...
     def post_message(self, message: object, transfer: Iterable[object] = (), *,
                      timeout: float | None = None) -> None: ...
@@ -111,6 +120,9 @@ class Worker:
     def terminate(self) -> None: ...
     def join(self, timeout: float | None = None) -> None: ...
     def is_alive(self) -> bool: ...
+    def ref(self) -> None: ...
+    def unref(self) -> None: ...
+    def resource_usage(self) -> _ResourceUsage: ...
     @property
     def exit_code(self) -> int | None: ...
     @property

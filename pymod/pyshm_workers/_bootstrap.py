@@ -185,6 +185,7 @@ def error_details(exc):
 
 def _report(port, exc):
     from . import _core
+    _core._target_failed(exc)
     details = error_details(exc)
     try:
         _core._post_error(port, details)

@@ -8,7 +8,7 @@ import os
 import sys
 import weakref
 
-from . import _core
+from . import _core, _resources
 
 _in_worker = False
 _in_subinterpreter = False      # an interpreter-mode worker
@@ -21,6 +21,7 @@ _counter = itertools.count(1)
 _live = weakref.WeakSet()
 _orphans = {}       # handle -> name
 _pools = weakref.WeakSet()
+_unrefd = set()     # handles of dropped workers that were unref()'d
 
 MODES = ("auto", "interpreter", "process")
 # Joining at interpreter exit: how long the workers, all together, may take
@@ -142,12 +143,17 @@ class Worker:
     max_inflight_bytes bounds what large messages (each over 64 KiB) may
     hold in flight in each direction (default 64 MiB, or the environment's
     PYSHM_MAX_INFLIGHT_BYTES): past it post_message() waits, as on a full
-    channel.
+    channel. resource_limits ({"max_memory_bytes": n, "max_cpu_seconds":
+    s}, process mode; "auto" picks it) ends the worker with a WorkerError
+    naming the limit it exceeded.
     """
 
+    _unref = False
+
     def __init__(self, target, args=(), kwargs=None, *, mode="auto", name=None,
-                 worker_data=None, max_inflight_bytes=None):
-        mode = resolve_mode(mode)
+                 worker_data=None, max_inflight_bytes=None, resource_limits=None):
+        limits = _resources.check_limits(resource_limits, mode)
+        mode = resolve_mode("process" if limits is not None and mode == "auto" else mode)
         if kwargs is None:
             kwargs = {}
         if not isinstance(kwargs, dict):
@@ -176,7 +182,8 @@ class Worker:
             if mode == "interpreter":
                 self._handle = _core._start_interpreter(theirs, self._port, setup["sys_path"])
             else:
-                self._handle = _core._spawn_process(theirs, self._port, _process_argv())
+                self._handle = _core._spawn_process(theirs, self._port, _process_argv(),
+                                                    limits)
         except BaseException:
             theirs.close()
             self._port.close()
@@ -277,8 +284,10 @@ class Worker:
         self._handle.terminate()
 
     def join(self, timeout=None):
-        """Wait until the worker has exited, or timeout seconds."""
+        """Wait until the worker has exited, or timeout seconds.
+        WorkerError (once) if a resource limit ended it."""
         self._handle.join(timeout)
+        _core._check_limits(self._handle)
 
     def is_alive(self):
         return self._handle.alive
@@ -289,6 +298,22 @@ class Worker:
         raised, the sys.exit() code, the process status (negative: killed
         by that signal), or -15 after terminate() in interpreter mode."""
         return self._handle.exit_code
+
+    def ref(self):
+        """Undo unref(): the worker is waited for at exit again."""
+        self._unref = False
+
+    def unref(self):
+        """The worker no longer keeps the program alive: at exit it is
+        terminated at once rather than given the grace period to finish."""
+        self._unref = True
+
+    def resource_usage(self):
+        """{"cpu_seconds": float, "max_rss_bytes": int | None}: the CPU
+        time the worker used so far (its own thread's in interpreter mode)
+        and its process's peak resident memory (None in interpreter mode,
+        where the memory is the whole process's)."""
+        return _core._resource_usage(self._handle)
 
     @property
     def name(self):
@@ -310,6 +335,9 @@ class Worker:
             # worker ends.
             handle._orphan(self._port)
             _orphans[handle] = self._name
+            if self._unref:
+                _unrefd.difference_update([h for h in _unrefd if not h.alive])
+                _unrefd.add(handle)
 
     def __enter__(self):
         return self
@@ -323,6 +351,8 @@ class Worker:
 
     def __repr__(self):
         state = "alive" if self.is_alive() else f"exit_code={self.exit_code}"
+        if self._unref:
+            state += " unref'd"
         return f"<Worker {self._name!r} {self._mode} {state}>"
 
 
@@ -341,6 +371,11 @@ def shutdown_all(grace=EXIT_GRACE):
     names = {w._handle: w._name for w in list(_live)}
     names.update(_orphans)
     _orphans.clear()
+    # Unref'd workers do not keep the program alive: ended at once.
+    unrefd = {w._handle for w in list(_live) if w._unref} | (_unrefd & names.keys())
+    _unrefd.clear()
+    for handle in unrefd:
+        handle.terminate()
     for handle in names:
         handle._close_send()
     running = _join_all(names, time.monotonic() + grace)
