@@ -1192,6 +1192,74 @@ out:
 	return ret;
 }
 
+/*
+ * By value: a function the receiver cannot import by name (a lambda, a
+ * closure, a nested or dynamically made function), and any function or
+ * class of __main__ when the receiver cannot load the main script (the
+ * REPL, python -c, Dask's workers). pyshm_workers._byvalue.reduce() gives
+ * a reduction through cloudpickle, None for "by name after all", or raises
+ * with what to install.
+ */
+static int enc_reduce_rv(Encoder *e, PyObject *obj, PyObject *rv, int memo);
+
+static int from_main(Encoder *e, PyObject *obj)
+{
+	PyObject *modname = PyObject_GetAttr(obj, cc_get(e->st, CC_S_MODULE));
+	int ret = modname && PyUnicode_Check(modname) &&
+		  (!PyUnicode_CompareWithASCIIString(modname, "__main__") ||
+		   !PyUnicode_CompareWithASCIIString(modname, "__mp_main__"));
+
+	Py_XDECREF(modname);
+	PyErr_Clear();
+	return ret;
+}
+
+static int enc_by_value(Encoder *e, PyObject *obj, int memo)
+{
+	PyObject *mod = PyImport_ImportModule("pyshm_workers._byvalue"), *rv, *exc, *why;
+	int ret;
+
+	rv = mod ? PyObject_CallMethod(mod, "reduce", "O", obj) : NULL;
+	Py_XDECREF(mod);
+	if (!rv) {
+		if (!PyErr_ExceptionMatches(PyExc_Exception))
+			return -1;
+		exc = clone_fetch_exc();
+		why = exc ? PyObject_Str(exc) : NULL;
+		PyErr_Clear();
+		/* Pending again: enc_bad() makes it the cause. */
+#if PY_VERSION_HEX >= 0x030C0000
+		PyErr_SetRaisedException(exc);
+#else
+		PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+		ret = enc_bad(e, obj, why ? PyUnicode_AsUTF8(why) : NULL);
+		Py_XDECREF(why);
+		return ret;
+	}
+	ret = rv == Py_None ? enc_global(e, obj, NULL, memo) : enc_reduce_rv(e, obj, rv, memo);
+	Py_DECREF(rv);
+	return ret;
+}
+
+/* A class or function: by name, else (see above) by value. */
+static int enc_named(Encoder *e, PyObject *obj, int memo)
+{
+	int ret;
+
+	if (from_main(e, obj))
+		return enc_by_value(e, obj, memo);
+	ret = enc_global(e, obj, NULL, memo);
+	if (ret == 0 || !e->err || !PyFunction_Check(obj))
+		return ret;
+	/* Not importable by name: forget that error and try by value. */
+	Py_CLEAR(e->err);
+	Py_CLEAR(e->err_path);
+	Py_CLEAR(e->err_cause);
+	Py_CLEAR(e->err_obj);
+	return enc_by_value(e, obj, memo);
+}
+
 /* ---- the pickle protocol ------------------------------------------------------ */
 
 /* An object's state: a dict's keys are its attribute names (".x"). */
@@ -1618,7 +1686,7 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 	    obj == (PyObject *)Py_TYPE(Py_NotImplemented))
 		return enc_singleton_type(e, obj, memo);
 	if (PyType_Check(obj) || PyFunction_Check(obj))
-		return enc_global(e, obj, NULL, memo);
+		return enc_named(e, obj, memo);
 	if (PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && (kind = other_impl(tp)) >= 0)
 		return enc_kind(e, obj, kind, memo);
 	return enc_reduce(e, obj, memo);
