@@ -3,8 +3,9 @@
  * The structured clone's frame: the per-interpreter cache of the types it
  * knows, the local environment of structured_clone(), messages, discarding
  * unread messages, and the module functions structured_clone(), _encode()
- * and _decode(). The encoder and decoder live in clone_encode.c and
- * clone_decode.c; the format is Documentation/wire-format.rst.
+ * and _decode(). The encoder and decoder live in clone_encode*.c and
+ * clone_decode*.c (clone_encode.h and clone_decode.h say which file has
+ * what); the format is Documentation/wire-format.rst.
  */
 #include "clone.h"
 #include "port.h"
@@ -183,6 +184,19 @@ PyObject *clone_malformed(pymod_state *st, const char *what, size_t off)
 {
 	PyErr_Format(st->DataCloneError, "malformed clone message at byte %zu: %s", off, what);
 	return NULL;
+}
+
+Py_ssize_t clone_long_nbytes(PyObject *v)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+	return PyLong_AsNativeBytes(v, NULL, 0, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+	size_t bits = _PyLong_NumBits(v);
+
+	if (bits == (size_t)-1 && PyErr_Occurred())
+		return -1;
+	return (Py_ssize_t)(bits / 8 + 1);
+#endif
 }
 
 /* Resolve "a.b.c" in @mod; a new reference or NULL. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the structured clone (clone.c, clone_encode.c,
- * clone_decode.c, capi.c): the per-interpreter cache of the types and
+ * Private to the structured clone (clone.c, clone_encode*.c,
+ * clone_decode*.c, capi.c): the per-interpreter cache of the types and
  * functions the clone needs, and the shared-payload seam of capi.c.
  */
 #ifndef PYSHM_PYMOD_CLONE_H
@@ -71,6 +71,89 @@ int clone_cache_group(pymod_state *st, int group, int import);
 /* The attribute path @qualname ("A.b") of @mod; refuses "<locals>" and
  * "<lambda>" steps. New reference, or NULL + exception. */
 PyObject *clone_resolve(PyObject *mod, PyObject *qualname);
+
+/* The bytes of int @v in two's complement (at least 1), or -1 +
+ * exception. O(1): no conversion. */
+Py_ssize_t clone_long_nbytes(PyObject *v);
+
+/*
+ * clone_budget.c: the decoder's bound on the work of hashing. Containers
+ * hash their keys (set and frozenset members, dict keys), and CPython
+ * hashes a tuple through all its items each time, uncached: a key built of
+ * shared tuples costs exponentially more than its bytes. A message of n
+ * bytes may spend CLONE_BUDGET_BASE + CLONE_BUDGET_PER_BYTE * n steps (one
+ * step: one tuple item hashed, eight bytes of a number, a third of a
+ * comparison of keys whose hashes collide); past it, DataCloneError.
+ */
+#define CLONE_BUDGET_BASE	(1ull << 24)
+#define CLONE_BUDGET_PER_BYTE	64
+
+struct clone_budget {
+	uint64_t left, total;
+};
+
+/* The hashes a container's keys had so far (colliding ones compare). */
+struct clone_keys {
+	struct clone_key_count *table;
+	size_t mask, used;
+	unsigned int nsmall;
+	Py_hash_t small[8];		/* the first keys' hashes, in order */
+};
+
+void clone_budget_init(struct clone_budget *b, size_t msg_len);
+/* The slow path of clone_budget_key(). */
+int clone_budget_key_slow(pymod_state *st, struct clone_budget *b, struct clone_keys *keys,
+			  PyObject *key);
+
+/* Is int @v of one digit? */
+static inline int clone_long_is_compact(PyObject *v)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return PyUnstable_Long_IsCompact((PyLongObject *)v);
+#else
+	return Py_SIZE(v) >= -1 && Py_SIZE(v) <= 1;
+#endif
+}
+
+/*
+ * Charge adding @key to the container whose keys are @keys: hashing it and
+ * comparing it with earlier keys of the same hash. 0, or -1 with an
+ * exception (DataCloneError past the budget, TypeError if unhashable).
+ *
+ * One step, and not counted among the colliding keys: str and bytes cache
+ * their hash, keyed per process (no one can aim at it); an int of one digit
+ * hashes to itself, unlike any other such int (but -1 and -2), so it
+ * collides only with keys that are counted (big ints of its hash), which
+ * pay for their comparisons with it too.
+ */
+static inline int clone_budget_key(pymod_state *st, struct clone_budget *b,
+				   struct clone_keys *keys, PyObject *key)
+{
+	PyTypeObject *tp = Py_TYPE(key);
+
+	if (__builtin_expect((tp == &PyUnicode_Type || tp == &PyBytes_Type ||
+			      (tp == &PyLong_Type && clone_long_is_compact(key))) &&
+			     b->left > 0, 1)) {
+		b->left--;
+		return 0;
+	}
+	return clone_budget_key_slow(st, b, keys, key);
+}
+
+/* A container's keys: none yet. */
+static inline void clone_keys_init(struct clone_keys *keys)
+{
+	keys->table = NULL;
+	keys->nsmall = 0;
+}
+
+/* Forget a container's keys. */
+static inline void clone_keys_clear(struct clone_keys *keys)
+{
+	if (keys->table)
+		PyMem_Free(keys->table);
+	clone_keys_init(keys);
+}
 
 /* Take the raised exception (normalized), clearing it. */
 static inline PyObject *clone_fetch_exc(void)

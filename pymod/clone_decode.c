@@ -15,49 +15,49 @@
  * built from their complete items before they get their memo slot, and a
  * reduce call only ever sees complete arguments.
  *
+ * The work is linear in the message size: hashing keys is charged to a
+ * budget (clone_budget.c), Fractions with huge parts skip the quadratic gcd,
+ * and signal handlers run every SIGNAL_EVERY values, so a long decode can
+ * be interrupted.
+ *
  * Looking up classes and calling reduce callables is what pickle does: a
  * message is trusted as much as a pickle. The restricted mode of _decode()
- * allows builtin exception types only, for fuzzing and untrusted input.
+ * allows builtin exception types only, and numbers of at most
+ * RESTRICTED_NUMBER_BYTES, for fuzzing and untrusted input.
  */
-#include "clone.h"
-
-#include <datetime.h>
+#include "clone_decode.h"
 
 #include <pyshm/capi.h>
 
-#define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
+#include "clone_buffer.h"
+#include "typed_array.h"
 
-typedef struct {
-	pymod_state *st;
-	struct clone_env *env;
-	const uint8_t *base;		/* the message, for error offsets */
-	struct pyshm_clone_reader r;
-	struct pyshm_clone_walk wk;
-	PyObject **memo;		/* wk.max_objects slots */
-	struct pyshm_region **regions;	/* claimed from the region table */
-	uint8_t *roles;
-	uint32_t nregions;
-	PyObject **ports;		/* imported from the attachments */
-	uint32_t nports;
-	int restricted;
-} Decoder;
-
-static PyObject *dec_value(Decoder *d);
-
-static PyObject *dec_malformed(Decoder *d, const char *what)
+PyObject *dec_malformed(Decoder *d, const char *what)
 {
 	return clone_malformed(d->st, what, (size_t)(d->r.p - d->base));
 }
 
-static PyObject *dec_restricted(Decoder *d, const char *what)
+PyObject *dec_restricted(Decoder *d, const char *what)
 {
 	PyErr_Format(d->st->DataCloneError, "restricted decoding refuses %s", what);
 	return NULL;
 }
 
+/* Run the signal handlers (a KeyboardInterrupt ends the decode). 0, or
+ * -1 with their exception. */
+int dec_signals(Decoder *d)
+{
+	d->tick = SIGNAL_EVERY;
+	if (PyErr_CheckSignals() < 0) {
+		d->interrupted = 1;
+		return -1;
+	}
+	return 0;
+}
+
 /* Fill @it's memo slot with @obj (if it has one); returns @obj, or NULL
  * (and releases @obj) for a slot that isn't free. */
-static PyObject *dec_memo(Decoder *d, const struct pyshm_clone_item *it, PyObject *obj)
+PyObject *dec_memo(Decoder *d, const struct pyshm_clone_item *it, PyObject *obj)
 {
 	if (!obj || !(it->tag & PYSHM_CLONE_F_MEMO))
 		return obj;
@@ -74,7 +74,7 @@ static PyObject *dec_memo(Decoder *d, const struct pyshm_clone_item *it, PyObjec
  * new reference in *@alias if the value is an alias of an earlier one, 0
  * otherwise (store it with dec_memo()), -1 with an exception.
  */
-static int dec_finish(Decoder *d, struct pyshm_clone_item *it, PyObject **alias)
+int dec_finish(Decoder *d, struct pyshm_clone_item *it, PyObject **alias)
 {
 	int ret = pyshm_clone_finish(&d->r, &d->wk, it);
 
@@ -94,7 +94,7 @@ static int dec_finish(Decoder *d, struct pyshm_clone_item *it, PyObject **alias)
 
 /* A child that must be of type @a or @b (an int of FRACTION, the buffer of
  * a typed array, the type of a payload, arguments). */
-static PyObject *dec_child(Decoder *d, unsigned int a, unsigned int b)
+PyObject *dec_child(Decoder *d, unsigned int a, unsigned int b)
 {
 	unsigned int type;
 
@@ -152,7 +152,7 @@ static inline PyObject *dec_item(Decoder *d)
 }
 
 /* Is the next byte END? Then consume it. */
-static int dec_at_end(Decoder *d)
+int dec_at_end(Decoder *d)
 {
 	if (d->r.p < d->r.end && *d->r.p == PYSHM_CLONE_END) {
 		d->r.p++;
@@ -167,8 +167,11 @@ static PyObject *dec_list(Decoder *d, struct pyshm_clone_item *it)
 {
 	Py_ssize_t n = (Py_ssize_t)it->v.count, i;
 	int shown = it->tag & PYSHM_CLONE_F_MEMO;
-	PyObject *list = PyList_New(n), *item, *old;
+	PyObject *list, *item, *old;
 
+	if (dec_tick(d, it->v.count) < 0)
+		return NULL;
+	list = PyList_New(n);
 	if (!list)
 		return NULL;
 	if (shown) {
@@ -184,6 +187,8 @@ static PyObject *dec_list(Decoder *d, struct pyshm_clone_item *it)
 		PyObject_GC_UnTrack(list);
 	}
 	for (i = 0; i < n; i++) {
+		if (DEC_TICK_ITEM(d, i))
+			goto err;
 		item = dec_item(d);
 		if (!item)
 			goto err;
@@ -215,12 +220,14 @@ static PyObject *dec_items_tuple(Decoder *d, Py_ssize_t n)
 
 	if (n == 0)
 		return PyTuple_New(0);
+	if (dec_tick(d, (uint64_t)n) < 0)
+		return NULL;
 	t = PyTuple_New(n);
 	if (!t)
 		return NULL;
 	PyObject_GC_UnTrack(t);
 	for (i = 0; i < n; i++) {
-		item = dec_item(d);
+		item = DEC_TICK_ITEM(d, i) ? NULL : dec_item(d);
 		if (!item) {
 			Py_DECREF(t);
 			return NULL;
@@ -250,8 +257,11 @@ static PyObject *dec_tuple(Decoder *d, struct pyshm_clone_item *it)
 
 static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
 {
-	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias, *fs;
+	PyObject *t = dec_items_tuple(d, (Py_ssize_t)it->v.count), *alias, *fs = NULL;
+	struct clone_keys keys;
+	Py_ssize_t i;
 
+	clone_keys_init(&keys);
 	if (!t)
 		return NULL;
 	switch (dec_finish(d, it, &alias)) {
@@ -259,49 +269,61 @@ static PyObject *dec_frozenset(Decoder *d, struct pyshm_clone_item *it)
 		Py_DECREF(t);
 		return alias;
 	case 0:
-		fs = PyFrozenSet_New(t);
-		Py_DECREF(t);
-		return dec_memo(d, it, fs);
+		for (i = 0; i < PyTuple_GET_SIZE(t); i++)
+			if (dec_key(d, &keys, PyTuple_GET_ITEM(t, i)) < 0)
+				break;
+		clone_keys_clear(&keys);
+		if (i == PyTuple_GET_SIZE(t))
+			fs = dec_memo(d, it, PyFrozenSet_New(t));
+		break;
 	}
 	Py_DECREF(t);
-	return NULL;
+	return fs;
 }
 
 static PyObject *dec_dict(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *dict = dec_memo(d, it, PyDict_New()), *k, *v;
+	struct clone_keys keys;
 	uint64_t i;
 	int ret;
 
+	clone_keys_init(&keys);
 	for (i = 0; dict && i < it->v.count; i++) {
 		k = dec_value(d);
-		v = k ? dec_item(d) : NULL;
+		v = k && dec_key(d, &keys, k) == 0 ? dec_item(d) : NULL;
 		ret = v ? PyDict_SetItem(dict, k, v) : -1;
 		Py_XDECREF(k);
 		Py_XDECREF(v);
 		if (ret < 0)
 			Py_CLEAR(dict);
 	}
+	clone_keys_clear(&keys);
 	return dict;
 }
 
 static PyObject *dec_set(Decoder *d, struct pyshm_clone_item *it)
 {
 	PyObject *set = dec_memo(d, it, PySet_New(NULL)), *item;
+	struct clone_keys keys;
 	uint64_t i;
 	int ret;
 
+	clone_keys_init(&keys);
 	for (i = 0; set && i < it->v.count; i++) {
 		item = dec_value(d);
-		ret = item ? PySet_Add(set, item) : -1;
+		ret = item ? dec_key(d, &keys, item) : -1;
+		if (ret == 0)
+			ret = PySet_Add(set, item);
 		Py_XDECREF(item);
 		if (ret < 0)
 			Py_CLEAR(set);
 	}
+	clone_keys_clear(&keys);
 	return set;
 }
 
-/* ---- scalars and stdlib types -------------------------------------------------- */
+/* ---- scalars ------------------------------------------------------------------- */
 
 static PyObject *dec_bigint(const struct pyshm_clone_item *it)
 {
@@ -310,505 +332,6 @@ static PyObject *dec_bigint(const struct pyshm_clone_item *it)
 #else
 	return _PyLong_FromByteArray(it->v.b.data, it->v.b.len, 1, 1);
 #endif
-}
-
-static PyObject *dec_datetime(Decoder *d, struct pyshm_clone_item *it)
-{
-	pymod_state *st = d->st;
-	PyDateTime_CAPI *capi;
-	PyObject *tz = Py_NewRef(Py_None), *alias, *obj = NULL;
-	int fold = !!(it->flags & PYSHM_CLONE_DT_FOLD);
-
-	if (it->flags & PYSHM_CLONE_DT_TZ) {
-		Py_SETREF(tz, dec_value(d));
-		if (!tz)
-			return NULL;
-	}
-	switch (dec_finish(d, it, &alias)) {
-	case 1:
-		Py_DECREF(tz);
-		return alias;
-	case -1:
-		Py_DECREF(tz);
-		return NULL;
-	}
-	if (clone_cache_group(st, CG_DATETIME, 1) < 0) {
-		Py_DECREF(tz);
-		return NULL;
-	}
-	capi = st->clone_dt_capi;
-	switch (it->type) {
-	case PYSHM_CLONE_DATE:
-		obj = capi ? capi->Date_FromDate(it->v.dt.year, it->v.dt.month, it->v.dt.day,
-						 capi->DateType) :
-			PyObject_CallFunction(cc_get(st, CC_DATE), "III", it->v.dt.year,
-					      it->v.dt.month, it->v.dt.day);
-		break;
-	case PYSHM_CLONE_DATETIME:
-		if (capi) {
-			obj = capi->DateTime_FromDateAndTimeAndFold(
-				it->v.dt.year, it->v.dt.month, it->v.dt.day, it->v.dt.hour,
-				it->v.dt.minute, it->v.dt.second, it->v.dt.us, tz, fold,
-				capi->DateTimeType);
-		} else {
-			PyObject *args = Py_BuildValue("(IIIIIIIO)", it->v.dt.year, it->v.dt.month,
-						       it->v.dt.day, it->v.dt.hour, it->v.dt.minute,
-						       it->v.dt.second, it->v.dt.us, tz);
-			PyObject *kw = args ? Py_BuildValue("{si}", "fold", fold) : NULL;
-
-			obj = kw ? PyObject_Call(cc_get(st, CC_DATETIME), args, kw) : NULL;
-			Py_XDECREF(args);
-			Py_XDECREF(kw);
-		}
-		break;
-	case PYSHM_CLONE_TIME:
-		if (capi) {
-			obj = capi->Time_FromTimeAndFold(it->v.dt.hour, it->v.dt.minute,
-							 it->v.dt.second, it->v.dt.us, tz, fold,
-							 capi->TimeType);
-		} else {
-			PyObject *args = Py_BuildValue("(IIIIO)", it->v.dt.hour, it->v.dt.minute,
-						       it->v.dt.second, it->v.dt.us, tz);
-			PyObject *kw = args ? Py_BuildValue("{si}", "fold", fold) : NULL;
-
-			obj = kw ? PyObject_Call(cc_get(st, CC_TIME), args, kw) : NULL;
-			Py_XDECREF(args);
-			Py_XDECREF(kw);
-		}
-		break;
-	}
-	Py_DECREF(tz);
-	return dec_memo(d, it, obj);
-}
-
-static PyObject *dec_delta(Decoder *d, const struct pyshm_clone_item *it)
-{
-	PyDateTime_CAPI *capi = d->st->clone_dt_capi;
-
-	if (capi)
-		return capi->Delta_FromDelta((int)it->v.td.days, (int)it->v.td.seconds,
-					     (int)it->v.td.us, 1, capi->DeltaType);
-	return PyObject_CallFunction(cc_get(d->st, CC_TIMEDELTA), "iII", (int)it->v.td.days,
-				     it->v.td.seconds, it->v.td.us);
-}
-
-static PyObject *dec_timezone(Decoder *d, const struct pyshm_clone_item *it)
-{
-	PyDateTime_CAPI *capi = d->st->clone_dt_capi;
-	PyObject *offset = dec_delta(d, it), *name = NULL, *tz = NULL;
-
-	if (!offset)
-		return NULL;
-	if (it->flags & PYSHM_CLONE_TZ_NAME) {
-		name = PyUnicode_DecodeUTF8((const char *)it->v.td.name,
-					    (Py_ssize_t)it->v.td.name_len, "surrogatepass");
-		if (!name)
-			goto out;
-	}
-	if (capi)
-		tz = capi->TimeZone_FromTimeZone(offset, name);
-	else
-		tz = PyObject_CallFunctionObjArgs(cc_get(d->st, CC_TIMEZONE), offset, name, NULL);
-out:
-	Py_XDECREF(name);
-	Py_DECREF(offset);
-	return tz;
-}
-
-static PyObject *dec_fraction(Decoder *d, struct pyshm_clone_item *it)
-{
-	PyObject *num, *den = NULL, *obj = NULL, *alias;
-
-	num = dec_child(d, PYSHM_CLONE_INT, PYSHM_CLONE_BIGINT);
-	if (num)
-		den = dec_child(d, PYSHM_CLONE_INT, PYSHM_CLONE_BIGINT);
-	if (den && dec_finish(d, it, &alias) == 0 &&
-	    clone_cache_group(d->st, CG_FRACTIONS, 1) > 0)
-		obj = PyObject_CallFunctionObjArgs(cc_get(d->st, CC_FRACTION), num, den, NULL);
-	Py_XDECREF(num);
-	Py_XDECREF(den);
-	return dec_memo(d, it, obj);
-}
-
-/*
- * A copy of the bytes, as bytes (read-only) or bytearray (writable), viewed
- * with the format and shape it had. Empty views with several dimensions
- * can't be cast back: they arrive one-dimensional.
- */
-static PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
-{
-	const char *data = (const char *)it->v.mv.data;
-	Py_ssize_t len = (Py_ssize_t)it->v.mv.len, i;
-	uint64_t shape[PYSHM_CLONE_MAX_NDIM];
-	PyObject *base, *mv, *fmt = NULL, *dims = NULL, *cast = NULL;
-	int empty = 0;
-
-	base = it->flags & PYSHM_CLONE_MV_READONLY ? PyBytes_FromStringAndSize(data, len) :
-						     PyByteArray_FromStringAndSize(data, len);
-	mv = base ? PyMemoryView_FromObject(base) : NULL;
-	Py_XDECREF(base);
-	if (!mv)
-		return NULL;
-	if (it->v.mv.ndim == 1 && it->v.mv.format_len == 1 && it->v.mv.format[0] == 'B')
-		return mv;
-	pyshm_clone_mv_shape(it, shape);
-	fmt = PyUnicode_FromStringAndSize((const char *)it->v.mv.format,
-					  (Py_ssize_t)it->v.mv.format_len);
-	dims = fmt ? PyTuple_New((Py_ssize_t)it->v.mv.ndim) : NULL;
-	for (i = 0; dims && i < (Py_ssize_t)it->v.mv.ndim; i++) {
-		PyObject *v = PyLong_FromUnsignedLongLong(shape[i]);
-
-		if (!v)
-			Py_CLEAR(dims);
-		else
-			PyTuple_SET_ITEM(dims, i, v);
-		empty |= shape[i] == 0;
-	}
-	if (dims)
-		cast = empty ? PyObject_CallMethodOneArg(mv, cc_get(d->st, CC_S_CAST), fmt) :
-			PyObject_CallMethodObjArgs(mv, cc_get(d->st, CC_S_CAST), fmt, dims, NULL);
-	Py_XDECREF(fmt);
-	Py_XDECREF(dims);
-	Py_DECREF(mv);
-	if (cast && PyMemoryView_GET_BUFFER(cast)->itemsize != (Py_ssize_t)it->v.mv.itemsize) {
-		Py_DECREF(cast);
-		return dec_malformed(d, "memoryview itemsize does not match its format");
-	}
-	return cast;
-}
-
-static PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
-{
-	PyObject *a, *mv, *ret;
-	char tc[2] = { (char)it->v.arr.typecode, 0 };
-
-	if (clone_cache_group(d->st, CG_ARRAY, 1) < 0)
-		return NULL;
-	a = PyObject_CallFunction(cc_get(d->st, CC_ARRAY), "s", tc);
-	if (!a)
-		return NULL;
-	mv = PyMemoryView_FromMemory((char *)it->v.arr.data, (Py_ssize_t)it->v.arr.len,
-				     PyBUF_READ);
-	ret = mv ? PyObject_CallMethodOneArg(a, cc_get(d->st, CC_S_FROMBYTES), mv) : NULL;
-	Py_XDECREF(mv);
-	if (!ret) {
-		Py_DECREF(a);
-		return NULL;
-	}
-	Py_DECREF(ret);
-	return a;
-}
-
-/* ---- by reference, the pickle protocol, exceptions ---------------------------- */
-
-static int is_exception_type(PyObject *obj)
-{
-	return PyType_Check(obj) && PyType_IsSubtype((PyTypeObject *)obj,
-						      (PyTypeObject *)PyExc_BaseException);
-}
-
-static PyObject *dec_global(Decoder *d, const struct pyshm_clone_item *it)
-{
-	PyObject *modname, *qualname = NULL, *mod = NULL, *obj = NULL;
-
-	modname = PyUnicode_DecodeUTF8((const char *)it->v.global.module,
-				       (Py_ssize_t)it->v.global.module_len, NULL);
-	if (modname)
-		qualname = PyUnicode_DecodeUTF8((const char *)it->v.global.qualname,
-						(Py_ssize_t)it->v.global.qualname_len, NULL);
-	if (!qualname)
-		goto out;
-	if (d->restricted && PyUnicode_CompareWithASCIIString(modname, "builtins")) {
-		dec_restricted(d, "importing modules");
-		goto out;
-	}
-	mod = PyImport_Import(modname);
-	obj = mod ? clone_resolve(mod, qualname) : NULL;
-	if (obj && d->restricted && !is_exception_type(obj)) {
-		Py_CLEAR(obj);
-		dec_restricted(d, "globals other than exception types");
-	}
-out:
-	Py_XDECREF(mod);
-	Py_XDECREF(qualname);
-	Py_XDECREF(modname);
-	return dec_memo(d, it, obj);
-}
-
-/* pickle's BUILD: __setstate__, or (dict, slots) into __dict__ and
- * attributes. */
-static int dec_build(Decoder *d, PyObject *obj, PyObject *state)
-{
-	PyObject *setstate, *slots = NULL, *dict, *k, *v, *res;
-	Py_ssize_t pos = 0;
-
-	setstate = PyObject_GetAttr(obj, cc_get(d->st, CC_S_SETSTATE));
-	if (setstate) {
-		res = PyObject_CallOneArg(setstate, state);
-		Py_DECREF(setstate);
-		Py_XDECREF(res);
-		return res ? 0 : -1;
-	}
-	if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-		return -1;
-	PyErr_Clear();
-	if (PyTuple_Check(state) && PyTuple_GET_SIZE(state) == 2) {
-		slots = PyTuple_GET_ITEM(state, 1);
-		state = PyTuple_GET_ITEM(state, 0);
-	}
-	if (state != Py_None) {
-		if (!PyDict_Check(state)) {
-			dec_malformed(d, "state is not a dict");
-			return -1;
-		}
-		dict = PyObject_GetAttr(obj, cc_get(d->st, CC_S_DICT));
-		if (!dict)
-			return -1;
-		while (PyDict_Next(state, &pos, &k, &v)) {
-			if (PyObject_SetItem(dict, k, v) < 0) {
-				Py_DECREF(dict);
-				return -1;
-			}
-		}
-		Py_DECREF(dict);
-	}
-	if (slots && slots != Py_None) {
-		if (!PyDict_Check(slots)) {
-			dec_malformed(d, "slot state is not a dict");
-			return -1;
-		}
-		pos = 0;
-		while (PyDict_Next(slots, &pos, &k, &v))
-			if (PyObject_SetAttr(obj, k, v) < 0)
-				return -1;
-	}
-	return 0;
-}
-
-/* REDUCE's list items (extend(), else append() each) until END. */
-static int dec_listitems(Decoder *d, PyObject *obj)
-{
-	PyObject *items = PyList_New(0), *item, *fn, *res;
-	Py_ssize_t i;
-
-	if (!items)
-		return -1;
-	while (!dec_at_end(d)) {
-		item = dec_value(d);
-		if (!item || PyList_Append(items, item) < 0) {
-			Py_XDECREF(item);
-			goto err;
-		}
-		Py_DECREF(item);
-	}
-	fn = PyObject_GetAttr(obj, cc_get(d->st, CC_S_EXTEND));
-	if (fn) {
-		res = PyObject_CallOneArg(fn, items);
-		Py_DECREF(fn);
-		if (!res)
-			goto err;
-		Py_DECREF(res);
-	} else {
-		if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-			goto err;
-		PyErr_Clear();
-		fn = PyObject_GetAttr(obj, cc_get(d->st, CC_S_APPEND));
-		if (!fn)
-			goto err;
-		for (i = 0; i < PyList_GET_SIZE(items); i++) {
-			res = PyObject_CallOneArg(fn, PyList_GET_ITEM(items, i));
-			if (!res) {
-				Py_DECREF(fn);
-				goto err;
-			}
-			Py_DECREF(res);
-		}
-		Py_DECREF(fn);
-	}
-	Py_DECREF(items);
-	return 0;
-err:
-	Py_DECREF(items);
-	return -1;
-}
-
-static int dec_dictitems(Decoder *d, PyObject *obj)
-{
-	PyObject *k, *v;
-	int ret;
-
-	while (!dec_at_end(d)) {
-		k = dec_value(d);
-		v = k ? dec_value(d) : NULL;
-		ret = v ? PyObject_SetItem(obj, k, v) : -1;
-		Py_XDECREF(k);
-		Py_XDECREF(v);
-		if (ret < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* The callable and arguments of REDUCE and EXCEPTION; 1 and *@out for an
- * alias, 0, or -1. */
-static int dec_call_parts(Decoder *d, struct pyshm_clone_item *it, int with_func,
-			  PyObject **func, PyObject **args, PyObject **out)
-{
-	*func = *args = NULL;
-	if (with_func && !(*func = dec_value(d)))
-		return -1;
-	*args = dec_child(d, PYSHM_CLONE_TUPLE, PYSHM_CLONE_REF);
-	if (!*args)
-		return -1;
-	if (!PyTuple_CheckExact(*args)) {
-		dec_malformed(d, "arguments are not a tuple");
-		return -1;
-	}
-	return dec_finish(d, it, out);
-}
-
-static PyObject *dec_reduce(Decoder *d, struct pyshm_clone_item *it)
-{
-	int newobj = it->flags & PYSHM_CLONE_RED_NEWOBJ;
-	PyObject *func, *args, *obj = NULL, *state = NULL, *setter = NULL, *res;
-	int ret;
-
-	ret = dec_call_parts(d, it, !newobj, &func, &args, &obj);
-	if (ret != 0)
-		goto out;
-	if (newobj) {
-		/* cls.__new__(cls, *args[1:]), as copyreg.__newobj__ does. */
-		if (PyTuple_GET_SIZE(args) < 1 || !PyType_Check(PyTuple_GET_ITEM(args, 0))) {
-			dec_malformed(d, "NEWOBJ without a class");
-			goto out;
-		}
-		func = PyObject_GetAttr(PyTuple_GET_ITEM(args, 0), cc_get(d->st, CC_S_NEW));
-		if (!func)
-			goto out;
-		if (d->restricted && !is_exception_type(PyTuple_GET_ITEM(args, 0))) {
-			dec_restricted(d, "creating objects other than exceptions");
-			goto out;
-		}
-	} else if (d->restricted && !is_exception_type(func)) {
-		dec_restricted(d, "calling anything but exception types");
-		goto out;
-	}
-	obj = dec_memo(d, it, PyObject_Call(func, args, NULL));
-	if (!obj)
-		goto out;
-	if ((it->flags & PYSHM_CLONE_RED_LISTITEMS && dec_listitems(d, obj) < 0) ||
-	    (it->flags & PYSHM_CLONE_RED_DICTITEMS && dec_dictitems(d, obj) < 0))
-		goto err;
-	if (it->flags & PYSHM_CLONE_RED_STATE && !(state = dec_value(d)))
-		goto err;
-	if (it->flags & PYSHM_CLONE_RED_SETTER && !(setter = dec_value(d)))
-		goto err;
-	if (setter) {
-		if (d->restricted) {
-			dec_restricted(d, "state setters");
-			goto err;
-		}
-		res = PyObject_CallFunctionObjArgs(setter, obj, state ? state : Py_None, NULL);
-		if (!res)
-			goto err;
-		Py_DECREF(res);
-	} else if (state && state != Py_None && dec_build(d, obj, state) < 0) {
-		goto err;
-	}
-	goto out;
-err:
-	Py_CLEAR(obj);
-out:
-	Py_XDECREF(setter);
-	Py_XDECREF(state);
-	Py_XDECREF(args);
-	Py_XDECREF(func);
-	return obj;
-}
-
-/*
- * type(*args) as pickle would; when a subclass's __init__ wants other
- * arguments than the args it stored, the object is made without __init__
- * and its state (the __dict__ travels along) fills it in.
- */
-static PyObject *dec_make_exception(PyObject *tp, PyObject *args)
-{
-	PyObject *obj = PyObject_Call(tp, args, NULL);
-
-	if (obj || !PyErr_ExceptionMatches(PyExc_TypeError))
-		return obj;
-	PyErr_Clear();
-	return ((PyTypeObject *)tp)->tp_new((PyTypeObject *)tp, args, NULL);
-}
-
-static PyObject *dec_exception(Decoder *d, struct pyshm_clone_item *it)
-{
-	PyObject *func, *args, *obj = NULL, *v;
-	int ret;
-
-	ret = dec_call_parts(d, it, 1, &func, &args, &obj);
-	if (ret != 0)
-		goto out;
-	if (!is_exception_type(func)) {
-		dec_malformed(d, "exception of a non-exception type");
-		goto out;
-	}
-	obj = dec_memo(d, it, dec_make_exception(func, args));
-	if (!obj)
-		goto out;
-	if (!PyExceptionInstance_Check(obj)) {
-		dec_malformed(d, "exception type made a non-exception");
-		goto err;
-	}
-	if (it->flags & PYSHM_CLONE_EXC_STATE) {
-		v = dec_value(d);
-		ret = v ? dec_build(d, obj, v) : -1;
-		Py_XDECREF(v);
-		if (ret < 0)
-			goto err;
-	}
-	if (it->flags & PYSHM_CLONE_EXC_CAUSE) {
-		v = dec_value(d);
-		if (!v)
-			goto err;
-		if (v != Py_None && !PyExceptionInstance_Check(v)) {
-			Py_DECREF(v);
-			dec_malformed(d, "__cause__ is not an exception");
-			goto err;
-		}
-		if (v == Py_None)
-			Py_CLEAR(v);
-		PyException_SetCause(obj, v);	/* steals */
-	}
-	if (it->flags & PYSHM_CLONE_EXC_CONTEXT) {
-		v = dec_value(d);
-		if (!v)
-			goto err;
-		if (v != Py_None && !PyExceptionInstance_Check(v)) {
-			Py_DECREF(v);
-			dec_malformed(d, "__context__ is not an exception");
-			goto err;
-		}
-		if (v == Py_None)
-			Py_CLEAR(v);
-		PyException_SetContext(obj, v);	/* steals */
-	}
-	((PyBaseExceptionObject *)obj)->suppress_context =
-		!!(it->flags & PYSHM_CLONE_EXC_SUPPRESS);
-	if (it->flags & PYSHM_CLONE_EXC_TBTEXT) {
-		v = dec_child(d, PYSHM_CLONE_STR, PYSHM_CLONE_STR_SURROGATE);
-		ret = v ? PyObject_SetAttr(obj, cc_get(d->st, CC_S_TBTEXT), v) : -1;
-		Py_XDECREF(v);
-		if (ret < 0)
-			goto err;
-	}
-	goto out;
-err:
-	Py_CLEAR(obj);
-out:
-	Py_XDECREF(args);
-	Py_XDECREF(func);
-	return obj;
 }
 
 /* ---- shared memory, ports, payloads ------------------------------------------------ */
@@ -824,17 +347,37 @@ static struct pyshm_region *dec_region(Decoder *d, uint64_t idx, unsigned int ro
 
 static PyObject *dec_typed_array(Decoder *d, struct pyshm_clone_item *it)
 {
-	PyObject *sab = dec_child(d, PYSHM_CLONE_SAB, PYSHM_CLONE_REF), *obj = NULL, *alias;
+	PyObject *buf, *obj = NULL, *alias;
 
-	if (!sab)
+	/* A SAB, an ARRAYBUFFER, or a REF to one. */
+	if (d->r.p < d->r.end && (*d->r.p & PYSHM_CLONE_TYPE_MASK) == PYSHM_CLONE_ARRAYBUFFER)
+		buf = dec_value(d);
+	else
+		buf = dec_child(d, PYSHM_CLONE_SAB, PYSHM_CLONE_REF);
+	if (!buf)
 		return NULL;
-	if (!sab_region(d->st, sab))
-		dec_malformed(d, "typed array over a non-SharedArrayBuffer");
+	if (!sab_region(d->st, buf) && !arraybuffer_check(d->st, buf))
+		dec_malformed(d, "typed array over something else than a buffer");
 	else if (dec_finish(d, it, &alias) == 0)
-		obj = typed_array_new(d->st, (int)it->v.ta.elsize, sab,
+		obj = typed_array_new(d->st, it->v.ta.type, buf,
 				      (Py_ssize_t)it->v.ta.byte_offset, (Py_ssize_t)it->v.ta.length);
-	Py_DECREF(sab);
+	Py_DECREF(buf);
 	return dec_memo(d, it, obj);
+}
+
+/* Copied, or moved: then the message's reference on the region goes to the
+ * buffer, and the region can't be taken twice. */
+static PyObject *dec_arraybuffer(Decoder *d, struct pyshm_clone_item *it)
+{
+	struct pyshm_region *r = NULL;
+
+	if (it->v.ab.form == PYSHM_CLONE_AB_MOVED) {
+		r = dec_region(d, it->v.ab.index, PYSHM_CLONE_ROLE_ARRAYBUFFER);
+		if (!r)
+			return NULL;
+		d->regions[it->v.ab.index] = NULL;
+	}
+	return dec_memo(d, it, clone_get_arraybuffer(d->st, it, r));
 }
 
 static PyObject *dec_shared(Decoder *d, struct pyshm_clone_item *it)
@@ -859,7 +402,7 @@ static PyObject *dec_shared(Decoder *d, struct pyshm_clone_item *it)
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
-static PyObject *dec_value(Decoder *d)
+PyObject *dec_value(Decoder *d)
 {
 	struct pyshm_clone_item it;
 	PyObject *obj = NULL;
@@ -867,6 +410,8 @@ static PyObject *dec_value(Decoder *d)
 
 	if (d->wk.depth >= MAX_DEPTH)
 		return dec_malformed(d, "nested too deeply");
+	if (dec_tick(d, 1) < 0)
+		return NULL;
 	if (pyshm_clone_read(&d->r, &d->wk, &it) < 0)
 		return dec_malformed(d, "invalid value");
 	d->wk.depth++;
@@ -884,6 +429,9 @@ static PyObject *dec_value(Decoder *d)
 		obj = dec_memo(d, &it, PyLong_FromLongLong(it.v.i));
 		break;
 	case PYSHM_CLONE_BIGINT:
+		if (d->restricted && it.v.b.len > RESTRICTED_NUMBER_BYTES)
+			return dec_restricted(d, "integers of more than "
+					      XSTR(RESTRICTED_NUMBER_BYTES) " bytes");
 		obj = dec_memo(d, &it, dec_bigint(&it));
 		break;
 	case PYSHM_CLONE_FLOAT:
@@ -941,6 +489,9 @@ static PyObject *dec_value(Decoder *d)
 			obj = dec_memo(d, &it, dec_timezone(d, &it));
 		break;
 	case PYSHM_CLONE_DECIMAL:
+		if (d->restricted && it.v.b.len > RESTRICTED_NUMBER_BYTES)
+			return dec_restricted(d, "Decimals of more than "
+					      XSTR(RESTRICTED_NUMBER_BYTES) " characters");
 		if (clone_cache_group(d->st, CG_DECIMAL, 1) > 0) {
 			PyObject *s = PyUnicode_FromStringAndSize((const char *)it.v.b.data,
 								  (Py_ssize_t)it.v.b.len);
@@ -976,6 +527,9 @@ static PyObject *dec_value(Decoder *d)
 		break;
 	case PYSHM_CLONE_TYPED_ARRAY:
 		obj = dec_typed_array(d, &it);
+		break;
+	case PYSHM_CLONE_ARRAYBUFFER:
+		obj = dec_arraybuffer(d, &it);
 		break;
 	case PYSHM_CLONE_PORT:
 		if (it.v.index >= d->nports || !d->ports[it.v.index])
@@ -1120,12 +674,12 @@ static void dec_wrap_error(pymod_state *st)
 PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
 			  struct clone_env *env, int restricted)
 {
-	Decoder d = { .st = st, .env = env, .base = buf, .restricted = restricted };
+	Decoder d = { .st = st, .env = env, .base = buf, .restricted = restricted,
+		      .tick = SIGNAL_EVERY };
 	struct pyshm_clone_info info;
 	PyObject *obj = NULL;
 	int ret;
 
-	(void)PyDateTimeAPI;	/* datetime.h's static: we use our own */
 	ret = pyshm_clone_parse(buf, len, &info);
 	if (ret < 0) {
 		/* Without a header the tables can't be found: nothing to release. */
@@ -1138,6 +692,7 @@ PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
 		return NULL;
 	}
 	pyshm_clone_reader_init(&d.r, &d.wk, buf, &info);
+	clone_budget_init(&d.budget, len);
 	d.wk.flags = PYSHM_CLONE_WALK_NO_UTF8;	/* PyUnicode_DecodeUTF8() checks */
 	if (dec_claim(&d, buf, &info) < 0)
 		goto out;
@@ -1154,7 +709,8 @@ PyObject *clone_decode_ex(pymod_state *st, const void *buf, size_t len,
 	}
 out:
 	dec_release(&d, info.nobjects);
-	if (!obj)
+	/* A signal handler's exception is not about the message. */
+	if (!obj && !d.interrupted)
 		dec_wrap_error(st);
 	return obj;
 }

@@ -5,6 +5,10 @@
  * interpreters share the memory and never each other's PyObjects; the
  * memory goes when the last object, view and in-flight message let go.
  */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/sysinfo.h>
+
 #include "state.h"
 
 typedef struct {
@@ -39,8 +43,66 @@ struct pyshm_region *sab_region(pymod_state *st, PyObject *obj)
 	return ((SabObject *)obj)->region;
 }
 
+/*
+ * The largest buffer memory can back: PYSHM_MAX_REGION_BYTES when set (and
+ * not empty), else RAM + swap. Neither backend reserves memory for a region (memfd and
+ * shmem pages are allocated when touched), so without it a 64 TiB buffer
+ * is made at once and touching it ends in the OOM killer. Read at each
+ * call: the environment and the swap may change. 0 with *@from_env set,
+ * or -1 with ValueError for a malformed PYSHM_MAX_REGION_BYTES.
+ */
+static int backing_limit(uint64_t *limit, int *from_env)
+{
+	const char *env = getenv("PYSHM_MAX_REGION_BYTES");
+	unsigned long long v;
+	struct sysinfo si;
+	char *end;
+
+	*from_env = env && *env;
+	if (*from_env) {
+		errno = 0;
+		v = strtoull(env, &end, 10);
+		if (env[0] < '0' || env[0] > '9' || *end || errno) {
+			PyErr_Format(PyExc_ValueError,
+				     "PYSHM_MAX_REGION_BYTES must be a number of bytes, not '%s'",
+				     env);
+			return -1;
+		}
+		*limit = v;
+		return 0;
+	}
+	if (sysinfo(&si) < 0) {
+		*limit = UINT64_MAX;	/* unknown: the backend's limits only */
+		return 0;
+	}
+	*limit = ((uint64_t)si.totalram + (uint64_t)si.totalswap) * si.mem_unit;
+	return 0;
+}
+
+/* @name's @n bytes can be backed: 0, or -1 with MemoryError saying why. */
+int sab_check_backed(const char *name, uint64_t n)
+{
+	uint64_t limit;
+	int from_env;
+
+	if (backing_limit(&limit, &from_env) < 0)
+		return -1;
+	if (n <= limit)
+		return 0;
+	if (from_env)
+		PyErr_Format(PyExc_MemoryError,
+			     "%s %llu is more than PYSHM_MAX_REGION_BYTES (%llu)", name,
+			     (unsigned long long)n, (unsigned long long)limit);
+	else
+		PyErr_Format(PyExc_MemoryError,
+			     "%s %llu is more than memory can back: RAM + swap is %llu bytes "
+			     "(PYSHM_MAX_REGION_BYTES sets another limit)", name,
+			     (unsigned long long)n, (unsigned long long)limit);
+	return -1;
+}
+
 /* A size argument: a non-negative int no larger than a region may be. */
-static int size_arg(PyObject *arg, const char *name, uint64_t *out)
+int sab_size_arg(PyObject *arg, const char *name, uint64_t *out)
 {
 	PyObject *idx = PyNumber_Index(arg);
 	long long v;
@@ -50,9 +112,10 @@ static int size_arg(PyObject *arg, const char *name, uint64_t *out)
 		return -1;
 	v = PyLong_AsLongLongAndOverflow(idx, &overflow);
 	Py_DECREF(idx);
-	if (v == -1 && PyErr_Occurred())
+	if (!overflow && v == -1 && PyErr_Occurred())
 		return -1;
-	if (overflow < 0 || v < 0) {
+	/* On overflow v is -1: the sign is overflow's. */
+	if (overflow < 0 || (!overflow && v < 0)) {
 		PyErr_Format(PyExc_ValueError, "%s must not be negative", name);
 		return -1;
 	}
@@ -63,6 +126,16 @@ static int size_arg(PyObject *arg, const char *name, uint64_t *out)
 	}
 	*out = (uint64_t)v;
 	return 0;
+}
+
+/* A region the backend refused: its limits (the kernel module's
+ * max_region_size, user quotas) say MemoryError, as RAM + swap does. */
+PyObject *sab_region_refused(pymod_state *st, int err, const char *what)
+{
+	if (err == -EFBIG || err == -ENOSPC || err == -EDQUOT)
+		return PyErr_Format(PyExc_MemoryError, "%s: %s (a limit on regions)", what,
+				    strerror(-err));
+	return pymod_raise_from_errno(st, err, what);
 }
 
 /* A slice bound: None keeps @out, an int is clamped like slice indices. */
@@ -91,21 +164,25 @@ static PyObject *sab_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:SharedArrayBuffer", kwlist,
 					 &len_obj, &max_obj))
 		return NULL;
-	if (size_arg(len_obj, "byte_length", &len) < 0)
+	/* The sizes first (ValueError), then what memory can back. */
+	if (sab_size_arg(len_obj, "byte_length", &len) < 0)
 		return NULL;
 	if (max_obj != Py_None) {
-		if (size_arg(max_obj, "max_byte_length", &max) < 0)
+		if (sab_size_arg(max_obj, "max_byte_length", &max) < 0)
 			return NULL;
 		if (max < len)
 			return PyErr_Format(PyExc_ValueError,
 					    "max_byte_length (%llu) is less than byte_length (%llu)",
 					    (unsigned long long)max, (unsigned long long)len);
 	}
+	if (sab_check_backed("byte_length", len) < 0 ||
+	    (max_obj != Py_None && sab_check_backed("max_byte_length", max) < 0))
+		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	ret = pyshm_region_create(len, max, 0, &r);
 	Py_END_ALLOW_THREADS
 	if (ret < 0)
-		return pymod_raise_from_errno(st, ret, "SharedArrayBuffer");
+		return sab_region_refused(st, ret, "SharedArrayBuffer");
 	return sab_from_region(st, r);
 }
 
@@ -174,7 +251,7 @@ static PyObject *sab_grow(SabObject *self, PyObject *arg)
 	if (!(pyshm_region_flags(self->region) & PYSHM_REGION_GROWABLE))
 		return PyErr_Format(PyExc_TypeError,
 				    "grow() on a SharedArrayBuffer that is not growable");
-	if (size_arg(arg, "new_length", &n) < 0)
+	if (sab_size_arg(arg, "new_length", &n) < 0)
 		return NULL;
 	cur = pyshm_region_size(self->region);
 	if (n < cur)
@@ -186,11 +263,13 @@ static PyObject *sab_grow(SabObject *self, PyObject *arg)
 				    "new_length %llu exceeds max_byte_length %llu",
 				    (unsigned long long)n,
 				    (unsigned long long)pyshm_region_max_size(self->region));
+	if (sab_check_backed("new_length", n) < 0)
+		return NULL;
 	ret = pyshm_region_grow(self->region, n);
 	if (ret == -EINVAL)	/* another worker grew it further meanwhile */
 		return PyErr_Format(PyExc_ValueError, "a SharedArrayBuffer never shrinks");
 	if (ret < 0)
-		return pymod_raise_from_errno(st, ret, "grow");
+		return sab_region_refused(st, ret, "grow");
 	Py_RETURN_NONE;
 }
 
@@ -212,7 +291,7 @@ static PyObject *sab_slice(SabObject *self, PyObject *const *args, Py_ssize_t na
 		stop = start;
 	ret = pyshm_region_create((uint64_t)(stop - start), 0, 0, &r);
 	if (ret < 0)
-		return pymod_raise_from_errno(st, ret, "slice");
+		return sab_region_refused(st, ret, "slice");
 	memcpy(pyshm_region_data(r), (char *)pyshm_region_data(self->region) + start,
 	       (size_t)(stop - start));
 	return sab_from_region(st, r);

@@ -58,8 +58,10 @@ class TestConstruction(support.LeakCheck):
         with self.assertRaises(ValueError):
             pw.Int64Array(pw.SharedArrayBuffer(12))
 
-    def test_only_shared_array_buffers(self):
-        for bad in (bytearray(16), memoryview(bytearray(16)), None, 16):
+    def test_only_buffers_or_a_length(self):
+        # T(length) makes an ArrayBuffer (DESIGN.md 3b); other things are
+        # refused.
+        for bad in (bytearray(16), memoryview(bytearray(16)), None, 1.5):
             with self.subTest(bad=bad), self.assertRaises(TypeError):
                 pw.Int32Array(bad)
         with self.assertRaises(TypeError):
@@ -424,6 +426,134 @@ class TestWaitNotify(support.LeakCheck):
         _, status = os.waitpid(pid, 0)
         self.assertEqual(woken, 1)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
+
+def asleep(tid, pid=None):
+    """Is thread tid (of process pid, else ours) asleep in a futex call
+    (futex or futex_waitv)? Its current system call, from /proc."""
+    where = f"/proc/{pid}/task/{tid}" if pid else f"/proc/self/task/{tid}"
+    try:
+        with open(f"{where}/syscall") as f:
+            return f.read().split()[0] in ("202", "449")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+class TestNotifyCount(support.LeakCheck):
+    """notify() returns the number of distinct waiters woken and wakes at
+    most count, for Int64Array (whose waiters sleep on both halves of an
+    element) as for Int32Array, across threads and processes."""
+
+    def sleepers(self, a, n, timeout=10, index=1):
+        """n threads waiting on a[index] == 0, asleep in the kernel."""
+        results, tids = [], []
+        lock = threading.Lock()
+
+        def waiter():
+            with lock:
+                tids.append(threading.get_native_id())
+            r = a.wait(index, 0, timeout)
+            with lock:
+                results.append(r)
+        threads = [threading.Thread(target=waiter) for _ in range(n)]
+        for t in threads:
+            t.start()
+        self.addCleanup(self.reap, a, index, threads)
+        deadline = time.monotonic() + 10
+        while not (len(tids) == n and all(asleep(t) for t in tids)):
+            self.assertLess(time.monotonic(), deadline, "waiters never slept")
+            time.sleep(0.002)
+        return threads, results
+
+    def reap(self, a, index, threads):
+        while any(t.is_alive() for t in threads):
+            a.notify(index)
+            time.sleep(0.01)
+
+    def test_one_waiter_counts_once(self):
+        for cls in (pw.Int64Array, pw.Int32Array):
+            with self.subTest(cls=cls.__name__):
+                a = cls(pw.SharedArrayBuffer(16))
+                threads, results = self.sleepers(a, 1)
+                self.assertEqual(a.notify(1), 1)
+                threads[0].join(5)
+                self.assertEqual(results, ["ok"])
+                self.assertEqual(a.notify(1), 0)
+
+    def test_three_waiters_count_three(self):
+        for cls in (pw.Int64Array, pw.Int32Array):
+            with self.subTest(cls=cls.__name__):
+                a = cls(pw.SharedArrayBuffer(16))
+                threads, results = self.sleepers(a, 3)
+                self.assertEqual(a.notify(1, None), 3)
+                for t in threads:
+                    t.join(5)
+                self.assertEqual(results, ["ok"] * 3)
+
+    def test_count_one_wakes_exactly_one(self):
+        for cls in (pw.Int64Array, pw.Int32Array):
+            with self.subTest(cls=cls.__name__):
+                a = cls(pw.SharedArrayBuffer(16))
+                threads, results = self.sleepers(a, 2, timeout=1.0)
+                self.assertEqual(a.notify(1, 1), 1)
+                for t in threads:
+                    t.join(5)
+                self.assertEqual(sorted(results), ["ok", "timed-out"])
+
+    def test_other_elements_are_not_woken(self):
+        a = pw.Int64Array(pw.SharedArrayBuffer(32))
+        threads, results = self.sleepers(a, 1, timeout=0.5, index=2)
+        self.assertEqual(a.notify(1), 0)
+        self.assertEqual(a.notify(3), 0)
+        threads[0].join(5)
+        self.assertEqual(results, ["timed-out"])
+
+    def forked_sleepers(self, a, n, timeout=10):
+        """n forked children waiting on a[1] == 0, asleep; each exits 0 on
+        "ok", 1 on "timed-out"."""
+        pids = []
+        for _ in range(n):
+            pid = os.fork()
+            if pid == 0:
+                res = a.wait(1, 0, timeout)
+                os._exit({"ok": 0, "timed-out": 1}.get(res, 2))
+            pids.append(pid)
+        deadline = time.monotonic() + 10
+        while not all(asleep(p, p) for p in pids):
+            self.assertLess(time.monotonic(), deadline, "children never slept")
+            time.sleep(0.002)
+        return pids
+
+    def exit_codes(self, pids):
+        return sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids)
+
+    def test_counts_across_processes(self):
+        a = pw.Int64Array(pw.SharedArrayBuffer(16))
+        pids = self.forked_sleepers(a, 1)
+        self.assertEqual(a.notify(1), 1)
+        self.assertEqual(self.exit_codes(pids), [0])
+        pids = self.forked_sleepers(a, 3)
+        self.assertEqual(a.notify(1), 3)
+        self.assertEqual(self.exit_codes(pids), [0, 0, 0])
+        pids = self.forked_sleepers(a, 2, timeout=1.0)
+        self.assertEqual(a.notify(1, 1), 1)
+        self.assertEqual(self.exit_codes(pids), [0, 1])
+
+    def test_change_of_the_high_half_wakes_across_processes(self):
+        a = pw.Int64Array(pw.SharedArrayBuffer(16))
+        for round in range(20):
+            a.store(1, 7)
+            pid = os.fork()
+            if pid == 0:
+                while a.load(1) == 7:
+                    a.wait(1, 7, 30)
+                os._exit(0)
+            # Maybe before the child sleeps: it must not sleep through it.
+            a.store(1, 7 + (round + 1 << 32))
+            a.notify(1)
+            t0 = time.monotonic()
+            self.assertEqual(self.exit_codes([pid]), [0])
+            self.assertLess(time.monotonic() - t0, 10, f"round {round}: the child slept on")
 
 
 if __name__ == "__main__":

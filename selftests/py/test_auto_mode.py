@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 """mode="auto" and extensions that refuse subinterpreters (faulthandler
-here, numpy in test_numpy.py): a worker whose target's module, arguments'
+here, numpy in test_numpy_workers.py): a worker whose target's module, arguments'
 classes or initializer refuse to import before the target runs is started
 again in process mode, transparently; a pool remembers it per callable.
 mode="interpreter" says what to do instead; a failure after the target

@@ -7,6 +7,7 @@ works in an own-GIL subinterpreter; nothing leaks."""
 
 import array
 import collections
+import copyreg
 import dataclasses
 import datetime
 import decimal
@@ -22,6 +23,7 @@ import struct
 import sys
 import threading
 import unittest
+import weakref
 
 import pyshm_workers as pw
 from pyshm_workers import _core
@@ -115,6 +117,91 @@ class TwoArgError(Exception):
 
 def module_function(x):
     return x + 1
+
+
+# Reducers that hand out references the encoder had not met yet when it
+# wrote the objects they refer to (issue 12, item 7).
+class Box:
+    def __init__(self, v=None):
+        self.v = v
+
+
+class RefersBack:
+    """Its reduce returns a new reference to the first item of the list
+    that holds it, an item that list alone referred to."""
+
+    def __init__(self, owner, key=0):
+        self.owner = owner
+        self.key = key
+
+    def __reduce__(self):
+        return (Box, (self.owner[self.key],))
+
+
+class SelfState:
+    """Its state, made by __reduce__, refers to the object itself."""
+
+    def __init__(self):
+        self.data = [1, 2]
+
+    def __reduce__(self):
+        return (SelfState, (), {"me": self, "data": self.data})
+
+
+class SelfGetState:
+    """The same through __getstate__ and the default reduce."""
+
+    def __init__(self):
+        self.data = {"x": 1}
+
+    def __getstate__(self):
+        return {"me": self, "data": self.data}
+
+
+class ViaCopyreg:
+    """Reduced by a copyreg reducer (registered by the test that uses it)."""
+
+    def __init__(self, owner):
+        self.owner = owner
+
+
+def reduce_via_copyreg(obj):
+    return (Box, (obj.owner["k"],))
+
+
+_made = weakref.WeakValueDictionary()
+
+
+class Made:
+    """An object reducers make on the fly: alive only as long as something
+    holds it (the encoder's memo, as pickle's)."""
+
+    def __init__(self, key):
+        self.key = key
+
+
+def made(key):
+    obj = _made.get(key)
+    if obj is None:
+        obj = _made[key] = Made(key)
+    return obj
+
+
+class FromFactory:
+    def __init__(self, key):
+        self.key = key
+
+    def __reduce__(self):
+        return (Box, (made(self.key),))
+
+
+REDUCE_CALLS = []
+
+
+class CountsReduce:
+    def __reduce__(self):
+        REDUCE_CALLS.append(1)
+        return (CountsReduce, ())
 
 
 def raised(exc):
@@ -558,6 +645,116 @@ class TestIdentity(unittest.TestCase):
         holder.x = [dt, dt]
         got = clone(holder)
         self.assertIs(got.x[0], got.x[1])
+
+
+class TestIdentityAsPickle(unittest.TestCase):
+    """Objects written before a reduce ran (without a memo slot: only their
+    container referred to them) keep their identity when the reduce hands
+    out new references to them: the same graph as pickle's."""
+
+    def assertSameGraph(self, got, ref, what="obj"):
+        """got and ref have the same shape and the same shared objects."""
+        ids, taken = {}, set()
+
+        def walk(a, b, path):
+            self.assertIs(type(a), type(b), path)
+            if isinstance(a, (int, float, complex, str, bytes, bool, type(None))):
+                self.assertEqual(a, b, path)
+                return
+            if id(a) in ids:
+                self.assertIs(ids[id(a)], b, f"{path}: shared through pickle, not here")
+                return
+            self.assertNotIn(id(b), taken, f"{path}: shared here, not through pickle")
+            ids[id(a)] = b
+            taken.add(id(b))
+            if isinstance(a, (list, tuple)):
+                self.assertEqual(len(a), len(b), path)
+                for i, (x, y) in enumerate(zip(a, b)):
+                    walk(x, y, f"{path}[{i}]")
+            elif isinstance(a, dict):
+                self.assertEqual(list(a), list(b), path)
+                for k in a:
+                    walk(a[k], b[k], f"{path}[{k!r}]")
+            elif hasattr(a, "__dict__"):
+                walk(vars(a), vars(b), f"{path}.__dict__")
+        walk(got, ref, what)
+
+    def check(self, x):
+        ref = pickle.loads(pickle.dumps(x, 5))
+        self.assertSameGraph(clone(x), ref)
+        self.assertSameGraph(_core._decode(_core._encode(x)), ref)
+
+    def test_reduce_returning_an_earlier_item(self):
+        r = [[1, 2], None]
+        r[1] = RefersBack(r)
+        got = clone(r)
+        self.assertIs(got[0], got[1].v)
+        self.check(r)
+
+    def test_reduce_returning_a_dict_value_written_earlier(self):
+        d = {"k": [5], "other": {"x": 1}}
+        r = [d, RefersBack(d, "k"), RefersBack(d, "other")]
+        got = clone(r)
+        self.assertIs(got[0]["k"], got[1].v)
+        self.assertIs(got[0]["other"], got[2].v)
+        self.check(r)
+
+    def test_self_referencing_state_arrives_once(self):
+        for cls in (SelfState, SelfGetState):
+            with self.subTest(cls=cls.__name__):
+                r = [cls()]
+                got = clone(r)
+                self.assertIs(got[0].me, got[0])
+                self.check(r)
+                got = clone(cls())
+                self.assertIs(got.me, got)
+
+    def test_copyreg_reducer_references_keep_identity(self):
+        copyreg.pickle(ViaCopyreg, reduce_via_copyreg)
+        self.addCleanup(copyreg.dispatch_table.pop, ViaCopyreg)
+        d = {"k": ([3],)}
+        r = [d, ViaCopyreg(d)]
+        got = clone(r)
+        self.assertIs(got[0]["k"], got[1].v)
+        self.check(r)
+
+    def test_objects_made_by_reducers_keep_identity(self):
+        # Each reduce makes or finds the object; it lives while the memo
+        # holds it, so the second reduce finds the first one's.
+        r = [FromFactory("a"), FromFactory("a"), FromFactory("b")]
+        got = clone(r)
+        self.assertIs(got[0].v, got[1].v)
+        self.assertIsNot(got[0].v, got[2].v)
+        self.check(r)
+
+    def test_plain_containers_take_no_memo_slots(self):
+        # The fast path stays for graphs of built-in objects only: nothing
+        # referred to once takes a slot (header field nobjects). The
+        # top-level object, held by the caller, takes one.
+        def nslots(x):
+            return struct.unpack_from("<I", _core._encode(x), 16)[0]
+        n = 40
+        plain = [[1, "a" * n], {"k" * (n // 20): (n / 16, bytes(n))}]
+        self.assertEqual(nslots(plain), 1)
+        x = [n]
+        shared = [x, x]
+        self.assertEqual(nslots(shared), 2)
+        # With a reduce in the graph, what pickle memoises takes one: here
+        # the str too.
+        with_str, without = [[1, "a" * n], Box()], [[1], Box()]
+        self.assertEqual(nslots(with_str) - nslots(without), 1)
+
+    def test_each_reduce_runs_once(self):
+        del REDUCE_CALLS[:]
+        got = clone([list(range(100)), {"a": [1]}, CountsReduce(), CountsReduce()])
+        self.assertEqual(len(REDUCE_CALLS), 2)
+        self.assertIsInstance(got[3], CountsReduce)
+
+    def test_failing_reduce_after_a_restart_names_the_object(self):
+        class Local:
+            pass
+        with self.assertRaisesRegex(pw.DataCloneError, r"'Local' object.*at obj\[1\]\[0\]"):
+            clone([[1, 2], [Local()]])
 
 
 class TestErrors(unittest.TestCase):

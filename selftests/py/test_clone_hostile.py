@@ -5,13 +5,19 @@ message, never a crash, an out-of-bounds read, a huge allocation or a
 leak; forged region and port references are refused and release nothing
 that isn't theirs. The decoder and libpyshm's walker agree."""
 
+import _thread
 import array
 import datetime
 import decimal
 import fractions
 import gc
 import random
+import signal
 import struct
+import subprocess
+import sys
+import textwrap
+import time
 import tracemalloc
 import unittest
 
@@ -224,6 +230,188 @@ class TestMalformed(unittest.TestCase):
         # A reduce calling eval is refused before any call.
         body = b"\x1d\x00" + g(b"builtins", b"eval") + b"\x0d\x01\x08\x04boom"
         self.assertMalformed(message(body), r"restricted")
+
+
+def shared_chain(depth, wrap=b"\x0f\x01"):
+    """A message of one value: t_depth inside @wrap (a one-item set by
+    default), where t_0 is a memoised int and t_k = (t_k-1, t_k-1) is written
+    with a back-reference. hash(t_depth) visits 2**depth leaves."""
+    body = wrap + b"\x8d\x02" * depth + b"\x84\x00"
+    for k in range(depth):
+        body += b"\x11" + varint(k)
+    return message(body, depth + 1)
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        out.append(v & 0x7F | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def bigint(v, memo=False):
+    n = v.bit_length() // 8 + 1
+    return bytes([0x85 if memo else 0x05]) + varint(n) + v.to_bytes(n, "little", signed=True)
+
+
+_MARKS = []
+
+
+def _mark():
+    """Called by a REDUCE at the end of a message (see the signal test)."""
+    _MARKS.append(1)
+
+
+class _Interrupt:
+    def __reduce__(self):
+        return (_thread.interrupt_main, ())
+
+
+class _Mark:
+    def __reduce__(self):
+        return (_mark, ())
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class TestLinearWork(unittest.TestCase):
+    """Decoding costs at most linear work in the message size: hashing of
+    shared immutable keys, colliding hashes, huge numbers; and a long decode
+    runs signal handlers."""
+
+    # The decoder of a child process: a hang (2**64 hash steps in C, deaf to
+    # signals) ends as a failed test, not a hung suite.
+    CHILD = textwrap.dedent("""
+        import sys, time
+        import pyshm_workers as pw
+        from pyshm_workers import _core
+        data = sys.stdin.buffer.read()
+        t0 = time.monotonic()
+        for restricted in (True, False):
+            try:
+                _core._decode(data, restricted=restricted)
+            except pw.DataCloneError as e:
+                print("refused:", e)
+            else:
+                print("decoded")
+        print("took", time.monotonic() - t0)
+    """)
+
+    def decode_in_child(self, msg, timeout=20):
+        try:
+            out = subprocess.run([sys.executable, "-c", self.CHILD], input=msg,
+                                 capture_output=True, timeout=timeout, check=True).stdout
+        except subprocess.TimeoutExpired:
+            self.fail(f"decoding a {len(msg)}-byte message ran past {timeout} s")
+        return out.decode().splitlines()
+
+    def test_shared_tuple_chain_as_key_is_refused_at_once(self):
+        for wrap in (b"\x0f\x01", b"\x0e\x01", b"\x10\x01"):     # set, dict key, frozenset
+            msg = shared_chain(64, wrap)
+            if wrap == b"\x0e\x01":
+                msg = message(msg[32:] + b"\x01", 65)           # the key's value: None
+            with self.subTest(wrap=wrap):
+                out = self.decode_in_child(msg)
+                self.assertRegex(out[0], r"refused: .*hash")
+                self.assertRegex(out[1], r"refused: .*hash")
+                self.assertLess(float(out[2].split()[1]), 5)
+
+    def test_shared_tuple_chain_within_the_bound_decodes(self):
+        got = decode(shared_chain(12), restricted=True)
+        (t,) = got
+        for _ in range(12):
+            self.assertIs(t[0], t[1])
+            t = t[0]
+        self.assertEqual(t, 0)
+        # Not hashed: a list of the same chain is no work at all.
+        got = decode(shared_chain(64, b"\x0c\x01"), restricted=True)
+        self.assertIs(got[0][0], got[0][1])
+
+    def test_shared_tuple_keys_of_many_dicts_decode(self):
+        key = tuple(range(50))
+        value = [{key: i} for i in range(2000)]
+        got = decode(encode(value), restricted=True)
+        self.assertEqual(got, value)
+        self.assertIs(next(iter(got[0])), next(iter(got[1999])))
+
+    def test_colliding_hashes_are_refused(self):
+        # Distinct ints of one hash (hash(k * M) == 0): every insertion
+        # compares with all the earlier ones, quadratic in their number.
+        m = 2**61 - 1
+        n = 20000
+        keys = [bigint(k * m) for k in range(1, n + 1)]
+        for what, body in (("set", b"\x0f" + varint(n) + b"".join(keys)),
+                           ("dict", b"\x0e" + varint(n) + b"\x01".join(keys) + b"\x01")):
+            with self.subTest(what=what):
+                t0 = time.monotonic()
+                with self.assertRaisesRegex(pw.DataCloneError, r"hash"):
+                    decode(message(body), restricted=True)
+                self.assertLess(time.monotonic() - t0, 5)
+
+    def test_some_colliding_hashes_decode(self):
+        m = 2**61 - 1
+        few = {k * m for k in range(1, 1001)} | {("t", k * m) for k in range(1, 100)}
+        self.assertEqual(decode(encode(few), restricted=True), few)
+
+    def test_huge_fraction_decodes_in_linear_time(self):
+        rnd = random.Random(4)
+        num = rnd.getrandbits(4 << 20) | 1            # 512 KiB, odd
+        den = 1 << (4 << 20)                          # coprime with it
+        msg = message(b"\x18" + bigint(num) + bigint(den))
+        t0 = time.monotonic()
+        f = decode(msg)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual((f.numerator, f.denominator), (num, den))
+        # Restricted decoding caps the numbers instead.
+        with self.assertRaisesRegex(pw.DataCloneError, r"restricted decoding refuses "
+                                    r"integers of more than 4096 bytes"):
+            decode(msg, restricted=True)
+
+    def test_fractions_are_normalised_or_refused(self):
+        # A C writer's 6/-4 is normalised as Fraction() does.
+        f = decode(message(b"\x18\x04\x0c\x04\x07"), restricted=True)
+        self.assertEqual((f.numerator, f.denominator), (-3, 2))
+        big = 1 << 20000
+        for what, den in (("zero", 0), ("negative", -big)):
+            with self.subTest(den=what):
+                with self.assertRaises(pw.DataCloneError):
+                    decode(message(b"\x18" + bigint(big + 1) + bigint(den)))
+
+    def test_restricted_decoding_caps_numbers(self):
+        ok, big = 1 << (4095 * 8 - 2), 1 << (4096 * 8)
+        self.assertEqual(decode(encode([ok, -ok]), restricted=True), [ok, -ok])
+        with self.assertRaisesRegex(pw.DataCloneError, r"integers of more than 4096 bytes"):
+            decode(encode([1, big]), restricted=True)
+        self.assertEqual(decode(encode(big)), big)
+        digits = decimal.Decimal("1" * 5000)
+        with self.assertRaisesRegex(pw.DataCloneError, r"Decimals of more than 4096"):
+            decode(encode(digits), restricted=True)
+        self.assertEqual(decode(encode(digits)), digits)
+
+    def test_a_long_decode_runs_signal_handlers(self):
+        # The first value asks for SIGINT (without running handlers); the
+        # handler must run within the decode, before the last value is
+        # built.
+        msg = encode([_Interrupt(), list(range(200000)), _Mark()])
+
+        def handler(signum, frame):
+            raise _Interrupted
+        old = signal.signal(signal.SIGINT, handler)
+        try:
+            del _MARKS[:]
+            with self.assertRaises(_Interrupted):
+                decode(msg)
+            self.assertEqual(_MARKS, [], "the decode ran to its end")
+            # Without a signal the same message decodes.
+            ok = encode([None, list(range(200000)), _Mark()])
+            self.assertEqual(len(decode(ok)[1]), 200000)
+            self.assertEqual(_MARKS, [1])
+        finally:
+            signal.signal(signal.SIGINT, old)
 
 
 class TestForgedReferences(support.LeakCheck):

@@ -69,6 +69,109 @@ class TestConstruction(support.LeakCheck):
             pickle.dumps(pw.SharedArrayBuffer(8))
 
 
+def backing_limit():
+    """RAM + swap in bytes, as /proc/meminfo gives them (sysinfo()'s)."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, value = line.split(":")
+            info[key] = int(value.split()[0]) * 1024
+    return info["MemTotal"] + info["SwapTotal"]
+
+
+class TestSizeLimits(support.LeakCheck):
+    """What cannot be backed is refused with an exact message: sizes past
+    any region (ValueError), past RAM + swap or PYSHM_MAX_REGION_BYTES
+    (MemoryError); negative ones are called negative, huge ones never."""
+
+    MAX = 1 << 46       # PYSHM_REGION_SIZE_MAX
+
+    def setUp(self):
+        super().setUp()
+        old = os.environ.pop("PYSHM_MAX_REGION_BYTES", None)
+        if old is not None:
+            self.addCleanup(os.environ.__setitem__, "PYSHM_MAX_REGION_BYTES", old)
+        self.addCleanup(os.environ.pop, "PYSHM_MAX_REGION_BYTES", None)
+
+    def assertRefused(self, exc, message, fn, *args):
+        with self.assertRaises(exc) as cm:
+            fn(*args)
+        self.assertEqual(str(cm.exception), message)
+
+    def test_huge_sizes_are_too_large_not_negative(self):
+        too_large = f"is too large (at most {self.MAX})"
+        for n in (2**70, 2**63, 2**64 + 5, self.MAX + 1):
+            with self.subTest(n=n):
+                self.assertRefused(ValueError, f"byte_length {too_large}",
+                                   pw.SharedArrayBuffer, n)
+                self.assertRefused(ValueError, f"max_byte_length {too_large}",
+                                   pw.SharedArrayBuffer, 8, n)
+                self.assertRefused(ValueError, f"new_length {too_large}",
+                                   pw.SharedArrayBuffer(8, 16).grow, n)
+
+    def test_negative_sizes_are_negative(self):
+        for n in (-1, -2**70):
+            with self.subTest(n=n):
+                self.assertRefused(ValueError, "byte_length must not be negative",
+                                   pw.SharedArrayBuffer, n)
+                self.assertRefused(ValueError, "max_byte_length must not be negative",
+                                   pw.SharedArrayBuffer, 0, n)
+                self.assertRefused(ValueError, "new_length must not be negative",
+                                   pw.SharedArrayBuffer(8, 16).grow, n)
+
+    def test_sizes_memory_cannot_back_are_refused(self):
+        limit = backing_limit()
+        if limit >= self.MAX:
+            self.skipTest("RAM + swap is 64 TiB or more")
+        why = f"is more than memory can back: RAM + swap is {limit} bytes " \
+              "(PYSHM_MAX_REGION_BYTES sets another limit)"
+        self.assertRefused(MemoryError, f"byte_length {self.MAX} {why}",
+                           pw.SharedArrayBuffer, self.MAX)
+        self.assertRefused(MemoryError, f"byte_length {limit + 1} {why}",
+                           pw.SharedArrayBuffer, limit + 1)
+        self.assertRefused(MemoryError, f"max_byte_length {self.MAX} {why}",
+                           pw.SharedArrayBuffer, 8, self.MAX)
+
+    def test_sizes_memory_can_back_are_made(self):
+        self.assertEqual(pw.SharedArrayBuffer(1 << 20).byte_length, 1 << 20)
+        sab = pw.SharedArrayBuffer(0, max_byte_length=min(backing_limit(), 1 << 30))
+        sab.grow(4096)
+        self.assertEqual(sab.byte_length, 4096)
+
+    def test_environment_sets_the_limit(self):
+        os.environ["PYSHM_MAX_REGION_BYTES"] = "65536"
+        self.assertEqual(pw.SharedArrayBuffer(65536).byte_length, 65536)
+        why = "is more than PYSHM_MAX_REGION_BYTES (65536)"
+        self.assertRefused(MemoryError, f"byte_length 65537 {why}",
+                           pw.SharedArrayBuffer, 65537)
+        self.assertRefused(MemoryError, f"max_byte_length 131072 {why}",
+                           pw.SharedArrayBuffer, 8, 131072)
+        os.environ["PYSHM_MAX_REGION_BYTES"] = "131072"
+        sab = pw.SharedArrayBuffer(8, 131072)
+        os.environ["PYSHM_MAX_REGION_BYTES"] = "65536"
+        sab.grow(65536)
+        self.assertRefused(MemoryError, f"new_length 65540 {why}", sab.grow, 65540)
+        self.assertEqual(sab.byte_length, 65536)
+        for bad in ("abc", "-5", "12k", "1e6", " "):
+            os.environ["PYSHM_MAX_REGION_BYTES"] = bad
+            with self.subTest(bad=bad):
+                self.assertRefused(ValueError, "PYSHM_MAX_REGION_BYTES must be a number of "
+                                   f"bytes, not {bad!r}", pw.SharedArrayBuffer, 8)
+
+    def test_typed_array_offsets_and_lengths(self):
+        sab = pw.SharedArrayBuffer(16)
+        self.assertRefused(ValueError, f"byte_offset {2**70} is past the end (16)",
+                           pw.Int32Array, sab, 2**70)
+        self.assertRefused(ValueError, "byte_offset must be a non-negative multiple of 8",
+                           pw.Int64Array, sab, -2**70)
+        self.assertRefused(ValueError, f"byte_offset 4 + length {2**70} elements of 4 bytes "
+                           "exceeds the buffer (16 bytes)", pw.Int32Array, sab, 4, 2**70)
+        self.assertRefused(ValueError, "length must not be negative",
+                           pw.Int32Array, sab, 0, -2**70)
+        self.assertEqual(len(pw.Int32Array(sab, 4, 3)), 3)
+        self.assertEqual(len(pw.Int64Array(sab, length=2)), 2)
+
+
 class TestBuffer(support.LeakCheck):
     def test_writable_buffer_protocol(self):
         sab = pw.SharedArrayBuffer(16)
