@@ -245,12 +245,30 @@ static int enc_items(Encoder *e, PyObject *obj, PyObject *iterable, int pairs)
  */
 static int blame_instance(Encoder *e, PyObject *obj)
 {
-	PyObject *msg;
+	PyObject *msg, *why = NULL, *sep;
+	Py_ssize_t at = -1;
 
 	if (!e->err || e->err_obj != (PyObject *)Py_TYPE(obj))
 		return 0;
-	msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not importable",
-				   Py_TYPE(obj)->tp_name);
+	/* What the class's own error said after "cannot clone 'type' object
+	 * (Name): " is kept: what to install, for a class of a main script
+	 * workers cannot load. */
+	if (PyUnicode_Check(e->err) && !PyErr_Occurred()) {
+		sep = PyUnicode_FromString(": ");
+		if (sep)
+			at = PyUnicode_Find(e->err, sep, 0, PY_SSIZE_T_MAX, 1);
+		Py_XDECREF(sep);
+		if (at >= 0)
+			why = PyUnicode_Substring(e->err, at + 2, PyUnicode_GET_LENGTH(e->err));
+		PyErr_Clear();
+	}
+	if (why && PyUnicode_GET_LENGTH(why) > 0)
+		msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not "
+					   "importable (%U)", Py_TYPE(obj)->tp_name, why);
+	else
+		msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not importable",
+					   Py_TYPE(obj)->tp_name);
+	Py_XDECREF(why);
 	if (!msg || PyList_SetSlice(e->err_path, 0, PyList_GET_SIZE(e->err_path), NULL) < 0) {
 		Py_XDECREF(msg);
 		PyErr_Clear();

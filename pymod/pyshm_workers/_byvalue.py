@@ -43,7 +43,13 @@ def _by_name_reaches(obj, modname):
     for part in getattr(obj, "__qualname__", "<>").split("."):
         if part.startswith("<"):
             return False
-        found = getattr(found, part, None)
+        try:
+            found = getattr(found, part, None)
+        except Exception:
+            # A worker's stand-in for the main script loads it on first
+            # use, which can fail (an import that refuses this
+            # subinterpreter): not by name, then.
+            return False
     return found is obj
 
 

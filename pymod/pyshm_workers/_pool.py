@@ -235,9 +235,9 @@ class WorkerPool(Executor):
         if self._initializer is not None:
             try:
                 w.post_message((self._initializer, self._initargs))
-            except BaseException:
+            except BaseException as exc:
                 w.terminate()
-                raise
+                raise _worker.name_the_path(exc, ("initializer", "initargs"))
         with self._count_lock:
             self._counts["workers_started"] += 1
         return w
@@ -278,7 +278,8 @@ class WorkerPool(Executor):
             slot.worker.post_message((task.kind, task.fn, task.args, task.kwargs))
         except BaseException as exc:
             slot.task = None
-            task.future.set_exception(exc)
+            task.future.set_exception(_worker.name_the_path(
+                exc, (None, "fn", "args" if task.kind == CALL else "chunk", "kwargs")))
             return False
         self._counts["messages_sent"] += 1
         return True

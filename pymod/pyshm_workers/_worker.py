@@ -163,6 +163,25 @@ def target_spec(target):
     return None, target
 
 
+def name_the_path(exc, names):
+    """A DataCloneError about a message pyshm made of the caller's
+    objects (a tuple of them): its " at obj[i]..." names the caller's own
+    object instead (" at args[1]", " at kwargs['k']"). names[i] is the
+    name of item i, or None to leave it alone."""
+    msg = exc.args[0] if isinstance(exc, _core.DataCloneError) and exc.args else None
+    if not isinstance(msg, str):
+        return exc
+    at = msg.rfind(" at obj[")
+    if at < 0:
+        return exc
+    end = msg.find("]", at)
+    index = msg[at + 8:end]
+    if end < 0 or not index.isdigit() or int(index) >= len(names) or not names[int(index)]:
+        return exc
+    exc.args = (f"{msg[:at]} at {names[int(index)]}{msg[end + 1:]}",) + exc.args[1:]
+    return exc
+
+
 def resolve_target(spec):
     import importlib
     module, qualname = spec
@@ -288,7 +307,10 @@ class Worker:
         setup["environ"] = dict(os.environ) if mode == "interpreter" else None
         try:
             port.post_message(setup)
-            port.post_message(payload)
+            try:
+                port.post_message(payload)
+            except _core.DataCloneError as e:
+                raise name_the_path(e, ("args", "kwargs", "worker_data", "target"))
             if mode == "interpreter":
                 handle = _core._start_interpreter(theirs, port, setup["sys_path"])
             else:

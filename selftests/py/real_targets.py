@@ -19,10 +19,16 @@ def where():
     return ("interpreter" if _worker._in_subinterpreter else "process", os.getpid())
 
 
+# Made when this module is imported: each interpreter or process that
+# imports it has its own (an id() may be reused by the next interpreter,
+# as a thread id is).
+_TOKEN = os.urandom(8).hex()
+
+
 def where_and_id():
     """where(), and something unique to this interpreter: a fresh one after
     a replacement, in either mode."""
-    return where() + (id(sys.modules[__name__]),)
+    return where() + (_TOKEN,)
 
 
 def init(status):

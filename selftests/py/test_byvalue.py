@@ -186,6 +186,22 @@ class TestMainWithoutFile(support.Workers, unittest.TestCase):
         self.assertIn("TargetError", out.stderr)
         self.assertIn("install cloudpickle", out.stderr)
 
+    def test_python_c_instance_without_cloudpickle_says_what_and_where(self):
+        out = self.run_script(textwrap.dedent("""
+            import sys
+            sys.modules['cloudpickle'] = None
+            import pyshm_workers as pw
+            class P:
+                pass
+            try:
+                pw.structured_clone({"jobs": [0, P()]})
+            except pw.DataCloneError as e:
+                print(e)
+        """))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"^cannot clone 'P' object: its class is not importable "
+                                     r"\(.*install cloudpickle.*\) at obj\['jobs'\]\[1\]$")
+
 
 @unittest.skipUnless(support.HAVE_CLOUDPICKLE, support.NO_CLOUDPICKLE)
 @unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)

@@ -88,15 +88,28 @@ class PoolCases:
     def test_unclonable_arguments_fail_the_future(self):
         p = self.pool()
         f = p.submit(targets.square, threading.Lock())
-        with self.assertRaises(pw.DataCloneError):
+        # Where it sat is said in the caller's terms.
+        with self.assertRaisesRegex(pw.DataCloneError, r" at args\[0\]$"):
             f.result(TIMEOUT)
+        f = p.submit(targets.square, x=[threading.Lock()])
+        with self.assertRaisesRegex(pw.DataCloneError, r" at kwargs\['x'\]\[0\]$"):
+            f.result(TIMEOUT)
+        results = p.map(targets.square, [1, threading.Lock()], chunksize=2)
+        with self.assertRaisesRegex(pw.DataCloneError, r" at chunk\[1\]\[0\]$"):
+            list(results)
         self.assertEqual(p.submit(targets.square, 3).result(TIMEOUT), 9)
+
+    def test_unclonable_initargs_are_named(self):
+        with self.assertRaisesRegex(pw.DataCloneError, r" at initargs\[0\]$"):
+            with pw.WorkerPool(1, mode=self.mode, initializer=targets.square,
+                               initargs=(threading.Lock(),)) as p:
+                p.submit(targets.square, 3).result(TIMEOUT)
 
     def test_lambda_cannot_be_sent_without_cloudpickle(self):
         p = self.pool()
         with support.without_cloudpickle():
             f = p.submit(lambda: 1)
-        with self.assertRaisesRegex(pw.DataCloneError, r"install cloudpickle"):
+        with self.assertRaisesRegex(pw.DataCloneError, r"install cloudpickle.* at fn$"):
             f.result(TIMEOUT)
 
     def test_dead_worker_fails_its_future_and_is_replaced(self):

@@ -96,7 +96,11 @@ class WorkerCases(support.Workers):
         with self.assertRaises(pw.DataCloneError) as cm:
             pw.Worker(targets.report, args=(threading.Lock(),), mode=self.mode)
         self.assertIn("lock", str(cm.exception))
-        with self.assertRaises(pw.DataCloneError):
+        # Where it sat is said in the caller's terms, not pyshm's message.
+        self.assertTrue(str(cm.exception).endswith(" at args[0]"), str(cm.exception))
+        with self.assertRaisesRegex(pw.DataCloneError, r" at kwargs\['x'\]$"):
+            pw.Worker(targets.report, kwargs={"x": threading.Lock()}, mode=self.mode)
+        with self.assertRaisesRegex(pw.DataCloneError, r" at worker_data\[0\]$"):
             pw.Worker(targets.report, worker_data=[threading.RLock()], mode=self.mode)
         gc.collect()
         self.assertEqual(_core.stats()["regions"], before)
