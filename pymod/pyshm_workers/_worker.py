@@ -68,6 +68,10 @@ def log(level, msg, *args):
     if logging is None:
         return
     if _logger is None:
+        # Another thread may be importing logging right now: a module
+        # being imported is in sys.modules before it is complete.
+        if getattr(getattr(logging, "__spec__", None), "_initializing", False):
+            return
         logger = logging.getLogger("pyshm_workers")
         if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
             logger.addHandler(logging.NullHandler())
