@@ -494,12 +494,14 @@ static int array_itemsize(uint8_t typecode)
 	switch (typecode) {
 	case 'b': case 'B':
 		return 1;
-	case 'h': case 'H':
+	case 'h': case 'H': case 'e':
 		return 2;
 	case 'i': case 'I': case 'f': case 'u': case 'w':
 		return 4;
-	case 'l': case 'L': case 'q': case 'Q': case 'd':
+	case 'l': case 'L': case 'q': case 'Q': case 'd': case 'F':
 		return 8;
+	case 'D':
+		return 16;
 	}
 	return 0;
 }

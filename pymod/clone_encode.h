@@ -18,6 +18,14 @@
 #define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
 #define M(memo)		((memo) ? PYSHM_CLONE_F_MEMO : 0)
 #define IS_SMALL_INT(v)	((v) >= -5 && (v) <= 256)
+/* Immortal objects are unique too (3.15 caches more ints than -5..256). */
+#if PY_VERSION_HEX >= 0x030E0000
+#define IS_IMMORTAL(o)	PyUnstable_IsImmortal(o)
+#elif PY_VERSION_HEX >= 0x030C0000
+#define IS_IMMORTAL(o)	_Py_IsImmortal(o)
+#else
+#define IS_IMMORTAL(o)	0
+#endif
 
 /* ---- pointer memo (open addressing, keys owned) ---------------------- */
 
@@ -164,7 +172,7 @@ static inline int enc_item(Encoder *e, PyObject *item)
 		else
 			goto held;
 		/* Borrowed: more than one reference means shared. */
-		if (Py_REFCNT(item) > 1 && !IS_SMALL_INT(v))
+		if (Py_REFCNT(item) > 1 && !IS_SMALL_INT(v) && !IS_IMMORTAL(item))
 			goto held;
 		return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
 	}

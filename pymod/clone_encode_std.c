@@ -242,16 +242,35 @@ int enc_fraction(Encoder *e, PyObject *obj, int memo)
 	return ret;
 }
 
+/* The wire's typecode byte: the typecode, or for 3.15's complex ones
+ * ("Zf", "Zd") numpy's letters F and D. 0: none. */
+static uint8_t array_wire_typecode(PyObject *tc)
+{
+	Py_UCS4 c;
+
+	if (!PyUnicode_Check(tc))
+		return 0;
+	c = PyUnicode_GET_LENGTH(tc) ? PyUnicode_READ_CHAR(tc, 0) : 0;
+	if (PyUnicode_GET_LENGTH(tc) == 1 && c > 0x20 && c < 0x7f && c != 'F' && c != 'D')
+		return (uint8_t)c;
+	if (PyUnicode_GET_LENGTH(tc) == 2 && c == 'Z') {
+		c = PyUnicode_READ_CHAR(tc, 1);
+		return c == 'f' ? 'F' : c == 'd' ? 'D' : 0;
+	}
+	return 0;
+}
+
 int enc_array(Encoder *e, PyObject *obj, int memo)
 {
 	PyObject *tc = PyObject_GetAttr(obj, cc_get(e->st, CC_S_TYPECODE));
 	Py_buffer view;
+	uint8_t wire;
 	int ret;
 
 	if (!tc)
 		return enc_bad(e, obj, NULL);
-	if (!PyUnicode_Check(tc) || PyUnicode_GET_LENGTH(tc) != 1 ||
-	    PyUnicode_READ_CHAR(tc, 0) > 127) {
+	wire = array_wire_typecode(tc);
+	if (!wire) {
 		Py_DECREF(tc);
 		return enc_bad(e, obj, "unexpected typecode");
 	}
@@ -261,7 +280,7 @@ int enc_array(Encoder *e, PyObject *obj, int memo)
 	}
 	ret = pyshm_clone_put_tag(&e->w, PYSHM_CLONE_ARRAY | M(memo));
 	if (!ret && !(ret = pyshm_clone_reserve(&e->w, 1)))
-		pyshm_clone_raw_u8(&e->w, (uint8_t)PyUnicode_READ_CHAR(tc, 0));
+		pyshm_clone_raw_u8(&e->w, wire);
 	if (!ret)
 		ret = pyshm_clone_put_varint(&e->w, (uint64_t)view.len);
 	if (!ret)
