@@ -25,3 +25,13 @@ bench: bench-workers
 bench-workers: pymod-$(BENCH_WORKERS_TAG)
 	PYTHONPATH=$(B)/py/$(BENCH_WORKERS_TAG) $(call PY_BIN,$(BENCH_WORKERS_TAG)) \
 		$(TOP)/bench/worker_bench.py
+
+# bench-dask: Dask's local scheduler with a WorkerPool against its threaded
+# and processes schedulers (bench/dask_bench.py), on Debian's Python, which
+# has dask (python3-dask); it says so and skips where dask is missing.
+BENCH_DASK_TAG := $(or $(firstword $(filter debian-%,$(PY_TAGS))),$(BENCH_WORKERS_TAG))
+.PHONY: bench-dask
+bench: bench-dask
+bench-dask: pymod-$(BENCH_DASK_TAG)
+	PYTHONPATH=$(B)/py/$(BENCH_DASK_TAG) $(call PY_BIN,$(BENCH_DASK_TAG)) \
+		$(TOP)/bench/dask_bench.py

@@ -421,6 +421,20 @@ def cpu_scaling(mode, tasks=8, size=2_000_000):
     return statistics.median(ones), statistics.median(twos)
 
 
+def map_per_task(executor, tasks=3000, chunksize=100):
+    """Median time per task of map(square, range(tasks), chunksize) on a
+    warm executor."""
+    list(executor.map(T.square, range(2 * chunksize), chunksize=chunksize))   # warm
+    return med(lambda: _timed(lambda: list(executor.map(T.square, range(tasks),
+                                                         chunksize=chunksize)))) / tasks
+
+
+def _timed(fn):
+    t0 = perf()
+    fn()
+    return perf() - t0
+
+
 def node_figures():
     node = shutil.which("node")
     if not node:
@@ -517,6 +531,14 @@ def main():
         lock_pingpong(5000 // q, True), lock_pingpong(5000 // q, False), "< 1x", 0.9999)
     row("pw.Lock taken by 2 process workers at once vs multiprocessing.Lock",
         pyshm_lock_contended(20_000 // q), mp_lock_contended(20_000 // q), "< 1x", 0.9999)
+
+    table_header("E8. 3,000 tiny tasks through map(chunksize=100), 2 workers (per task)")
+    with cf.ProcessPoolExecutor(2) as ppe:
+        peer = map_per_task(ppe, 3000 // min(q, 3))
+    for mode in MODES:
+        with pw.WorkerPool(2, mode=mode) as pool:
+            ours = map_per_task(pool, 3000 // min(q, 3))
+        row(f"WorkerPool {mode} map vs ProcessPoolExecutor map", ours, peer, "<= 1x", 1.0)
 
     table_header("E5. CPU-bound work, 8 tasks, 1 vs 2 workers")
     for mode in MODES:

@@ -574,7 +574,7 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 	    obj == (PyObject *)Py_TYPE(Py_NotImplemented))
 		return enc_singleton_type(e, obj, memo);
 	if (PyType_Check(obj) || PyFunction_Check(obj))
-		return enc_global(e, obj, NULL, memo);
+		return enc_named(e, obj, memo);
 	if (PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) && (kind = other_impl(tp)) >= 0)
 		return enc_kind(e, obj, kind, memo);
 	return enc_reduce(e, obj, memo);

@@ -212,6 +212,9 @@ int enc_picklebuffer(Encoder *e, PyObject *obj, int memo);
 /* @obj by module and qualified name (@name: what __reduce__ gave, or NULL
  * for its __qualname__). */
 int enc_global(Encoder *e, PyObject *obj, PyObject *name, int memo);
+/* A class or function: by name, else by value through cloudpickle (a
+ * lambda, a closure, anything of __main__). */
+int enc_named(Encoder *e, PyObject *obj, int memo);
 /* What __reduce_ex__() (or a copyreg reducer) returned for @obj. */
 int enc_reduce_rv(Encoder *e, PyObject *obj, PyObject *rv, int memo);
 int enc_reduce(Encoder *e, PyObject *obj, int memo);

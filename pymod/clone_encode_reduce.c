@@ -110,6 +110,71 @@ out:
 	return ret;
 }
 
+/*
+ * By value: a function the receiver cannot import by name (a lambda, a
+ * closure, a nested or dynamically made function), and any function or
+ * class of __main__ when the receiver cannot load the main script (the
+ * REPL, python -c, Dask's workers). pyshm_workers._byvalue.reduce() gives
+ * a reduction through cloudpickle, None for "by name after all", or raises
+ * with what to install.
+ */
+static int from_main(Encoder *e, PyObject *obj)
+{
+	PyObject *modname = PyObject_GetAttr(obj, cc_get(e->st, CC_S_MODULE));
+	int ret = modname && PyUnicode_Check(modname) &&
+		  (!PyUnicode_CompareWithASCIIString(modname, "__main__") ||
+		   !PyUnicode_CompareWithASCIIString(modname, "__mp_main__"));
+
+	Py_XDECREF(modname);
+	PyErr_Clear();
+	return ret;
+}
+
+static int enc_by_value(Encoder *e, PyObject *obj, int memo)
+{
+	PyObject *mod = PyImport_ImportModule("pyshm_workers._byvalue"), *rv, *exc, *why;
+	int ret;
+
+	rv = mod ? PyObject_CallMethod(mod, "reduce", "O", obj) : NULL;
+	Py_XDECREF(mod);
+	if (!rv) {
+		if (!PyErr_ExceptionMatches(PyExc_Exception))
+			return -1;
+		exc = clone_fetch_exc();
+		why = exc ? PyObject_Str(exc) : NULL;
+		PyErr_Clear();
+		/* Pending again: enc_bad() makes it the cause. */
+#if PY_VERSION_HEX >= 0x030C0000
+		PyErr_SetRaisedException(exc);
+#else
+		PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+		ret = enc_bad(e, obj, why ? PyUnicode_AsUTF8(why) : NULL);
+		Py_XDECREF(why);
+		return ret;
+	}
+	ret = rv == Py_None ? enc_global(e, obj, NULL, memo) : enc_reduce_rv(e, obj, rv, memo);
+	Py_DECREF(rv);
+	return ret;
+}
+
+int enc_named(Encoder *e, PyObject *obj, int memo)
+{
+	int ret;
+
+	if (from_main(e, obj))
+		return enc_by_value(e, obj, memo);
+	ret = enc_global(e, obj, NULL, memo);
+	if (ret == 0 || !e->err || !PyFunction_Check(obj))
+		return ret;
+	/* Not importable by name: forget that error and try by value. */
+	Py_CLEAR(e->err);
+	Py_CLEAR(e->err_path);
+	Py_CLEAR(e->err_cause);
+	Py_CLEAR(e->err_obj);
+	return enc_by_value(e, obj, memo);
+}
+
 /* ---- the pickle protocol ------------------------------------------------------ */
 
 /* An object's state: a dict's keys are its attribute names (".x"). */
@@ -180,12 +245,30 @@ static int enc_items(Encoder *e, PyObject *obj, PyObject *iterable, int pairs)
  */
 static int blame_instance(Encoder *e, PyObject *obj)
 {
-	PyObject *msg;
+	PyObject *msg, *why = NULL, *sep;
+	Py_ssize_t at = -1;
 
 	if (!e->err || e->err_obj != (PyObject *)Py_TYPE(obj))
 		return 0;
-	msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not importable",
-				   Py_TYPE(obj)->tp_name);
+	/* What the class's own error said after "cannot clone 'type' object
+	 * (Name): " is kept: what to install, for a class of a main script
+	 * workers cannot load. */
+	if (PyUnicode_Check(e->err) && !PyErr_Occurred()) {
+		sep = PyUnicode_FromString(": ");
+		if (sep)
+			at = PyUnicode_Find(e->err, sep, 0, PY_SSIZE_T_MAX, 1);
+		Py_XDECREF(sep);
+		if (at >= 0)
+			why = PyUnicode_Substring(e->err, at + 2, PyUnicode_GET_LENGTH(e->err));
+		PyErr_Clear();
+	}
+	if (why && PyUnicode_GET_LENGTH(why) > 0)
+		msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not "
+					   "importable (%U)", Py_TYPE(obj)->tp_name, why);
+	else
+		msg = PyUnicode_FromFormat("cannot clone '%s' object: its class is not importable",
+					   Py_TYPE(obj)->tp_name);
+	Py_XDECREF(why);
 	if (!msg || PyList_SetSlice(e->err_path, 0, PyList_GET_SIZE(e->err_path), NULL) < 0) {
 		Py_XDECREF(msg);
 		PyErr_Clear();

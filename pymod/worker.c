@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -125,8 +126,19 @@ void worker_finished(struct worker *w, int code)
 #if PYMOD_HAVE_SUBINTERPRETERS
 	worker_spare_ended(w);
 #endif
+	worker_say_started(w, WORKER_STARTED_ENDED);
 	atomic_store(&w->done, 1);
 	futex(&w->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+/* Record what the worker says before its target runs (the first word
+ * counts) and wake the parent waiting for it. */
+void worker_say_started(struct worker *w, unsigned int what)
+{
+	unsigned int unknown = WORKER_STARTED_UNKNOWN;
+
+	if (atomic_compare_exchange_strong(&w->started, &unknown, what))
+		futex(&w->started, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 int worker_check_terminated(pymod_state *st)
@@ -367,6 +379,44 @@ static PyObject *handle_get_pid(HandleObject *h, void *c)
 	if (h->w->mode != WORKER_PROCESS)
 		Py_RETURN_NONE;
 	return PyLong_FromLong(h->w->pid);
+}
+
+/*
+ * _wait_started(timeout=None): what the worker said before calling its
+ * target (WORKER_STARTED_*), waiting up to @timeout seconds for it;
+ * WORKER_STARTED_UNKNOWN when the time is up.
+ */
+static PyObject *handle_wait_started(HandleObject *h, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	struct worker *w = h->w;
+	PyObject *tmo = Py_None;
+	double deadline = -1, timeout;
+	struct timespec ts;
+	unsigned int said;
+	long ret;
+	int err;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:_wait_started", kwlist, &tmo))
+		return NULL;
+	if (tmo != Py_None) {
+		timeout = PyFloat_AsDouble(tmo);
+		if (timeout == -1 && PyErr_Occurred())
+			return NULL;
+		deadline = mono_now() + (timeout < 0 ? 0 : timeout);
+	}
+	while ((said = atomic_load(&w->started)) == WORKER_STARTED_UNKNOWN) {
+		if (deadline >= 0 && !time_left(deadline, &ts))
+			break;
+		Py_BEGIN_ALLOW_THREADS
+		ret = futex(&w->started, FUTEX_WAIT_PRIVATE, WORKER_STARTED_UNKNOWN,
+			    deadline >= 0 ? &ts : NULL);
+		err = ret < 0 ? errno : 0;
+		Py_END_ALLOW_THREADS
+		if (err == EINTR && PyErr_CheckSignals() < 0)
+			return NULL;
+	}
+	return PyLong_FromUnsignedLong(said);
 }
 
 /* ---- termination -------------------------------------------------------- */
@@ -671,8 +721,53 @@ static PyObject *mod_abandon_port(PyObject *mod, PyObject *obj)
 	Py_RETURN_NONE;
 }
 
+/* _started(what): inside a worker, what it says before its target runs
+ * (WORKER_STARTED_TARGET or _REFUSED); nothing in a process worker or the
+ * main interpreter, whose parents do not wait for it. */
+static PyObject *mod_started(PyObject *mod, PyObject *arg)
+{
+	struct worker *w = get_state(mod)->self_worker;
+	long what = PyLong_AsLong(arg);
+
+	if (what == -1 && PyErr_Occurred())
+		return NULL;
+	if (what != WORKER_STARTED_TARGET && what != WORKER_STARTED_REFUSED)
+		return PyErr_Format(PyExc_ValueError, "_started(): bad value %ld", what);
+	if (w)
+		worker_say_started(w, (unsigned int)what);
+	Py_RETURN_NONE;
+}
+
+/* _set_thread_name(name): the calling thread's name (comm), cut to the 15
+ * bytes Linux keeps; a process's main thread names the process. */
+static PyObject *mod_set_thread_name(PyObject *mod, PyObject *arg)
+{
+	char buf[16];
+	const char *s;
+	Py_ssize_t n;
+
+	s = PyUnicode_AsUTF8AndSize(arg, &n);
+	if (!s)
+		return NULL;
+	if (n > 15) {
+		/* Not inside a character: back to its first byte. */
+		n = 15;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(buf, s, (size_t)n);
+	buf[n] = 0;
+	if (prctl(PR_SET_NAME, buf, 0, 0, 0) < 0)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	Py_RETURN_NONE;
+}
+
 PyMethodDef worker_module_methods[] = {
 	{ "_abandon_port", mod_abandon_port, METH_O, NULL },
+	{ "_started", mod_started, METH_O, NULL },
+	{ "_set_thread_name", mod_set_thread_name, METH_O,
+	  "_set_thread_name($module, name, /)\n--\n\n"
+	  "Name the calling thread (its comm), cut to 15 bytes." },
 	{ "_sleep", mod_sleep, METH_O,
 	  "_sleep($module, seconds, /)\n--\n\ntime.sleep() that terminate() can interrupt." },
 	{ NULL }
@@ -684,6 +779,8 @@ static PyMethodDef handle_methods[] = {
 	  METH_VARARGS | METH_KEYWORDS, NULL },
 	{ "_close_send", (PyCFunction)handle_close_send, METH_NOARGS, NULL },
 	{ "_orphan", (PyCFunction)handle_orphan, METH_O, NULL },
+	{ "_wait_started", (PyCFunction)(void (*)(void))handle_wait_started,
+	  METH_VARARGS | METH_KEYWORDS, NULL },
 	{ NULL }
 };
 

@@ -22,6 +22,13 @@
 #define WORKER_INTERP	1
 #define WORKER_PROCESS	2
 
+/* What a worker says before its target runs (struct worker.started). */
+#define WORKER_STARTED_UNKNOWN	0	/* not yet */
+#define WORKER_STARTED_TARGET	1	/* the target is about to run */
+#define WORKER_STARTED_REFUSED	2	/* an import refused the subinterpreter:
+					 * the parent starts a process instead */
+#define WORKER_STARTED_ENDED	3	/* it ended without saying */
+
 /* Exit code of a worker ended by terminate() in interpreter mode. */
 #define WORKER_TERMINATED_CODE (-15)
 
@@ -65,6 +72,10 @@ struct worker {
 	atomic_uint terminate;
 	/* futex word: set to 1 once exit_code is final; join() waits on it */
 	atomic_uint done;
+	/* futex word (interpreter mode): what the worker said before calling
+	 * its target, WORKER_STARTED_*; the parent of an "auto" worker waits
+	 * on it before it posts */
+	atomic_uint started;
 	/* parent side (GIL + the port's rx lock) */
 	bool error_seen;		/* an error record was delivered */
 	bool eof_seen;			/* the end of the stream was reported */
@@ -133,6 +144,8 @@ int worker_start_stopper(void *(*fn)(void *), struct worker *w, double grace);
 /* Between worker.c, worker_interp.c and worker_process.c. */
 struct worker *worker_new(int mode);
 struct worker *worker_get(struct worker *w);
+/* What the worker says before its target runs (WORKER_STARTED_*). */
+void worker_say_started(struct worker *w, unsigned int what);
 /* The worker has ended with @code: wake join()ers, end the parent's stream. */
 void worker_finished(struct worker *w, int code);
 /* Wrap @w (taking over the caller's reference) in a WorkerHandle. */

@@ -8,8 +8,14 @@ own ArrayBuffer, and the integer ones have atomic operations.
 
 Workers
     Worker(target, args=(), kwargs=None, *, mode="auto", ...) runs a
-    function in a new worker; WorkerPool(max_workers=None, mode="auto") is a
-    concurrent.futures.Executor over such workers. Inside a worker,
+    function in a new worker (TargetError: a target that cannot go);
+    WorkerPool(max_workers=None, mode="auto", *, initializer=None,
+    initargs=(), max_tasks_per_child=None) is a concurrent.futures.Executor
+    over such workers (BrokenWorkerPool once its initializer failed);
+    pyshm_workers.dask gives Dask's distributed workers one each. Lambdas,
+    closures and functions of an unloadable main script travel by value
+    (cloudpickle). The "pyshm_workers" logger (stdlib logging) tells of
+    workers starting, ending and falling back to process mode. Inside a worker,
     ``parent`` is the MessagePort to its creator, ``worker_data`` the clone
     of what the creator passed, and in_worker() is True.
 Messages
@@ -72,7 +78,7 @@ from ._core import BoundedSemaphore, Event, Lock, OwnerDiedError, RLock, Semapho
 from ._sync import Barrier, Condition
 from . import locks
 from ._version import __version__
-from ._worker import Worker, in_worker
+from ._worker import TargetError, Worker, in_worker
 
 # Inside a worker, its MessagePort to the creator and the clone of the
 # creator's worker_data; None in the main interpreter.
@@ -85,6 +91,7 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BroadcastChannel",
+    "BrokenWorkerPool",
     "Condition",
     "DataCloneError",
     "Event",
@@ -101,6 +108,7 @@ __all__ = [
     "RLock",
     "Semaphore",
     "SharedArrayBuffer",
+    "TargetError",
     "Uint16Array",
     "Uint32Array",
     "Uint64Array",
@@ -120,19 +128,25 @@ __all__ = [
 ]
 
 
+_LAZY = ("WorkerPool", "BrokenWorkerPool")
+
+
 def __getattr__(name):
     # WorkerPool pulls in concurrent.futures: load it only when used, so
     # that starting a worker stays cheap.
-    if name == "WorkerPool":
-        from ._pool import WorkerPool
-        globals()["WorkerPool"] = WorkerPool
-        return WorkerPool
+    if name in _LAZY:
+        from . import _pool
+        value = getattr(_pool, name)
+        if name == "BrokenWorkerPool":
+            value.__signature__ = _ExceptionSignature()
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'pyshm_workers' has no attribute {name!r}")
 
 
 def __dir__():
     # dir(), help() and completion see WorkerPool before it is loaded.
-    return sorted(set(globals()) | {"WorkerPool"})
+    return sorted(set(globals()) | set(_LAZY))
 
 
 class _ExceptionSignature:

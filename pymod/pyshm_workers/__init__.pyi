@@ -4,7 +4,7 @@
 # WorkerPool and Atomics are the package's Python classes.
 
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import BrokenExecutor, Executor, Future
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, Protocol, TypedDict, TypeVar
 
@@ -135,13 +135,43 @@ class Worker:
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> None: ...
 
+class TargetError(DataCloneError, ValueError):
+    """A Worker target that cannot go: a "module:function" that does not
+    resolve, or a function that travels neither by name nor by value."""
+
+class BrokenWorkerPool(BrokenExecutor):
+    """The pool's initializer raised: pending and later tasks fail."""
+
+class _PoolStats(TypedDict):
+    workers: int
+    process_workers: int
+    idle: int
+    pending: int
+    running: int
+    messages_sent: int
+    messages_received: int
+    workers_started: int
+    workers_replaced: int
+
 class WorkerPool(Executor):
     """A concurrent.futures.Executor whose tasks run in pyshm workers."""
 
-    def __init__(self, max_workers: int | None = None, mode: _Mode = "auto") -> None: ...
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mode: _Mode = "auto",
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        max_tasks_per_child: int | None = None,
+    ) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args,
                **kwargs: _P.kwargs) -> Future[_T]: ...
+    def map(self, fn: Callable[..., _T], *iterables: Iterable[Any],
+            timeout: float | None = None, chunksize: int = 1,
+            buffersize: int | None = None) -> Iterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+    def stats(self) -> _PoolStats: ...
 
 class Atomics:
     """The typed-array atomic operations, spelled as in JavaScript
@@ -231,6 +261,7 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BroadcastChannel",
+    "BrokenWorkerPool",
     "Condition",
     "DataCloneError",
     "Event",
@@ -247,6 +278,7 @@ __all__ = [
     "RLock",
     "Semaphore",
     "SharedArrayBuffer",
+    "TargetError",
     "Uint16Array",
     "Uint32Array",
     "Uint64Array",

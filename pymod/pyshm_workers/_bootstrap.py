@@ -2,9 +2,14 @@
 """What runs first inside a new worker, interpreter or process.
 
 The parent sends two messages on the link before the worker starts: the
-setup (name, sys.path, where __main__ came from, the target) and then the
-payload (args, kwargs, worker_data), so that objects of classes from the
-parent's __main__ can be decoded once __main__ is in place.
+setup (name, sys.path, where __main__ came from, the target's name) and
+then the payload (args, kwargs, worker_data, and the target itself when it
+travels by value), so that objects of classes from the parent's __main__
+can be decoded once __main__ is in place.
+
+An interpreter worker says when its target is about to run, or, for
+mode="auto", that an import refused the subinterpreter before that: its
+parent then starts a process worker with the same setup and payload.
 """
 
 import sys
@@ -77,18 +82,32 @@ def _install_main(main):
     lazy = types.ModuleType("__mp_main__")
     lazy.__pyshm_origin__ = main
 
+    failed, loading = [], []
+
     def load(name):
-        if name.startswith("__") and name.endswith("__"):
+        if (name.startswith("__") and name.endswith("__")) or loading:
             raise AttributeError(name)
+        if failed:
+            # The main script failed to load (an import refused this
+            # interpreter...): every later use fails the same way.
+            raise ImportError(f"the main script could not be loaded in this worker: "
+                              f"{failed[0]}") from failed[0]
+        loading.append(True)
+        try:
+            if "module" in main:
+                import importlib
+                real = importlib.import_module(main["module"])
+                names = {k: v for k, v in real.__dict__.items() if k != "__name__"}
+            else:
+                import runpy
+                names = runpy.run_path(main["path"], run_name="__mp_main__")
+        except BaseException as e:
+            failed.append(e)
+            raise
+        finally:
+            loading.clear()
         del lazy.__getattr__
-        if "module" in main:
-            import importlib
-            real = importlib.import_module(main["module"])
-            lazy.__dict__.update(
-                {k: v for k, v in real.__dict__.items() if k != "__name__"})
-        else:
-            import runpy
-            lazy.__dict__.update(runpy.run_path(main["path"], run_name="__mp_main__"))
+        lazy.__dict__.update(names)
         return getattr(lazy, name)
 
     lazy.__getattr__ = load
@@ -205,6 +224,12 @@ def _run(port, interpreter):
 
     _link = port
     setup = port.recv()
+    try:
+        # The thread's name, "pw:<name>": a process worker's is the
+        # process's (python -m pyshm_workers stats, ps, top -H).
+        _core_module()._set_thread_name("pw:" + setup["name"])
+    except OSError:
+        pass
     sys.path[:] = setup["sys_path"]
     if setup.get("environ") is not None:
         _refresh_environ(setup["environ"])
@@ -227,14 +252,35 @@ def _run(port, interpreter):
     _worker._in_subinterpreter = interpreter
     _worker._worker_name = setup["name"]
     code = 1
+    started = False
     try:
-        args, kwargs, pw.worker_data = port.recv()
-        target = _worker.resolve_target(setup["target"])
+        args, kwargs, pw.worker_data, target = port.recv()
+        if target is None:
+            target = _worker.resolve_target(setup["target"])
+        if interpreter:
+            _core_module()._started(_STARTED_TARGET)
+        started = True
         target(*args, **kwargs)
         code = 0
     except SystemExit as e:
         code = _exit_code(e.code)
     except BaseException as e:
+        module = _worker.refused_module(e) if interpreter else None
+        if module is not None and not started and setup.get("auto"):
+            # The parent starts a process worker in this one's place.
+            _core_module()._started(_STARTED_REFUSED)
+            return 1
+        if module is not None:
+            e = _worker.explain_refusal(e, module)
         _report(port, e)
         code = 1
     return code
+
+
+# What an interpreter worker says before its target runs (worker.h).
+_STARTED_TARGET, _STARTED_REFUSED = 1, 2
+
+
+def _core_module():
+    from . import _core
+    return _core

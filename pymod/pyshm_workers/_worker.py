@@ -6,6 +6,7 @@ import atexit
 import itertools
 import os
 import sys
+import types
 import weakref
 
 from . import _core, _resources
@@ -22,6 +23,13 @@ _live = weakref.WeakSet()
 _orphans = {}       # handle -> name
 _pools = weakref.WeakSet()
 _unrefd = set()     # handles of dropped workers that were unref()'d
+
+# The parent knows its main script under the name workers load it by, as
+# multiprocessing does: classes, functions and exceptions a worker's
+# __mp_main__ sends back are found here (a worker replaces both names with
+# its stand-in for the parent's __main__, _bootstrap._install_main()).
+if "__main__" in sys.modules:
+    sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
 
 MODES = ("auto", "interpreter", "process")
 # Joining at interpreter exit: how long the workers, all together, may take
@@ -44,6 +52,33 @@ def resolve_mode(mode):
         raise ValueError("mode='interpreter' needs Python 3.12 or later "
                          "(own-GIL subinterpreters); use mode='process'")
     return mode
+
+
+# logging.DEBUG, logging.INFO: logging is imported only by programs that use it.
+DEBUG, INFO = 10, 20
+_logger = None
+
+
+def log(level, msg, *args):
+    """Log to the "pyshm_workers" logger (stdlib logging), which has a
+    NullHandler: silent unless the program configures logging. Nothing
+    happens while logging is not imported (nobody can listen then), so a
+    worker's start does not pay for importing it."""
+    global _logger
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    if _logger is None:
+        # Another thread may be importing logging right now: a module
+        # being imported is in sys.modules before it is complete.
+        if getattr(getattr(logging, "__spec__", None), "_initializing", False):
+            return
+        logger = logging.getLogger("pyshm_workers")
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+        _logger = logger
+    if _logger.isEnabledFor(level):
+        _logger.log(level, msg, *args)
 
 
 def in_worker():
@@ -73,32 +108,83 @@ class _Unraisable:
 
 
 class TargetError(_core.DataCloneError, ValueError):
-    """A target the worker cannot import by name (a lambda, a nested or
-    unimportable function): it cannot be cloned across (functions travel by
-    reference), and it is a bad value for target."""
+    """A bad worker target: a "module:function" that does not resolve, or
+    a function the worker can import neither by name nor (without
+    cloudpickle) by value. A DataCloneError and a ValueError; one that did
+    not resolve is an ImportError or AttributeError too, as its cause."""
+
+
+TargetError.__module__ = "pyshm_workers"
+
+
+class _TargetImportError(TargetError, ImportError):
+    pass
+
+
+class _TargetAttributeError(TargetError, AttributeError):
+    pass
+
+
+def _main_module_of(modname):
+    return modname in ("__main__", "__mp_main__")
 
 
 def target_spec(target):
-    """(module, qualname) of a worker target, checked importable here."""
+    """What a worker gets to find its target: ((module, qualname), None)
+    when it imports it by name, else (None, obj), obj sent by value in the
+    payload. Raises here, before anything starts, for a target that does not
+    resolve or cannot be sent."""
+    from . import _byvalue
     if isinstance(target, str):
         module, sep, qualname = target.partition(":")
         if not sep or not module or not qualname:
             raise ValueError(f"target {target!r} is not of the form 'package.module:function'")
-        return module, qualname
+        try:
+            found = resolve_target((module, qualname))
+        except ImportError as e:
+            err = _TargetImportError(f"target {target!r} does not resolve: {e}")
+            err.name = module
+            raise err from e
+        except AttributeError as e:
+            raise _TargetAttributeError(f"target {target!r} does not resolve: {e}") from e
+        if not callable(found):
+            raise TargetError(f"target {target!r} is a {type(found).__name__}, not a callable")
+        if not _main_module_of(module) or _main_origin() is not None:
+            return (module, qualname), None
+        target = found      # a main script workers cannot load: by value
     if not callable(target):
         raise TypeError(f"target must be callable or 'module:function', not {type(target).__name__}")
     module = getattr(target, "__module__", None)
     qualname = getattr(target, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
-        raise TargetError(f"target {target!r} must be a module-level function "
-                          "(the worker imports it by name)")
-    try:
-        found = resolve_target((module, qualname))
-    except (ImportError, AttributeError):
-        found = None
-    if found is not target:
-        raise TargetError(f"target {target!r} is not importable as {module}:{qualname}")
-    return module, qualname
+    if (isinstance(module, str) and isinstance(qualname, str)
+            and _byvalue._by_name_reaches(target, module)):
+        return (module, qualname), None
+    if isinstance(target, (types.FunctionType, type)) and not _byvalue.available():
+        raise TargetError(f"target {target!r} cannot be imported by name in a worker "
+                          f"(not a module-level function of an importable module); "
+                          f"{_byvalue.INSTALL_HINT}, or make it a module-level function")
+    # Bound methods, functools.partial and other callables clone as any
+    # object; the payload's clone says what cannot go.
+    return None, target
+
+
+def name_the_path(exc, names):
+    """A DataCloneError about a message pyshm made of the caller's
+    objects (a tuple of them): its " at obj[i]..." names the caller's own
+    object instead (" at args[1]", " at kwargs['k']"). names[i] is the
+    name of item i, or None to leave it alone."""
+    msg = exc.args[0] if isinstance(exc, _core.DataCloneError) and exc.args else None
+    if not isinstance(msg, str):
+        return exc
+    at = msg.rfind(" at obj[")
+    if at < 0:
+        return exc
+    end = msg.find("]", at)
+    index = msg[at + 8:end]
+    if end < 0 or not index.isdigit() or int(index) >= len(names) or not names[int(index)]:
+        return exc
+    exc.args = (f"{msg[:at]} at {names[int(index)]}{msg[end + 1:]}",) + exc.args[1:]
+    return exc
 
 
 def resolve_target(spec):
@@ -108,6 +194,37 @@ def resolve_target(spec):
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+_REFUSAL = "does not support loading in subinterpreters"
+
+
+def refused_module(exc):
+    """The module named by CPython's "module X does not support loading
+    in subinterpreters" ImportError, anywhere in exc's chain (numpy wraps it
+    in "Importing the numpy C-extensions failed"), else None."""
+    seen = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ImportError):
+            text = str(exc)
+            at = text.find(_REFUSAL)
+            if at >= 0:
+                words = text[:at].split()
+                return words[-1] if words else "a module"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def explain_refusal(exc, module):
+    """The ImportError an interpreter-mode worker reports when module
+    refused to load there; exc is its cause."""
+    err = ImportError(f"{module} does not support loading in subinterpreters, so it "
+                      f"cannot be imported in an interpreter-mode worker; use "
+                      f"mode='process' (or mode='auto', which starts a process worker "
+                      f"when this happens before the target runs)", name=module)
+    err.__cause__ = exc
+    return err
 
 
 def _main_origin():
@@ -137,11 +254,15 @@ class Worker:
     """Run target(*args, **kwargs) in a new worker.
 
     mode "interpreter" (Python 3.12+: an own-GIL subinterpreter on its own
-    thread), "process" (a new Python process), or "auto" (interpreter where
-    supported). Arguments and worker_data are structured-cloned, so an
-    unclonable one raises DataCloneError here, before anything starts.
-    max_inflight_bytes bounds what large messages (each over 64 KiB) may
-    hold in flight in each direction (default 64 MiB, or the environment's
+    thread), "process" (a new Python process), or "auto": interpreter where
+    supported, and a process worker instead when, before the target runs,
+    an import refuses the subinterpreter (numpy, faulthandler...). A target
+    is a module-level function or "module:function" (resolved here), or any
+    other function, sent by value through cloudpickle. Arguments and
+    worker_data are structured-cloned, so an unclonable one raises
+    DataCloneError here, before anything starts. max_inflight_bytes bounds
+    what large messages (each over 64 KiB) may hold in flight in each
+    direction (default 64 MiB, or the environment's
     PYSHM_MAX_INFLIGHT_BYTES): past it post_message() waits, as on a full
     channel. resource_limits ({"max_memory_bytes": n, "max_cpu_seconds":
     s}, process mode; "auto" picks it) ends the worker with a WorkerError
@@ -153,12 +274,16 @@ class Worker:
     def __init__(self, target, args=(), kwargs=None, *, mode="auto", name=None,
                  worker_data=None, max_inflight_bytes=None, resource_limits=None):
         limits = _resources.check_limits(resource_limits, mode)
-        mode = resolve_mode("process" if limits is not None and mode == "auto" else mode)
+        if limits is not None and mode == "auto":
+            mode = "process"            # limits are process mode's
+        auto = mode == "auto"
+        mode = resolve_mode(mode)
+        self._limits = limits
         if kwargs is None:
             kwargs = {}
         if not isinstance(kwargs, dict):
             raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
-        spec = target_spec(target)
+        spec, by_value = target_spec(target)
         self._mode = mode
         self._name = str(name) if name is not None else f"Worker-{next(_counter)}"
         self._owner = os.getpid()   # a fork child's copy is not its own
@@ -166,50 +291,109 @@ class Worker:
         self._dispatcher = None
         self._events = None         # what came while its callback was unset
         self._handle = None
-        self._port, theirs = _core._link_channel(mode == "process", max_inflight_bytes)
+        self._port = None
+        self._ended_logged = False
+        # "auto" in an interpreter: what a process worker would need, until
+        # the worker says its target runs (_settle()).
+        self._retry = None
         setup = {
             "name": self._name,
             "sys_path": [p for p in sys.path if isinstance(p, str)],
             "main": _main_origin(),
             "target": spec,
-            # An interpreter may have been made ahead of time (a spare):
-            # it gets the environment of now.
-            "environ": dict(os.environ) if mode == "interpreter" else None,
+            "auto": auto and mode == "interpreter",
         }
-        try:
-            self._port.post_message(setup)
-            self._port.post_message((tuple(args), kwargs, worker_data))
-            if mode == "interpreter":
-                self._handle = _core._start_interpreter(theirs, self._port, setup["sys_path"])
-            else:
-                self._handle = _core._spawn_process(theirs, self._port, _process_argv(),
-                                                    limits)
-        except BaseException:
-            theirs.close()
-            self._port.close()
-            raise
+        payload = (tuple(args), kwargs, worker_data, by_value)
+        self._start(mode, setup, payload, max_inflight_bytes)
+        if setup["auto"]:
+            import threading
+            self._retry = (setup, payload, max_inflight_bytes)
+            self._settle_lock = threading.Lock()
         for handle in [h for h in _orphans if not h.alive]:
             del _orphans[handle]
         _live.add(self)
 
+    def _start(self, mode, setup, payload, max_inflight_bytes):
+        port, theirs = _core._link_channel(mode == "process", max_inflight_bytes)
+        # An interpreter may have been made ahead of time (a spare): it
+        # gets the environment of now.
+        setup["environ"] = dict(os.environ) if mode == "interpreter" else None
+        try:
+            port.post_message(setup)
+            try:
+                port.post_message(payload)
+            except _core.DataCloneError as e:
+                raise name_the_path(e, ("args", "kwargs", "worker_data", "target"))
+            if mode == "interpreter":
+                handle = _core._start_interpreter(theirs, port, setup["sys_path"])
+            else:
+                handle = _core._spawn_process(theirs, port, _process_argv(), self._limits)
+        except BaseException:
+            theirs.close()
+            port.close()
+            raise
+        self._port, self._handle, self._mode = port, handle, mode
+        log(DEBUG, "worker %r started (%s mode%s)", self._name, mode,
+            f", pid {handle.pid}" if handle.pid is not None else "")
+
+    def _settle(self, timeout=None):
+        """An "auto" worker in an interpreter: wait until it says whether
+        its target runs there, and if an import refused the subinterpreter,
+        start a process worker in its place with the same setup and
+        arguments. False when timeout seconds passed first."""
+        if self._retry is None:
+            return True
+        said = self._handle._wait_started(timeout)
+        if said == 0:
+            return False
+        with self._settle_lock:
+            if self._retry is None:
+                return True         # another thread did it
+            setup, payload, max_inflight_bytes = self._retry
+            if said == 2:
+                # The worker ends by itself, having read nothing else.
+                old_port, old_handle = self._port, self._handle
+                old_handle.join()
+                old_port.close()
+                log(INFO, "worker %r: an import refused the subinterpreter before the "
+                    "target ran; starting it again in process mode", self._name)
+                self._start("process", dict(setup, auto=False), payload, max_inflight_bytes)
+            self._retry = None
+        return True
+
     # -- messages -----------------------------------------------------------
 
     def post_message(self, message, transfer=(), *, timeout=None):
-        """Send a structured clone of message to the worker."""
+        """Send a structured clone of message to the worker. In mode "auto",
+        the first post waits until the worker has imported its target (so
+        that the message reaches the worker that runs it)."""
+        self._settle()
         self._port.post_message(message, transfer, timeout=timeout)
 
     def recv(self, timeout=None):
         """The worker's next message. TimeoutError after timeout seconds;
         WorkerError if the worker failed; EOFError once it has exited and
         every message it sent was read."""
+        if self._retry is not None:
+            import time
+            t0 = time.monotonic()
+            if not self._settle(timeout):
+                raise TimeoutError("recv() timed out")
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - t0))
         return self._port.recv(timeout)
 
     async def arecv(self):
         """recv() for asyncio: waits on a file descriptor the event loop
         watches."""
+        if self._retry is not None:
+            import asyncio
+            while not self._settle(0):
+                await asyncio.sleep(0.002)
         return await self._port.arecv()
 
     def __iter__(self):
+        self._settle()
         return iter(self._port)
 
     # -- event style --------------------------------------------------------
@@ -218,7 +402,7 @@ class Worker:
         from . import WorkerError
         while True:
             try:
-                event = ("on_message", self._port.recv())
+                event = ("on_message", self.recv())
             except (EOFError, ValueError):
                 return
             except WorkerError as err:
@@ -281,15 +465,34 @@ class Worker:
         mode; time.sleep() and blocking pyshm calls are interrupted too),
         and a second later a trace function that no handler can swallow;
         or SIGTERM then SIGKILL after a second (process mode)."""
+        if self._retry is not None:
+            with self._settle_lock:
+                self._retry = None      # no process worker after this
         self._handle.terminate()
 
     def join(self, timeout=None):
         """Wait until the worker has exited, or timeout seconds.
         WorkerError (once) if a resource limit ended it."""
-        self._handle.join(timeout)
+        if self._retry is not None:
+            import time
+            t0 = time.monotonic()
+            if not self._settle(timeout):
+                return
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - t0))
+        if self._handle.join(timeout):
+            self._log_end()
         _core._check_limits(self._handle)
 
+    def _log_end(self):
+        if not self._ended_logged:
+            self._ended_logged = True
+            code = self._handle.exit_code
+            log(DEBUG if code == 0 else INFO, "worker %r ended, exit code %s", self._name, code)
+
     def is_alive(self):
+        if not self._settle(0):
+            return True             # still starting
         return self._handle.alive
 
     @property
@@ -297,6 +500,8 @@ class Worker:
         """None while running; 0 after a normal return, 1 if the target
         raised, the sys.exit() code, the process status (negative: killed
         by that signal), or -15 after terminate() in interpreter mode."""
+        if not self._settle(0):
+            return None
         return self._handle.exit_code
 
     def ref(self):
@@ -321,14 +526,25 @@ class Worker:
 
     @property
     def mode(self):
+        """"interpreter" or "process": for mode="auto", "process" once the
+        worker was started again as a process (waits for that answer)."""
+        self._settle()
         return self._mode
 
     @property
     def pid(self):
         """The worker's process id (process mode), else None."""
+        self._settle()
         return self._handle.pid
 
     def __del__(self):
+        if getattr(self, "_retry", None) is not None and self._owner == os.getpid():
+            try:
+                # A process worker may be due; bounded, as __del__ can run
+                # anywhere (an import that never ends would hang it).
+                self._settle(TERMINATE_WAIT)
+            except Exception:
+                pass
         handle = getattr(self, "_handle", None)
         if handle is not None and self._owner == os.getpid() and handle.alive:
             # The handle keeps the channel open and lets go of it as the
@@ -344,12 +560,16 @@ class Worker:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
-            self._handle.terminate()
+            self.terminate()
         else:
+            self._settle()
             self._port._close_send()
         self._handle.join()
+        self._log_end()
 
     def __repr__(self):
+        if self._retry is not None:
+            return f"<Worker {self._name!r} auto starting>"
         state = "alive" if self.is_alive() else f"exit_code={self.exit_code}"
         if self._unref:
             state += " unref'd"
@@ -366,6 +586,11 @@ def shutdown_all(grace=EXIT_GRACE):
     for pool in list(_pools):
         try:
             pool.shutdown(wait=False, cancel_futures=True)
+        except Exception:
+            pass
+    for w in list(_live):
+        try:
+            w._settle()
         except Exception:
             pass
     names = {w._handle: w._name for w in list(_live)}

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Helpers shared by the pyshm_workers tests."""
 
+import contextlib
 import gc
+import importlib.util
 import os
 import signal
 import subprocess
@@ -22,13 +24,38 @@ NO_SUBINTERPRETERS = "own-GIL subinterpreters need Python 3.12+ (3.11 runs proce
 HAVE_ASYNCIO_IN_INTERPRETERS = sys.version_info >= (3, 13)
 NO_ASYNCIO_IN_INTERPRETERS = ("CPython 3.12 crashes when two interpreters run asyncio "
                               "event loops at once (fixed in 3.13)")
+MODES = ("interpreter", "process") if HAVE_SUBINTERPRETERS else ("process",)
 TIMEOUT = 60
 
 try:
     import numpy
 except ImportError:
     numpy = None
-NO_NUMPY = "numpy is only installed for Debian's /usr/bin/python3"
+NO_NUMPY = ("numpy is not installed for this Python (Debian's python3-numpy: "
+            "/usr/bin/python3 and the 3.14/3.15 chroot)")
+
+HAVE_CLOUDPICKLE = importlib.util.find_spec("cloudpickle") is not None
+NO_CLOUDPICKLE = ("cloudpickle is not installed for this Python (Debian's "
+                  "python3-cloudpickle: /usr/bin/python3 and the 3.14/3.15 chroot)")
+WITH_CLOUDPICKLE = "cloudpickle is installed for this Python: functions go by value"
+
+
+@contextlib.contextmanager
+def without_cloudpickle():
+    """This interpreter acts as if cloudpickle were not installed, for the
+    encoder running here (import cloudpickle raises ImportError)."""
+    saved = sys.modules.get("cloudpickle", _MISSING)
+    sys.modules["cloudpickle"] = None
+    try:
+        yield
+    finally:
+        if saved is _MISSING:
+            del sys.modules["cloudpickle"]
+        else:
+            sys.modules["cloudpickle"] = saved
+
+
+_MISSING = object()
 
 
 def subinterpreters():

@@ -81,7 +81,7 @@ class TestInProcess(support.LeakCheck):
     def test_what_cannot_be_cloned_is_refused_and_nothing_is_sent(self):
         a, b = self.channels("x", "x")
         with self.assertRaises(pw.DataCloneError):
-            a.post_message([1, lambda: 0])
+            a.post_message([1, threading.Lock()])  # (a lambda goes by value)
         with self.assertRaises(pw.DataCloneError):
             a.post_message(b)       # a channel is not a message
         self.assertNothing(b)

@@ -7,6 +7,7 @@ runs exactly once, wherever the last holder lets go."""
 import gc
 import os
 import sys
+import threading
 import time
 import unittest
 
@@ -77,7 +78,7 @@ class TestSameInterpreter(support.LeakCheck):
         c = pyshm_example.SharedCounter()
         before = pyshm_example.destroyed()
         with self.assertRaises(pw.DataCloneError):
-            clone([c, lambda: 0])
+            clone([c, threading.Lock()])
         self.assertEqual(c.holders, 1)
         del c
         self.assertEqual(pyshm_example.destroyed(), before + 1)

@@ -43,6 +43,24 @@ class TestExamples(unittest.TestCase):
         self.assertIn("8 tasks", out)
         self.assertIn("below 5000: 3711 takes 238 steps", out)
 
+    def test_dask_cluster(self):
+        # A real distributed.LocalCluster of 2 worker processes, each with
+        # a WorkerPool of 2 (auto: process mode where numpy refuses the
+        # subinterpreter); the task is a __main__ function (by value).
+        missing = [m for m in ("numpy", "distributed", "cloudpickle") if not have(m)]
+        if missing:
+            self.skipTest(f"{', '.join(missing)} not installed for this Python (Debian's "
+                          "python3-numpy, python3-distributed, python3-cloudpickle: "
+                          "/usr/bin/python3 and the 3.14/3.15 chroot)")
+        out = self.check(run("dask_cluster.py", "--tasks", "4", "--size", "3000"))
+        self.assertIn("4 tasks on 2 Dask workers x 2 pyshm workers", out)
+        self.assertIn("up to 3000: 2919 takes 217 steps", out)
+
+
+def have(module):
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -277,7 +277,7 @@ class TestDoomedPort(support.LeakCheck):
     def test_a_doomed_post_still_refuses_what_cannot_be_cloned(self):
         c, d = pw.MessageChannel()
         with self.assertRaises(pw.DataCloneError):
-            c.post_message(lambda: 0, transfer=[d])
+            c.post_message(threading.Lock(), transfer=[d])
         self.assertFalse(d.closed)
         c.close()
         d.close()

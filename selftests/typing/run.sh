@@ -38,7 +38,8 @@ done
 for v in 3.11 3.12; do
 	ok "stubs_pass_mypy_strict_for_python_$v" env -u MYPYPATH mypy --strict \
 		--python-version "$v" \
-		"$TOP"/pymod/pyshm_workers/__init__.pyi "$TOP"/pymod/pyshm_workers/_core.pyi
+		"$TOP"/pymod/pyshm_workers/__init__.pyi "$TOP"/pymod/pyshm_workers/_core.pyi \
+		"$TOP"/pymod/pyshm_workers/dask.pyi
 done
 ok stubs_match_the_runtime /usr/bin/python3 -m mypy.stubtest --mypy-config-file "$here/mypy.ini" \
 	--allowlist "$here/stubtest-allowlist.txt" pyshm_workers
