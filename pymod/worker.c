@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -738,36 +737,9 @@ static PyObject *mod_started(PyObject *mod, PyObject *arg)
 	Py_RETURN_NONE;
 }
 
-/* _set_thread_name(name): the calling thread's name (comm), cut to the 15
- * bytes Linux keeps; a process's main thread names the process. */
-static PyObject *mod_set_thread_name(PyObject *mod, PyObject *arg)
-{
-	char buf[16];
-	const char *s;
-	Py_ssize_t n;
-
-	s = PyUnicode_AsUTF8AndSize(arg, &n);
-	if (!s)
-		return NULL;
-	if (n > 15) {
-		/* Not inside a character: back to its first byte. */
-		n = 15;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	memcpy(buf, s, (size_t)n);
-	buf[n] = 0;
-	if (prctl(PR_SET_NAME, buf, 0, 0, 0) < 0)
-		return PyErr_SetFromErrno(PyExc_OSError);
-	Py_RETURN_NONE;
-}
-
 PyMethodDef worker_module_methods[] = {
 	{ "_abandon_port", mod_abandon_port, METH_O, NULL },
 	{ "_started", mod_started, METH_O, NULL },
-	{ "_set_thread_name", mod_set_thread_name, METH_O,
-	  "_set_thread_name($module, name, /)\n--\n\n"
-	  "Name the calling thread (its comm), cut to 15 bytes." },
 	{ "_sleep", mod_sleep, METH_O,
 	  "_sleep($module, seconds, /)\n--\n\ntime.sleep() that terminate() can interrupt." },
 	{ NULL }

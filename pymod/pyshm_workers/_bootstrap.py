@@ -227,7 +227,7 @@ def _run(port, interpreter):
     try:
         # The thread's name, "pw:<name>": a process worker's is the
         # process's (python -m pyshm_workers stats, ps, top -H).
-        _core_module()._set_thread_name("pw:" + setup["name"])
+        _core_module()._set_worker_name(setup["name"])
     except OSError:
         pass
     sys.path[:] = setup["sys_path"]

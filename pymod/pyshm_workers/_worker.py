@@ -393,6 +393,8 @@ class Worker:
         return await self._port.arecv()
 
     def __iter__(self):
+        """The worker's messages, until it has exited and every one was
+        read (recv() until EOFError)."""
         self._settle()
         return iter(self._port)
 
@@ -491,6 +493,8 @@ class Worker:
             log(DEBUG if code == 0 else INFO, "worker %r ended, exit code %s", self._name, code)
 
     def is_alive(self):
+        """True until the worker has exited: its target returned or raised,
+        it called sys.exit(), or it was terminated."""
         if not self._settle(0):
             return True             # still starting
         return self._handle.alive
@@ -522,6 +526,7 @@ class Worker:
 
     @property
     def name(self):
+        """The name given to Worker(), else "Worker-N"."""
         return self._name
 
     @property
@@ -556,6 +561,8 @@ class Worker:
                 _unrefd.add(handle)
 
     def __enter__(self):
+        """The worker itself; leaving the block ends its input and joins
+        it, or terminates it first when the block raised."""
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -568,12 +575,17 @@ class Worker:
         self._log_end()
 
     def __repr__(self):
+        # <Worker 'Worker-3' mode='process' pid=123 running>
+        handle = self._handle
+        if handle is None:
+            return f"<Worker {self._name!r} mode={self._mode!r} not started>"
         if self._retry is not None:
-            return f"<Worker {self._name!r} auto starting>"
-        state = "alive" if self.is_alive() else f"exit_code={self.exit_code}"
+            return f"<Worker {self._name!r} mode='auto' starting>"
+        pid = f" pid={handle.pid}" if handle.pid is not None else ""
+        state = "running" if handle.alive else f"exited exit_code={handle.exit_code}"
         if self._unref:
             state += " unref'd"
-        return f"<Worker {self._name!r} {self._mode} {state}>"
+        return f"<Worker {self._name!r} mode={self._mode!r}{pid} {state}>"
 
 
 def shutdown_all(grace=EXIT_GRACE):
