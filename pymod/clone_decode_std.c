@@ -184,8 +184,8 @@ PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
 	PyObject *base, *mv, *fmt = NULL, *dims = NULL, *cast = NULL;
 	int empty = 0;
 
-	base = it->flags & PYSHM_CLONE_MV_READONLY ? PyBytes_FromStringAndSize(data, len) :
-						     PyByteArray_FromStringAndSize(data, len);
+	base = dec_new_bytes((const uint8_t *)data, (size_t)len,
+			     !(it->flags & PYSHM_CLONE_MV_READONLY));
 	mv = base ? PyMemoryView_FromObject(base) : NULL;
 	Py_XDECREF(base);
 	if (!mv)
@@ -220,14 +220,26 @@ PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
 
 PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
 {
-	PyObject *a, *mv, *ret;
-	char tc[2] = { (char)it->v.arr.typecode, 0 };
+	PyObject *a, *mv, *ret, *cause, *msg;
+	char tc[3] = { (char)it->v.arr.typecode, (char)it->v.arr.typecode2, 0 };
 
 	if (clone_cache_group(d->st, CG_ARRAY, 1) < 0)
 		return NULL;
 	a = PyObject_CallFunction(cc_get(d->st, CC_ARRAY), "s", tc);
-	if (!a)
+	if (!a) {
+		/* A typecode of a newer Python than this one ('e', 'Zf'...). */
+		if (!PyErr_ExceptionMatches(PyExc_ValueError))
+			return NULL;
+		cause = clone_fetch_exc();
+		msg = PyUnicode_FromFormat("cannot receive an array.array of typecode '%s': "
+					   "this Python's array module has no such type", tc);
+		if (msg)
+			clone_raise(d->st, msg, cause);
+		else
+			Py_DECREF(cause);
+		Py_XDECREF(msg);
 		return NULL;
+	}
 	mv = PyMemoryView_FromMemory((char *)it->v.arr.data, (Py_ssize_t)it->v.arr.len,
 				     PyBUF_READ);
 	ret = mv ? PyObject_CallMethodOneArg(a, cc_get(d->st, CC_S_FROMBYTES), mv) : NULL;

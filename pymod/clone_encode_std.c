@@ -242,34 +242,60 @@ int enc_fraction(Encoder *e, PyObject *obj, int memo)
 	return ret;
 }
 
+/*
+ * The typecode of an array.array as the wire has it (one character, or 'Z'
+ * and one for 3.15's complex "Zf" and "Zd"): 1 or 2, and @out, or 0 for
+ * one the format does not know.
+ */
+static int array_typecode(PyObject *tc, char out[2])
+{
+	if (!PyUnicode_Check(tc) || PyUnicode_GET_LENGTH(tc) < 1 || PyUnicode_GET_LENGTH(tc) > 2)
+		return 0;
+	out[0] = (char)PyUnicode_READ_CHAR(tc, 0);
+	if (PyUnicode_GET_LENGTH(tc) == 2) {
+		out[1] = (char)PyUnicode_READ_CHAR(tc, 1);
+		return PyUnicode_READ_CHAR(tc, 0) == 'Z' &&
+		       (PyUnicode_READ_CHAR(tc, 1) == 'f' || PyUnicode_READ_CHAR(tc, 1) == 'd') ?
+			2 : 0;
+	}
+	return PyUnicode_READ_CHAR(tc, 0) < 128 && out[0] && strchr("bBuwhHeiIlLqQfd", out[0]) ?
+		1 : 0;
+}
+
 int enc_array(Encoder *e, PyObject *obj, int memo)
 {
-	PyObject *tc = PyObject_GetAttr(obj, cc_get(e->st, CC_S_TYPECODE));
+	PyObject *tc = PyObject_GetAttr(obj, cc_get(e->st, CC_S_TYPECODE)), *holder = NULL;
 	Py_buffer view;
-	int ret;
+	char code[2];
+	int ret, n;
 
 	if (!tc)
 		return enc_bad(e, obj, NULL);
-	if (!PyUnicode_Check(tc) || PyUnicode_GET_LENGTH(tc) != 1 ||
-	    PyUnicode_READ_CHAR(tc, 0) > 127) {
-		Py_DECREF(tc);
-		return enc_bad(e, obj, "unexpected typecode");
-	}
-	if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
-		Py_DECREF(tc);
-		return enc_bad(e, obj, NULL);
-	}
-	ret = pyshm_clone_put_tag(&e->w, PYSHM_CLONE_ARRAY | M(memo));
-	if (!ret && !(ret = pyshm_clone_reserve(&e->w, 1)))
-		pyshm_clone_raw_u8(&e->w, (uint8_t)PyUnicode_READ_CHAR(tc, 0));
-	if (!ret)
-		ret = pyshm_clone_put_varint(&e->w, (uint64_t)view.len);
-	if (!ret)
-		ret = pyshm_clone_put_raw(&e->w, view.buf, (size_t)view.len);
-	PyBuffer_Release(&view);
+	n = array_typecode(tc, code);
 	Py_DECREF(tc);
+	if (!n)
+		return enc_bad(e, obj, "unexpected typecode");
+	if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+		return enc_bad(e, obj, NULL);
+	/* Exported: the array can't resize until the message is sent. */
+	if (enc_by_ref(e, (size_t)view.len) && !(holder = PyMemoryView_FromObject(obj))) {
+		PyBuffer_Release(&view);
+		return -1;
+	}
+	ret = pyshm_clone_reserve(&e->w, 13) < 0 ? enc_nomem() : 0;
+	if (!ret) {
+		pyshm_clone_raw_tag(&e->w, PYSHM_CLONE_ARRAY | M(memo));
+		pyshm_clone_raw_u8(&e->w, (uint8_t)code[0]);
+		if (n == 2)
+			pyshm_clone_raw_u8(&e->w, (uint8_t)code[1]);
+		pyshm_clone_raw_varint(&e->w, (uint64_t)view.len);
+		ret = holder ? enc_data_ref(e, view.buf, (size_t)view.len, holder) :
+			enc_data_copy(e, view.buf, (size_t)view.len);
+	}
+	Py_XDECREF(holder);
+	PyBuffer_Release(&view);
 	if (ret < 0)
-		return enc_nomem();
+		return -1;
 	return memo ? memo_put(e, obj) : 0;
 }
 
@@ -288,6 +314,7 @@ static const char *castable_format(const char *fmt)
 int enc_memoryview(Encoder *e, PyObject *obj, int memo)
 {
 	struct pyshm_clone_writer *w = &e->w;
+	PyObject *holder = NULL;
 	const char *fmt;
 	Py_ssize_t one, *shape = &one, itemsize = 1;
 	Py_buffer view;
@@ -304,8 +331,7 @@ int enc_memoryview(Encoder *e, PyObject *obj, int memo)
 	} else {
 		fmt = "B";
 	}
-	if (pyshm_clone_reserve(w, 2 + 11 + strlen(fmt) + 10 * (size_t)(ndim + 3) +
-				(size_t)view.len) < 0) {
+	if (pyshm_clone_reserve(w, 2 + 11 + strlen(fmt) + 10 * (size_t)(ndim + 3)) < 0) {
 		enc_nomem();
 		goto out;
 	}
@@ -319,11 +345,25 @@ int enc_memoryview(Encoder *e, PyObject *obj, int memo)
 		pyshm_clone_raw_varint(w, (uint64_t)shape[i]);
 	pyshm_clone_raw_varint(w, (uint64_t)itemsize);
 	pyshm_clone_raw_varint(w, (uint64_t)view.len);
-	if (PyBuffer_ToContiguous(w->buf + w->len, &view, view.len, 'C') < 0)
-		goto out;
-	w->len += (size_t)view.len;
+	if (enc_by_ref(e, (size_t)view.len) && PyBuffer_IsContiguous(&view, 'C')) {
+		/* A view of its own on the same export keeps the memory there
+		 * even if this one is released meanwhile. */
+		holder = PyMemoryView_FromObject(obj);
+		if (!holder || enc_data_ref(e, view.buf, (size_t)view.len, holder) < 0)
+			goto out;
+	} else {
+		if (pyshm_clone_reserve(w, (size_t)view.len) < 0) {
+			enc_nomem();
+			goto out;
+		}
+		pyshm_prefault(w->buf + w->len, (size_t)view.len);
+		if (PyBuffer_ToContiguous(w->buf + w->len, &view, view.len, 'C') < 0)
+			goto out;
+		w->len += (size_t)view.len;
+	}
 	ret = memo ? memo_put(e, obj) : 0;
 out:
+	Py_XDECREF(holder);
 	PyBuffer_Release(&view);
 	return ret;
 }
@@ -342,6 +382,7 @@ int enc_picklebuffer(Encoder *e, PyObject *obj, int memo)
 	pyshm_clone_raw_tag(w, (view->readonly ? PYSHM_CLONE_BYTES : PYSHM_CLONE_BYTEARRAY) |
 			    M(memo));
 	pyshm_clone_raw_varint(w, (uint64_t)view->len);
+	pyshm_prefault(w->buf + w->len, (size_t)view->len);
 	if (PyBuffer_ToContiguous(w->buf + w->len, (Py_buffer *)view, view->len, 'C') < 0)
 		return enc_bad(e, obj, NULL);
 	w->len += (size_t)view->len;
