@@ -61,3 +61,14 @@ def mp_count(q, done, n):
 
 def mp_hello(q):
     q.put("ready")
+
+
+def bc_count(name, n):
+    """Open a BroadcastChannel, say ready, receive n messages on it, then
+    say how many."""
+    bc = pw.BroadcastChannel(name)
+    pw.parent.post_message("ready")
+    for _ in range(n):
+        bc.recv()
+    pw.parent.post_message(n)
+    bc.close()

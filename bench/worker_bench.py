@@ -279,6 +279,40 @@ def pyshm_sab_handoff(mode, n):
     return result
 
 
+def fan_out(mode, n, listeners=4, broadcast=True, poster_only=False):
+    """Time per message to reach `listeners` workers: one
+    BroadcastChannel post, or one post_message() to each. poster_only: the
+    poster's own time (n small enough that no channel fills), else until
+    every listener has every message."""
+    def run():
+        if broadcast:
+            ws = [pw.Worker(T.bc_count, args=("bench", n), mode=mode)
+                  for _ in range(listeners)]
+        else:
+            ws = [pw.Worker(T.count, args=(n,), mode=mode) for _ in range(listeners)]
+        for w in ws:
+            w.recv()                        # ready
+        bc = pw.BroadcastChannel("bench") if broadcast else None
+        t0 = perf()
+        for _ in range(n):
+            if bc:
+                bc.post_message(T.SMALL)
+            else:
+                for w in ws:
+                    w.post_message(T.SMALL)
+        posted = perf() - t0
+        for w in ws:
+            w.recv()
+        took = posted if poster_only else perf() - t0
+        if bc:
+            bc.close()
+        for w in ws:
+            w.join()
+        return took / n
+
+    return med(run)
+
+
 def cpu_scaling(mode, tasks=8, size=2_000_000):
     def run(k):
         with pw.WorkerPool(max_workers=k, mode=mode) as pool:
@@ -370,6 +404,15 @@ def main():
     for mode in MODES:
         row(f"pyshm {mode} vs node SharedArrayBuffer post", pyshm_sab_handoff(mode, 50),
             node.get("sab_ns", 0) / 1e9 or None, "<= 1x", 1.0)
+
+    table_header("E6. One message to 4 workers: BroadcastChannel vs 4 post_message()")
+    for mode in MODES:
+        row(f"BroadcastChannel {mode}: the poster's time vs 4 post_message() calls",
+            fan_out(mode, 1500, poster_only=True),
+            fan_out(mode, 1500, broadcast=False, poster_only=True), "< 1x", 0.9999)
+        info(f"BroadcastChannel {mode}: until all 4 have it (4 posts: "
+             f"{fmt_time(fan_out(mode, 5000 // q, broadcast=False))})",
+             fan_out(mode, 5000 // q))
 
     table_header("E5. CPU-bound work, 8 tasks, 1 vs 2 workers")
     for mode in MODES:

@@ -170,17 +170,9 @@ PYSHM_EXPORT int pyshm_clone_end_body(struct pyshm_clone_writer *w)
 	return 0;
 }
 
-PYSHM_EXPORT int pyshm_clone_put_region(struct pyshm_clone_writer *w, unsigned int role,
-					const struct pyshm_region_ref *ref)
+/* A region table entry: role, seven zero bytes, the 32-byte reference. */
+static void put_entry(uint8_t *p, unsigned int role, const struct pyshm_region_ref *ref)
 {
-	uint8_t *p;
-
-	if (w->phase != PHASE_REGIONS || role > PYSHM_CLONE_ROLE_PAYLOAD || !ref ||
-	    w->nregions == UINT32_MAX)
-		return -EINVAL;
-	if (pyshm_clone_reserve(w, PYSHM_CLONE_ENTRY_SIZE) < 0)
-		return -ENOMEM;
-	p = w->buf + w->len;
 	memset(p, 0, PYSHM_CLONE_ENTRY_SIZE);
 	p[0] = (uint8_t)role;
 	p[8] = ref->kind;
@@ -190,6 +182,20 @@ PYSHM_EXPORT int pyshm_clone_put_region(struct pyshm_clone_writer *w, unsigned i
 	put_le(p + 16, ref->id, 8);
 	put_le(p + 24, ref->cookie, 8);
 	put_le(p + 32, ref->max_size, 8);
+}
+
+PYSHM_EXPORT int pyshm_clone_put_region(struct pyshm_clone_writer *w, unsigned int role,
+					const struct pyshm_region_ref *ref)
+{
+	uint8_t *p;
+
+	if (w->phase != PHASE_REGIONS || role > PYSHM_CLONE_ROLE_MAX || !ref ||
+	    w->nregions == UINT32_MAX)
+		return -EINVAL;
+	if (pyshm_clone_reserve(w, PYSHM_CLONE_ENTRY_SIZE) < 0)
+		return -ENOMEM;
+	p = w->buf + w->len;
+	put_entry(p, role, ref);
 	w->len += PYSHM_CLONE_ENTRY_SIZE;
 	w->nregions++;
 	return 0;
@@ -312,7 +318,7 @@ PYSHM_EXPORT int pyshm_clone_parse(const void *buf, size_t len,
 	for (i = 0; i < info->nregions; i++) {
 		const uint8_t *e = p + info->regions_off + (size_t)i * PYSHM_CLONE_ENTRY_SIZE;
 
-		if (e[0] > PYSHM_CLONE_ROLE_PAYLOAD || get_le(e + 1, 7))
+		if (e[0] > PYSHM_CLONE_ROLE_MAX || get_le(e + 1, 7))
 			return -EBADMSG;
 	}
 	info->attach_off = info->regions_off + (size_t)tables;
@@ -348,6 +354,20 @@ PYSHM_EXPORT int pyshm_clone_get_region(const void *buf, const struct pyshm_clon
 	ref->id = get_le(e + 16, 8);
 	ref->cookie = get_le(e + 24, 8);
 	ref->max_size = get_le(e + 32, 8);
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_clone_set_region(void *buf, const struct pyshm_clone_info *info,
+					uint32_t i, const struct pyshm_region_ref *ref)
+{
+	uint8_t *e;
+
+	if (!buf || !info || !ref)
+		return -EINVAL;
+	if (i >= info->nregions)
+		return -ERANGE;
+	e = (uint8_t *)buf + info->regions_off + (size_t)i * PYSHM_CLONE_ENTRY_SIZE;
+	put_entry(e, e[0], ref);
 	return 0;
 }
 
@@ -685,6 +705,29 @@ static int get_count(struct pyshm_clone_reader *r, struct pyshm_clone_item *it,
 	return 0;
 }
 
+/* The element size of a TYPED_ARRAY type, 0 for none. */
+static uint32_t ta_elsize(uint64_t type)
+{
+	switch (type) {
+	case PYSHM_CLONE_TA_INT8:
+	case PYSHM_CLONE_TA_UINT8:
+	case PYSHM_CLONE_TA_UINT8_CLAMPED:
+		return 1;
+	case PYSHM_CLONE_TA_INT16:
+	case PYSHM_CLONE_TA_UINT16:
+		return 2;
+	case PYSHM_CLONE_TA_INT32:
+	case PYSHM_CLONE_TA_UINT32:
+	case PYSHM_CLONE_TA_FLOAT32:
+		return 4;
+	case PYSHM_CLONE_TA_INT64:
+	case PYSHM_CLONE_TA_UINT64:
+	case PYSHM_CLONE_TA_FLOAT64:
+		return 8;
+	}
+	return 0;
+}
+
 /* Needs pyshm_clone_finish() after its children (or callable and args)? */
 static int needs_finish(const struct pyshm_clone_item *it)
 {
@@ -901,23 +944,42 @@ PYSHM_EXPORT int pyshm_clone_read(struct pyshm_clone_reader *r, struct pyshm_clo
 			ret = -EBADMSG;
 		break;
 	case PYSHM_CLONE_TYPED_ARRAY: {
-		uint64_t elsize, off, len;
+		uint64_t type, off, len;
 
-		ret = pyshm_clone_get_le(r, 1, &elsize);
+		ret = pyshm_clone_get_le(r, 1, &type);
 		if (!ret)
 			ret = pyshm_clone_get_varint(r, &off);
 		if (!ret)
 			ret = pyshm_clone_get_varint(r, &len);
 		if (ret)
 			break;
-		it->v.ta.elsize = (uint32_t)elsize;
+		it->v.ta.type = (uint8_t)type;
+		it->v.ta.elsize = ta_elsize(type);
 		it->v.ta.byte_offset = off;
 		it->v.ta.length = pyshm_clone_unzigzag(len);
-		if ((elsize != 4 && elsize != 8) || off % elsize || off > PYSHM_REGION_SIZE_MAX ||
+		if (!it->v.ta.elsize || off % it->v.ta.elsize || off > PYSHM_REGION_SIZE_MAX ||
 		    it->v.ta.length < -1 || it->v.ta.length > (int64_t)PYSHM_REGION_SIZE_MAX)
 			ret = -EBADMSG;
 		break;
 	}
+	case PYSHM_CLONE_ARRAYBUFFER:
+		ret = pyshm_clone_get_le(r, 1, &v);
+		if (ret)
+			break;
+		it->v.ab.form = (uint8_t)v;
+		it->v.ab.index = 0;
+		it->v.ab.data = NULL;
+		it->v.ab.len = 0;
+		if (v == PYSHM_CLONE_AB_COPY) {
+			ret = get_blob(r, &it->v.ab.data, &it->v.ab.len);
+		} else if (v == PYSHM_CLONE_AB_MOVED) {
+			ret = pyshm_clone_get_varint(r, &it->v.ab.index);
+			if (!ret && it->v.ab.index >= wk->nregions)
+				ret = -EBADMSG;
+		} else {
+			ret = -EBADMSG;
+		}
+		break;
 	case PYSHM_CLONE_NDARRAY:
 	case PYSHM_CLONE_NDARRAY_VIEW:
 		ret = get_nd_head(r, it);
@@ -1048,7 +1110,11 @@ static int skip_value(struct pyshm_clone_reader *r, struct pyshm_clone_walk *wk)
 			ret = skip_typed(r, wk, PYSHM_CLONE_INT, PYSHM_CLONE_BIGINT);
 		break;
 	case PYSHM_CLONE_TYPED_ARRAY:
-		ret = skip_typed(r, wk, PYSHM_CLONE_SAB, PYSHM_CLONE_REF);
+		/* A SAB, an ARRAYBUFFER or a REF to either. */
+		if (r->p < r->end && (*r->p & PYSHM_CLONE_TYPE_MASK) == PYSHM_CLONE_ARRAYBUFFER)
+			ret = skip_value(r, wk);
+		else
+			ret = skip_typed(r, wk, PYSHM_CLONE_SAB, PYSHM_CLONE_REF);
 		break;
 	case PYSHM_CLONE_SHARED:
 		ret = skip_typed(r, wk, PYSHM_CLONE_GLOBAL, PYSHM_CLONE_REF);
@@ -1180,6 +1246,7 @@ PYSHM_EXPORT const char *pyshm_clone_type_name(unsigned int type)
 		[PYSHM_CLONE_PORT] = "MessagePort",
 		[PYSHM_CLONE_SHARED] = "shared payload",
 		[PYSHM_CLONE_END] = "end",
+		[PYSHM_CLONE_ARRAYBUFFER] = "ArrayBuffer",
 		[PYSHM_CLONE_NDARRAY] = "ndarray",
 		[PYSHM_CLONE_NDARRAY_OBJECT] = "ndarray (objects)",
 		[PYSHM_CLONE_NDARRAY_VIEW] = "ndarray (view of a SharedArrayBuffer)",

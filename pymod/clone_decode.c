@@ -29,6 +29,9 @@
 
 #include <pyshm/capi.h>
 
+#include "clone_buffer.h"
+#include "typed_array.h"
+
 PyObject *dec_malformed(Decoder *d, const char *what)
 {
 	return clone_malformed(d->st, what, (size_t)(d->r.p - d->base));
@@ -358,17 +361,37 @@ static struct pyshm_region *dec_region(Decoder *d, uint64_t idx, unsigned int ro
 
 static PyObject *dec_typed_array(Decoder *d, struct pyshm_clone_item *it)
 {
-	PyObject *sab = dec_child(d, PYSHM_CLONE_SAB, PYSHM_CLONE_REF), *obj = NULL, *alias;
+	PyObject *buf, *obj = NULL, *alias;
 
-	if (!sab)
+	/* A SAB, an ARRAYBUFFER, or a REF to one. */
+	if (d->r.p < d->r.end && (*d->r.p & PYSHM_CLONE_TYPE_MASK) == PYSHM_CLONE_ARRAYBUFFER)
+		buf = dec_value(d);
+	else
+		buf = dec_child(d, PYSHM_CLONE_SAB, PYSHM_CLONE_REF);
+	if (!buf)
 		return NULL;
-	if (!sab_region(d->st, sab))
-		dec_malformed(d, "typed array over a non-SharedArrayBuffer");
+	if (!sab_region(d->st, buf) && !arraybuffer_check(d->st, buf))
+		dec_malformed(d, "typed array over something else than a buffer");
 	else if (dec_finish(d, it, &alias) == 0)
-		obj = typed_array_new(d->st, (int)it->v.ta.elsize, sab,
+		obj = typed_array_new(d->st, it->v.ta.type, buf,
 				      (Py_ssize_t)it->v.ta.byte_offset, (Py_ssize_t)it->v.ta.length);
-	Py_DECREF(sab);
+	Py_DECREF(buf);
 	return dec_memo(d, it, obj);
+}
+
+/* Copied, or moved: then the message's reference on the region goes to the
+ * buffer, and the region can't be taken twice. */
+static PyObject *dec_arraybuffer(Decoder *d, struct pyshm_clone_item *it)
+{
+	struct pyshm_region *r = NULL;
+
+	if (it->v.ab.form == PYSHM_CLONE_AB_MOVED) {
+		r = dec_region(d, it->v.ab.index, PYSHM_CLONE_ROLE_ARRAYBUFFER);
+		if (!r)
+			return NULL;
+		d->regions[it->v.ab.index] = NULL;
+	}
+	return dec_memo(d, it, clone_get_arraybuffer(d->st, it, r));
 }
 
 static PyObject *dec_shared(Decoder *d, struct pyshm_clone_item *it)
@@ -515,6 +538,9 @@ PyObject *dec_value(Decoder *d)
 		break;
 	case PYSHM_CLONE_TYPED_ARRAY:
 		obj = dec_typed_array(d, &it);
+		break;
+	case PYSHM_CLONE_ARRAYBUFFER:
+		obj = dec_arraybuffer(d, &it);
 		break;
 	case PYSHM_CLONE_PORT:
 		if (it.v.index >= d->nports || !d->ports[it.v.index])

@@ -37,6 +37,9 @@
  */
 #include "clone_encode.h"
 
+#include "clone_buffer.h"
+#include "typed_array.h"
+
 /* ---- pointer memo (open addressing, keys owned) ---------------------- */
 
 static int memo_grow(Memo *m)
@@ -604,7 +607,9 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 		return enc_picklebuffer(e, obj, memo);
 	if (tp == st->sab_type)
 		return enc_sab(e, obj, memo);
-	if (tp == st->int32_type || tp == st->int64_type)
+	if (tp == st->arraybuffer_type)
+		return enc_arraybuffer(e, obj, memo);
+	if (ta_kind_of(st, obj) >= 0)
 		return enc_typed_array(e, obj, memo);
 	if (st->port_type && PyObject_TypeCheck(obj, st->port_type))
 		return enc_port(e, obj);
@@ -653,6 +658,9 @@ int enc_value(Encoder *e, PyObject *obj)
 	memo = memo_wanted(e, obj);
 	if (memo && (slot = memo_get(&e->memo, obj)) >= 0)
 		return pyshm_clone_put_ref(w, (uint32_t)slot) < 0 ? enc_nomem() : 0;
+	if (__builtin_expect(e->st->uncloneable && PyDict_GET_SIZE(e->st->uncloneable), 0) &&
+	    (ret = clone_is_uncloneable(e->st, obj)))
+		return ret < 0 ? -1 : enc_bad(e, obj, "marked with mark_as_uncloneable()");
 	e->depth++;
 	if (tp == &PyList_Type) {
 		ret = enc_list(e, obj, memo);
@@ -749,7 +757,12 @@ int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer, struct clon
 		enc_raise(&e);
 		goto out;
 	}
-	ret = enc_commit(&e, out);
+	/* Moved ArrayBuffers: no new view until sent, then detached. */
+	ret = clone_transfer_pin(st, e.moved);
+	if (ret == 0) {
+		ret = enc_commit(&e, out);
+		clone_transfer_finish(e.moved, ret == 0);
+	}
 	if (ret == 0) {
 		out->buf = e.w.buf;
 		out->len = e.w.len;
@@ -770,6 +783,7 @@ out:
 	PyMem_Free(e.pend);
 	Py_XDECREF(e.keep);
 	Py_XDECREF(e.ports);
+	Py_XDECREF(e.moved);
 	Py_XDECREF(e.err);
 	Py_XDECREF(e.err_path);
 	Py_XDECREF(e.err_cause);

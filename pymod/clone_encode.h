@@ -92,6 +92,7 @@ typedef struct {
 	unsigned int depth;
 	int scanned;			/* cache groups looked up this run */
 	PyObject *ports;		/* list: the transfer list, or NULL */
+	PyObject *moved;		/* list: its ArrayBuffers, or NULL */
 	int all_memo;			/* user code may run: memoise all */
 	int restart;			/* stopped before user code: again */
 	struct pending *pend;
@@ -261,13 +262,15 @@ int enc_ndarray(Encoder *e, PyObject *arr, int memo);
 /* ---- clone_encode_shared.c ----------------------------------------------- */
 
 int enc_sab(Encoder *e, PyObject *obj, int memo);
+int enc_arraybuffer(Encoder *e, PyObject *obj, int memo);
 int enc_typed_array(Encoder *e, PyObject *obj, int memo);
 int enc_port(Encoder *e, PyObject *obj);
 int enc_shared(Encoder *e, PyObject *obj, const struct pyshm_clone_ops *ops, int memo);
 /* The region table index of @r (held by @owner), added if new; -1 with an
  * exception, or -1 without one when @r is there in another role. */
 long pending_add(Encoder *e, PyObject *owner, struct pyshm_region *r, unsigned int role);
-/* The transfer list: MessagePorts only, each once, each transferable. */
+/* The transfer list: MessagePorts and ArrayBuffers, each once, each
+ * transferable. */
 int enc_check_transfer(Encoder *e, PyObject *transfer);
 /* Send the regions, export the ports, close the message into @out. */
 int enc_commit(Encoder *e, struct clone_msg *out);

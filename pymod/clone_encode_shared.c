@@ -10,7 +10,9 @@
 
 #include <pyshm/capi.h>
 
+#include "clone_buffer.h"
 #include "port.h"
+#include "typed_array.h"
 
 /* ---- shared memory, ports, payloads ---------------------------------------- */
 
@@ -62,18 +64,38 @@ int enc_sab(Encoder *e, PyObject *obj, int memo)
 	return memo ? memo_put(e, obj) : 0;
 }
 
+/* Copied, or moved when in the transfer list (clone_buffer.c). */
+int enc_arraybuffer(Encoder *e, PyObject *obj, int memo)
+{
+	struct pyshm_region *r;
+	long idx = -1;
+
+	if (arraybuffer_detached(obj))
+		return enc_bad(e, obj, "it is detached (transferred)");
+	if (clone_transfer_moves(e->moved, obj) && (r = arraybuffer_region(obj))) {
+		if (!e->env->xfer)
+			return no_transfer(e, obj);
+		idx = pending_add(e, obj, r, PYSHM_CLONE_ROLE_ARRAYBUFFER);
+		if (idx < 0)
+			return PyErr_Occurred() ? -1 : enc_bad(e, obj, "region is also shared");
+	}
+	if (clone_put_arraybuffer(&e->w, obj, M(memo), idx) < 0)
+		return enc_nomem();
+	return memo ? memo_put(e, obj) : 0;
+}
+
 int enc_typed_array(Encoder *e, PyObject *obj, int memo)
 {
 	struct pyshm_clone_writer *w = &e->w;
 	Py_ssize_t off, len;
 	PyObject *sab;
-	int elsize, ret;
+	int wire, ret;
 
-	typed_array_info(e->st, obj, &elsize, &sab, &off, &len);
+	typed_array_info(e->st, obj, &wire, &sab, &off, &len);
 	if (pyshm_clone_reserve(w, 22) < 0)
 		return enc_nomem();
 	pyshm_clone_raw_tag(w, PYSHM_CLONE_TYPED_ARRAY | M(memo));
-	pyshm_clone_raw_u8(w, (uint8_t)elsize);
+	pyshm_clone_raw_u8(w, (uint8_t)wire);
 	pyshm_clone_raw_varint(w, (uint64_t)off);
 	pyshm_clone_raw_varint(w, pyshm_clone_zigzag(len));
 	Py_INCREF(sab);
@@ -125,7 +147,8 @@ int enc_shared(Encoder *e, PyObject *obj, const struct pyshm_clone_ops *ops, int
 }
 
 
-/* The transfer list: MessagePorts only, each once, each transferable. */
+/* The transfer list: MessagePorts and ArrayBuffers, each once, each
+ * transferable. */
 int enc_check_transfer(Encoder *e, PyObject *transfer)
 {
 	pymod_state *st = e->st;
@@ -137,17 +160,19 @@ int enc_check_transfer(Encoder *e, PyObject *transfer)
 		return 0;
 	list = PySequence_List(transfer);
 	if (!list) {
-		PyErr_Format(st->DataCloneError, "transfer must be an iterable of MessagePorts, "
-			     "not '%s'", Py_TYPE(transfer)->tp_name);
+		PyErr_Format(st->DataCloneError, "transfer must be an iterable of MessagePorts "
+			     "and ArrayBuffers, not '%s'", Py_TYPE(transfer)->tp_name);
 		return -1;
 	}
 	n = PyList_GET_SIZE(list);
 	for (i = 0; i < n; i++) {
 		item = PyList_GET_ITEM(list, i);
+		if (arraybuffer_check(st, item))	/* clone_transfer_buffers() */
+			continue;
 		if (!st->port_type || !PyObject_TypeCheck(item, st->port_type)) {
 			PyErr_Format(st->DataCloneError, "cannot transfer '%s' object "
-				     "(transfer[%zd]): only MessagePorts can be transferred",
-				     Py_TYPE(item)->tp_name, i);
+				     "(transfer[%zd]): only MessagePorts and ArrayBuffers can be "
+				     "transferred", Py_TYPE(item)->tp_name, i);
 			goto err;
 		}
 		for (j = 0; j < i; j++) {
@@ -176,6 +201,9 @@ int enc_check_transfer(Encoder *e, PyObject *transfer)
 			goto err;
 		}
 	}
+	if (clone_transfer_buffers(st, &list, &e->moved) < 0)
+		goto err;
+	n = PyList_GET_SIZE(list);
 	if (n && !e->env->port_export) {
 		PyErr_SetString(st->DataCloneError, "MessagePorts cannot be transferred here");
 		goto err;

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * pyshm_workers._core._probe(): what this machine lets pyshm use, and why
- * not, for `python -m pyshm_workers doctor` (pyshm_workers/_cli.py). Each
- * facility is tried for real, the way libpyshm uses it, and reported as an
- * errno; nothing here is on a hot path or changes what the library chose.
+ * What `python -m pyshm_workers` (pyshm_workers/_cli.py) asks of the C side:
+ * _probe(), what this machine lets pyshm use and why not, each facility
+ * tried for real, the way libpyshm uses it, and reported as an errno
+ * (nothing here is on a hot path or changes what the library chose); and
+ * _set_worker_name(), the "pw:<name>" comm by which stats finds workers.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -117,6 +119,35 @@ static PyObject *mod_probe(PyObject *mod, PyObject *unused)
 			     (unsigned int)PYSHM_VERSION_MINOR);
 }
 
+/* What stats looks for in /proc/PID/comm and /proc/PID/task/TID/comm. */
+#define WORKER_COMM_PREFIX "pw:"
+#define COMM_LEN 16	/* TASK_COMM_LEN, with the NUL */
+
+static PyObject *mod_set_worker_name(PyObject *mod, PyObject *arg)
+{
+	char comm[COMM_LEN] = WORKER_COMM_PREFIX;
+	size_t used = sizeof(WORKER_COMM_PREFIX) - 1, n;
+	Py_ssize_t len;
+	const char *name;
+
+	if (!PyUnicode_Check(arg))
+		return PyErr_Format(PyExc_TypeError, "name must be str, not %.100s",
+				    Py_TYPE(arg)->tp_name);
+	name = PyUnicode_AsUTF8AndSize(arg, &len);
+	if (!name)
+		return NULL;
+	/* As much of the name as fits, never half a UTF-8 character. */
+	n = (size_t)len < COMM_LEN - 1 - used ? (size_t)len : COMM_LEN - 1 - used;
+	if (n < (size_t)len)
+		while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+			n--;
+	memcpy(comm + used, name, n);
+	comm[used + n] = '\0';
+	if (prctl(PR_SET_NAME, comm, 0, 0, 0) < 0)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	Py_RETURN_NONE;
+}
+
 PyMethodDef introspect_methods[] = {
 	{ "_probe", mod_probe, METH_NOARGS,
 	  "_probe($module, /)\n--\n\n"
@@ -125,5 +156,11 @@ PyMethodDef introspect_methods[] = {
 	  "io_uring has IORING_OP_MSG_RING; kmod_version: (major, minor) of the\n"
 	  "loaded module or None; backend, wake: the library's choice, or the\n"
 	  "negative errno it gave; uapi_version: the ABI this build speaks." },
+	{ "_set_worker_name", mod_set_worker_name, METH_O,
+	  "_set_worker_name($module, name, /)\n--\n\n"
+	  "Name the calling thread \"pw:<name>\" (its comm: 15 bytes at most, the\n"
+	  "name cut at a character), as a worker's thread is named, so that\n"
+	  "`python -m pyshm_workers stats` finds it: the main thread of a process\n"
+	  "worker (the process's comm), the thread of an interpreter worker." },
 	{ NULL }
 };

@@ -5,6 +5,9 @@
  * Multi-phase init with heap types only, so every interpreter (including
  * own-GIL subinterpreters) gets its own copy.
  */
+#include "clone_buffer.h"
+#include "hub.h"
+#include "typed_array.h"
 #include "worker.h"
 
 struct pymod_globals pymod_globals = {
@@ -151,13 +154,16 @@ static int mod_exec(PyObject *mod)
 		return -1;
 	if (clone_init(mod, st) < 0)
 		return -1;
-	if (sab_init_types(mod, st) < 0 || atomics_init_types(mod, st) < 0 ||
+	if (sab_init_types(mod, st) < 0 || arraybuffer_init(mod, st) < 0 ||
+	    typed_arrays_init(mod, st) < 0 || wait_async_init(mod, st) < 0 ||
+	    PyModule_AddFunctions(mod, clone_buffer_methods) < 0 ||
 	    port_init_types(mod, st) < 0 || worker_init_types(mod, st) < 0 ||
 	    PyModule_AddFunctions(mod, port_module_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_module_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_process_methods) < 0 ||
-	    PyModule_AddFunctions(mod, introspect_methods) < 0)
+	    PyModule_AddFunctions(mod, introspect_methods) < 0 ||
+	    broadcast_init(mod) < 0 || locks_init(mod) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);
@@ -171,8 +177,11 @@ static int mod_traverse(PyObject *mod, visitproc visit, void *arg)
 	pymod_state *st = get_state(mod);
 
 	Py_VISIT(st->sab_type);
-	Py_VISIT(st->int32_type);
-	Py_VISIT(st->int64_type);
+	Py_VISIT(st->arraybuffer_type);
+	for (int k = 0; k < PYMOD_TA_NKINDS; k++)
+		Py_VISIT(st->ta_types[k]);
+	Py_VISIT(st->wait_async_start);
+	Py_VISIT(st->uncloneable);
 	Py_VISIT(st->port_type);
 	Py_VISIT(st->handle_type);
 	Py_VISIT(st->port_class);
@@ -189,8 +198,11 @@ static int mod_clear(PyObject *mod)
 	pymod_state *st = get_state(mod);
 
 	Py_CLEAR(st->sab_type);
-	Py_CLEAR(st->int32_type);
-	Py_CLEAR(st->int64_type);
+	Py_CLEAR(st->arraybuffer_type);
+	for (int k = 0; k < PYMOD_TA_NKINDS; k++)
+		Py_CLEAR(st->ta_types[k]);
+	Py_CLEAR(st->wait_async_start);
+	Py_CLEAR(st->uncloneable);
 	Py_CLEAR(st->port_type);
 	Py_CLEAR(st->handle_type);
 	Py_CLEAR(st->port_class);
@@ -210,6 +222,8 @@ static int mod_clear(PyObject *mod)
 static void mod_free(void *mod)
 {
 	mod_clear((PyObject *)mod);
+	/* The interpreter ends: the Web Locks it held or asked for go. */
+	locks_interp_gone(PyInterpreterState_GetID(PyInterpreterState_Get()));
 	pthread_mutex_lock(&pymod_globals.lock);
 	pymod_globals.module_count--;
 	pthread_mutex_unlock(&pymod_globals.lock);

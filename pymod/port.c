@@ -212,7 +212,7 @@ err_close:
 }
 
 /* Which transfer reaches the other end: in this process, or elsewhere. */
-static struct pyshm_xfer *tx_xfer(struct port *p)
+struct pyshm_xfer *port_tx_xfer(struct port *p)
 {
 	if (atomic_load_explicit(&p->hdr->side[!p->side].pid, memory_order_acquire) ==
 	    port_pid() || !p->xremote)
@@ -220,7 +220,7 @@ static struct pyshm_xfer *tx_xfer(struct port *p)
 	return p->xremote;
 }
 
-static struct pyshm_xfer *rx_xfer(struct port *p, int kind)
+struct pyshm_xfer *port_rx_xfer(struct port *p, int kind)
 {
 	if (kind == PYSHM_XFER_LOCAL)
 		return port_xfer_local();
@@ -267,7 +267,7 @@ static void ring_discard(struct port *p, struct pyshm_ring *ring, bool sent_here
 			return;
 		if (ret == 0 && rec.len >= sizeof(h)) {
 			memcpy(&h, rec.data, sizeof(h));
-			port_env_init(&env, p, rx_xfer(p, h.xfer));
+			port_env_init(&env, p, port_rx_xfer(p, h.xfer));
 			if (env.xfer && !(sent_here && h.xfer == PYSHM_XFER_SOCKET))
 				clone_discard((const uint8_t *)rec.data + sizeof(h),
 					      rec.len - sizeof(h), &env);
@@ -513,7 +513,7 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 	size_t total;
 	int ret, niov;
 
-	port_env_init(&env, p, tx_xfer(p));
+	port_env_init(&env, p, port_tx_xfer(p));
 	env.wait_room = send_wait_room;
 	env.wait_ctx = &ctx;
 	env.ext_ok = true;
@@ -605,7 +605,7 @@ static PyObject *rx_record(pymod_state *st, struct port *p, struct pyshm_ring_re
 		return NULL;
 	}
 	memcpy(&h, rec->data, sizeof(h));
-	port_env_init(&env, p, rx_xfer(p, h.xfer));
+	port_env_init(&env, p, port_rx_xfer(p, h.xfer));
 	if (!env.xfer || (h.type != MSG_DATA && h.type != MSG_ERROR)) {
 		PyErr_Format(st->DataCloneError, "malformed message (type %u, transfer %u)",
 			     h.type, h.xfer);
@@ -861,6 +861,27 @@ static PyObject *portobj_close_send(PortObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+int port_arm_rx(struct port *p)
+{
+	struct pyshm_waiter *w = rx_waiter(p, true);
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	pyshm_ring_set_waiter(p->rx, w);
+	ret = pyshm_ring_arm(p->rx);
+	return ret < 0 ? ret : pyshm_waiter_fd(w);
+}
+
+void port_disarm_rx(struct port *p)
+{
+	pyshm_ring_disarm(p->rx);
+	if (p->uwaiter)
+		pyshm_waiter_drain(p->uwaiter);
+	if (p->fwaiter)
+		pyshm_waiter_drain(p->fwaiter);
+}
+
 /*
  * For event loops: arm the receiver and return the fd to watch, or -1 when
  * a message (or the end) is already there.
@@ -868,35 +889,23 @@ static PyObject *portobj_close_send(PortObject *self, PyObject *unused)
 static PyObject *portobj_arm(PortObject *self, PyObject *unused)
 {
 	pymod_state *st = get_state_by_type(Py_TYPE(self));
-	struct pyshm_waiter *w;
 	struct port *p = live_port(self);
 	int ret;
 
 	if (!p)
 		return NULL;
-	w = rx_waiter(p, true);
-	if (!w)
-		return PyErr_NoMemory();
-	pyshm_ring_set_waiter(p->rx, w);
-	ret = pyshm_ring_arm(p->rx);
+	ret = port_arm_rx(p);
 	if (ret == -EAGAIN)
 		return PyLong_FromLong(-1);
 	if (ret < 0)
 		return pymod_raise_from_errno(st, ret, "arm");
-	return PyLong_FromLong(pyshm_waiter_fd(w));
+	return PyLong_FromLong(ret);
 }
 
 static PyObject *portobj_disarm(PortObject *self, PyObject *unused)
 {
-	struct port *p = self->port;
-
-	if (p) {
-		pyshm_ring_disarm(p->rx);
-		if (p->uwaiter)
-			pyshm_waiter_drain(p->uwaiter);
-		if (p->fwaiter)
-			pyshm_waiter_drain(p->fwaiter);
-	}
+	if (self->port)
+		port_disarm_rx(self->port);
 	Py_RETURN_NONE;
 }
 

@@ -104,6 +104,15 @@ struct pyshm_xfer *port_xfer_local(void);
  * through @p (NULL for structured_clone()), regions through @x. */
 void port_env_init(struct clone_env *env, struct port *p, struct pyshm_xfer *x);
 
+/* The transfer our sends use (same process, or another), and the one
+ * records of kind @kind came through (NULL: none). */
+struct pyshm_xfer *port_tx_xfer(struct port *p);
+struct pyshm_xfer *port_rx_xfer(struct port *p, int kind);
+/* Arm the receiving side for a poll: the fd to watch, -EAGAIN when a
+ * record (or the end) is there already, or -errno. Disarm after. */
+int port_arm_rx(struct port *p);
+void port_disarm_rx(struct port *p);
+
 /* A new channel; both ends live in this process. */
 int port_channel_new(unsigned int side_flags, struct port **a, struct port **b);
 /* Rebuild the end @side of the channel in @chan (takes the reference). */

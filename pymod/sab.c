@@ -80,7 +80,7 @@ static int backing_limit(uint64_t *limit, int *from_env)
 }
 
 /* @name's @n bytes can be backed: 0, or -1 with MemoryError saying why. */
-static int check_backed(const char *name, uint64_t n)
+int sab_check_backed(const char *name, uint64_t n)
 {
 	uint64_t limit;
 	int from_env;
@@ -102,7 +102,7 @@ static int check_backed(const char *name, uint64_t n)
 }
 
 /* A size argument: a non-negative int no larger than a region may be. */
-static int size_arg(PyObject *arg, const char *name, uint64_t *out)
+int sab_size_arg(PyObject *arg, const char *name, uint64_t *out)
 {
 	PyObject *idx = PyNumber_Index(arg);
 	long long v;
@@ -130,7 +130,7 @@ static int size_arg(PyObject *arg, const char *name, uint64_t *out)
 
 /* A region the backend refused: its limits (the kernel module's
  * max_region_size, user quotas) say MemoryError, as RAM + swap does. */
-static PyObject *region_refused(pymod_state *st, int err, const char *what)
+PyObject *sab_region_refused(pymod_state *st, int err, const char *what)
 {
 	if (err == -EFBIG || err == -ENOSPC || err == -EDQUOT)
 		return PyErr_Format(PyExc_MemoryError, "%s: %s (a limit on regions)", what,
@@ -165,24 +165,24 @@ static PyObject *sab_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 					 &len_obj, &max_obj))
 		return NULL;
 	/* The sizes first (ValueError), then what memory can back. */
-	if (size_arg(len_obj, "byte_length", &len) < 0)
+	if (sab_size_arg(len_obj, "byte_length", &len) < 0)
 		return NULL;
 	if (max_obj != Py_None) {
-		if (size_arg(max_obj, "max_byte_length", &max) < 0)
+		if (sab_size_arg(max_obj, "max_byte_length", &max) < 0)
 			return NULL;
 		if (max < len)
 			return PyErr_Format(PyExc_ValueError,
 					    "max_byte_length (%llu) is less than byte_length (%llu)",
 					    (unsigned long long)max, (unsigned long long)len);
 	}
-	if (check_backed("byte_length", len) < 0 ||
-	    (max_obj != Py_None && check_backed("max_byte_length", max) < 0))
+	if (sab_check_backed("byte_length", len) < 0 ||
+	    (max_obj != Py_None && sab_check_backed("max_byte_length", max) < 0))
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	ret = pyshm_region_create(len, max, 0, &r);
 	Py_END_ALLOW_THREADS
 	if (ret < 0)
-		return region_refused(st, ret, "SharedArrayBuffer");
+		return sab_region_refused(st, ret, "SharedArrayBuffer");
 	return sab_from_region(st, r);
 }
 
@@ -251,7 +251,7 @@ static PyObject *sab_grow(SabObject *self, PyObject *arg)
 	if (!(pyshm_region_flags(self->region) & PYSHM_REGION_GROWABLE))
 		return PyErr_Format(PyExc_TypeError,
 				    "grow() on a SharedArrayBuffer that is not growable");
-	if (size_arg(arg, "new_length", &n) < 0)
+	if (sab_size_arg(arg, "new_length", &n) < 0)
 		return NULL;
 	cur = pyshm_region_size(self->region);
 	if (n < cur)
@@ -263,13 +263,13 @@ static PyObject *sab_grow(SabObject *self, PyObject *arg)
 				    "new_length %llu exceeds max_byte_length %llu",
 				    (unsigned long long)n,
 				    (unsigned long long)pyshm_region_max_size(self->region));
-	if (check_backed("new_length", n) < 0)
+	if (sab_check_backed("new_length", n) < 0)
 		return NULL;
 	ret = pyshm_region_grow(self->region, n);
 	if (ret == -EINVAL)	/* another worker grew it further meanwhile */
 		return PyErr_Format(PyExc_ValueError, "a SharedArrayBuffer never shrinks");
 	if (ret < 0)
-		return region_refused(st, ret, "grow");
+		return sab_region_refused(st, ret, "grow");
 	Py_RETURN_NONE;
 }
 
@@ -291,7 +291,7 @@ static PyObject *sab_slice(SabObject *self, PyObject *const *args, Py_ssize_t na
 		stop = start;
 	ret = pyshm_region_create((uint64_t)(stop - start), 0, 0, &r);
 	if (ret < 0)
-		return region_refused(st, ret, "slice");
+		return sab_region_refused(st, ret, "slice");
 	memcpy(pyshm_region_data(r), (char *)pyshm_region_data(self->region) + start,
 	       (size_t)(stop - start));
 	return sab_from_region(st, r);

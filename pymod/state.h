@@ -29,11 +29,15 @@ struct clone_msg;
 #define PYMOD_HAVE_SUBINTERPRETERS 0
 #endif
 
+/* The typed array types (enum ta_kind in typed_array.h). */
+#define PYMOD_TA_NKINDS 11
+
 typedef struct {
 	/* types */
 	PyTypeObject *sab_type;
-	PyTypeObject *int32_type;
-	PyTypeObject *int64_type;
+	PyTypeObject *arraybuffer_type;
+	/* Int8Array ... Float64Array, by enum ta_kind (typed_array.h) */
+	PyTypeObject *ta_types[PYMOD_TA_NKINDS];
 	PyTypeObject *port_type;
 	PyTypeObject *handle_type;
 	/* the Python MessagePort subclass (adds arecv), once registered */
@@ -56,6 +60,11 @@ typedef struct {
 	/* clone.c: the C datetime API of this interpreter's datetime module
 	 * (a PyDateTime_CAPI *), NULL when it uses _pydatetime */
 	void *clone_dt_capi;
+	/* wait_async.c: the Python side of Atomics.wait_async()
+	 * (pyshm_workers._wait_async.start), once registered */
+	PyObject *wait_async_start;
+	/* clone_buffer.c: mark_as_uncloneable(): id -> weakref or object */
+	PyObject *uncloneable;
 } pymod_state;
 
 /*
@@ -104,16 +113,28 @@ int sab_init_types(PyObject *mod, pymod_state *st);
 PyObject *sab_from_region(pymod_state *st, struct pyshm_region *r);
 /* The region of a SharedArrayBuffer (borrowed), or NULL. */
 struct pyshm_region *sab_region(pymod_state *st, PyObject *obj);
+/* A buffer size argument (@name for messages): a non-negative int no
+ * larger than a region may be; 0, or -1 + TypeError/ValueError. */
+int sab_size_arg(PyObject *arg, const char *name, uint64_t *out);
+/* @n bytes can be backed by memory (PYSHM_MAX_REGION_BYTES, else RAM +
+ * swap): 0, or -1 + MemoryError. */
+int sab_check_backed(const char *name, uint64_t n);
+/* A region the backend refused, as the exception SharedArrayBuffer()
+ * raises (MemoryError for limits). Returns NULL. */
+PyObject *sab_region_refused(pymod_state *st, int err, const char *what);
 
-/* atomics.c */
-int atomics_init_types(PyObject *mod, pymod_state *st);
+/* typed_array.c */
+int typed_arrays_init(PyObject *mod, pymod_state *st);
 /*
- * Typed array accessors for the clone: element size (4 or 8), its
- * SharedArrayBuffer, byte offset and length (-1: tracks the buffer).
+ * Typed array accessors for the clone: the element type (wire code,
+ * PYSHM_CLONE_TA_*), its buffer (a SharedArrayBuffer or an ArrayBuffer),
+ * byte offset and length (-1: tracks the buffer). 1 when @obj is a typed
+ * array, else 0.
  */
-int typed_array_info(pymod_state *st, PyObject *obj, int *elsize, PyObject **sab,
+int typed_array_info(pymod_state *st, PyObject *obj, int *wire, PyObject **buffer,
 		     Py_ssize_t *byte_offset, Py_ssize_t *length);
-PyObject *typed_array_new(pymod_state *st, int elsize, PyObject *sab,
+/* A typed array of wire type @wire over @buffer; NULL + exception. */
+PyObject *typed_array_new(pymod_state *st, int wire, PyObject *buffer,
 			  Py_ssize_t byte_offset, Py_ssize_t length);
 
 /*

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hub.h"
 #include "worker.h"
 
 #ifndef P_PIDFD
@@ -51,7 +52,7 @@ static void hexify(char *dst, const unsigned char *src, size_t n)
 	dst[2 * n] = 0;
 }
 
-#define MAX_PASS 8
+#define MAX_PASS 10
 
 /*
  * _spawn_process(link, parent, argv) -> handle. The child gets, as fds 3
@@ -69,7 +70,7 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	int child_waiter = -1, bloblen = 0, ret, i, kfd;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	struct port *link = NULL, *parent_end;
+	struct port *link = NULL, *parent_end, *ctl = NULL, *ctl_theirs = NULL;
 	char **argv = NULL, **argv2 = NULL;
 	struct worker *w = NULL;
 	sigset_t none, defs;
@@ -132,6 +133,17 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		snprintf(item, sizeof(item), ",kmod=%d", 2 + npass);
 		strcat(spec, item);
 	}
+	/* The control link of the program's hub (broadcasts, locks). */
+	ret = hub_link_pair(&ctl, &ctl_theirs);
+	if (ret) {
+		pymod_raise_from_errno(st, ret, "worker control link");
+		goto err_free;
+	}
+	pass[npass++] = pyshm_region_fd(ctl_theirs->chan);
+	pass[npass++] = ctl_theirs->sock;
+	snprintf(item, sizeof(item), ",ctl=%d:%llu,csock=%d", 1 + npass,
+		 (unsigned long long)pyshm_region_max_size(ctl_theirs->chan), 2 + npass);
+	strcat(spec, item);
 
 	argc = PyList_GET_SIZE(argv_obj);
 	argv2 = PyMem_RawCalloc((size_t)argc + 2, sizeof(*argv2));
@@ -204,6 +216,8 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	parent_end->worker = worker_get(w);
 	/* The child owns the link end now; ours just goes. */
 	port_put(link);
+	port_put(ctl_theirs);
+	hub_add_child(ctl);
 	PyMem_RawFree(argv2);
 	free_strv(argv);
 	ret = start_detached(monitor_main, worker_get(w));
@@ -232,6 +246,12 @@ err_free:
 	if (link) {
 		port_close(link);
 		port_put(link);
+	}
+	if (ctl) {
+		port_close(ctl);
+		port_put(ctl);
+		port_close(ctl_theirs);
+		port_put(ctl_theirs);
 	}
 	worker_put(w);
 	PyMem_RawFree(argv2);
@@ -332,6 +352,18 @@ static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
 	if (v) {
 		pyshm_ring_set_peer(p->tx, atoi(v));
 		p->peer_inherits = p->uwaiter != NULL && spec_get(spec, "waiter");
+	}
+	v = spec_get(spec, "ctl");
+	if (v && sscanf(v, "%d:%llu", &fd, &max) == 2 && spec_get(spec, "csock")) {
+		struct port *ctl;
+
+		ret = pyshm_region_from_fd(fd, max, &chan);
+		if (!ret)
+			ret = port_attach(chan, 1, atoi(spec_get(spec, "csock")), &ctl);
+		if (ret)
+			return pymod_raise_from_errno(st, ret, "attach the control link");
+		ctl->link = true;
+		hub_set_parent(ctl);
 	}
 	v = spec_get(spec, "life");
 	if (v && start_detached(lifeline_main, (void *)(intptr_t)atoi(v)))

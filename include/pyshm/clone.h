@@ -109,9 +109,10 @@ enum pyshm_clone_type {
 	PYSHM_CLONE_PORT	= 0x20,
 	PYSHM_CLONE_SHARED	= 0x21,
 	PYSHM_CLONE_END		= 0x22,
-	PYSHM_CLONE_NDARRAY	= 0x23,	/* a numpy array's bytes; dtype child */
-	PYSHM_CLONE_NDARRAY_OBJECT = 0x24, /* an object array: its elements */
-	PYSHM_CLONE_NDARRAY_VIEW = 0x25, /* an array over a SAB: dtype, SAB */
+	PYSHM_CLONE_ARRAYBUFFER	= 0x23,	/* u8 form, then blob or varint region */
+	PYSHM_CLONE_NDARRAY	= 0x24,	/* a numpy array's bytes; dtype child */
+	PYSHM_CLONE_NDARRAY_OBJECT = 0x25, /* an object array: its elements */
+	PYSHM_CLONE_NDARRAY_VIEW = 0x26, /* an array over a SAB: dtype, SAB */
 	PYSHM_CLONE_TYPE_MAX	= PYSHM_CLONE_NDARRAY_VIEW,
 };
 
@@ -146,6 +147,30 @@ enum pyshm_clone_type {
 enum pyshm_clone_role {
 	PYSHM_CLONE_ROLE_SAB = 0,	/* a SharedArrayBuffer's region */
 	PYSHM_CLONE_ROLE_PAYLOAD = 1,	/* a shared payload (capi.h) */
+	PYSHM_CLONE_ROLE_ARRAYBUFFER = 2, /* a transferred ArrayBuffer's memory */
+	PYSHM_CLONE_ROLE_MAX = PYSHM_CLONE_ROLE_ARRAYBUFFER,
+};
+
+/* ARRAYBUFFER forms: its bytes follow (a copy), or its memory moved (a
+ * region table entry of role ARRAYBUFFER). */
+#define PYSHM_CLONE_AB_COPY	0
+#define PYSHM_CLONE_AB_MOVED	1
+
+/* TYPED_ARRAY element types (4 and 8 keep their first meaning, the element
+ * size of Int32Array and Int64Array). */
+enum pyshm_clone_ta_type {
+	PYSHM_CLONE_TA_INT8		= 1,
+	PYSHM_CLONE_TA_UINT8		= 2,
+	PYSHM_CLONE_TA_UINT8_CLAMPED	= 3,
+	PYSHM_CLONE_TA_INT32		= 4,
+	PYSHM_CLONE_TA_INT16		= 5,
+	PYSHM_CLONE_TA_UINT16		= 6,
+	PYSHM_CLONE_TA_UINT32		= 7,
+	PYSHM_CLONE_TA_INT64		= 8,
+	PYSHM_CLONE_TA_UINT64		= 9,
+	PYSHM_CLONE_TA_FLOAT32		= 10,
+	PYSHM_CLONE_TA_FLOAT64		= 11,
+	PYSHM_CLONE_TA_MAX		= PYSHM_CLONE_TA_FLOAT64,
 };
 
 /* ---------------------------------------------------------------- writer */
@@ -508,6 +533,18 @@ int pyshm_clone_get_region(const void *buf, const struct pyshm_clone_info *info,
 			   struct pyshm_region_ref *ref);
 
 /**
+ * pyshm_clone_set_region() - replace the reference of region table entry @i
+ *	(its role stays)
+ *
+ * For a relay that passes a message on: the regions it received are sent
+ * again, through the next hop's transfer, and the message names them anew.
+ *
+ * Return: 0; -ERANGE when @i is past the table; -EINVAL.
+ */
+int pyshm_clone_set_region(void *buf, const struct pyshm_clone_info *info, uint32_t i,
+			   const struct pyshm_region_ref *ref);
+
+/**
  * pyshm_clone_next_attachment() - walk the attachment table
  * @pos: 0 to start; advanced past each attachment
  * @off: where the attachment's bytes start
@@ -657,10 +694,17 @@ struct pyshm_clone_item {
 			size_t module_len, qualname_len;
 		} global;	/* GLOBAL */
 		struct {
-			uint32_t elsize;
+			uint32_t elsize;	/* from the type */
+			uint8_t type;		/* enum pyshm_clone_ta_type */
 			uint64_t byte_offset;
 			int64_t length;		/* -1: tracks the buffer */
 		} ta;		/* TYPED_ARRAY */
+		struct {
+			uint8_t form;		/* PYSHM_CLONE_AB_* */
+			uint64_t index;		/* AB_MOVED: region */
+			const uint8_t *data;	/* AB_COPY: the bytes */
+			size_t len;
+		} ab;		/* ARRAYBUFFER */
 		struct {
 			uint64_t ndim, itemsize;
 			uint64_t count;		/* elements: the shape's product */
@@ -678,7 +722,7 @@ struct pyshm_clone_item {
  * pyshm_clone_read() - read the head of the next value
  *
  * Leaves (None, bools, numbers, strings, bytes, dates, decimals, arrays,
- * memoryviews, globals, SABs, ports) are read whole. Containers and the
+ * memoryviews, globals, SABs, ArrayBuffers, ports) are read whole. Containers and the
  * other composite types leave their children to the caller, in the order
  * Documentation/wire-format.rst gives; for types whose memo slot comes after
  * their children (TUPLE, FROZENSET, TIME/DATETIME with a tzinfo, FRACTION,

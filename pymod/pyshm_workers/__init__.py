@@ -3,7 +3,8 @@
 
 Workers (own-GIL subinterpreters or processes) share nothing by default:
 post_message() sends a structured clone. SharedArrayBuffer memory is the
-exception, and Int32Array/Int64Array give it atomic operations.
+exception; typed arrays (Int8Array ... Float64Array) view it, or a worker's
+own ArrayBuffer, and the integer ones have atomic operations.
 
 Workers
     Worker(target, args=(), kwargs=None, *, mode="auto", ...) runs a
@@ -16,27 +17,54 @@ Messages
     recv(), iteration and arecv() on ports and workers. structured_clone()
     is the clone algorithm, in-process; DataCloneError says what could not
     be cloned, WorkerError what a worker raised.
+BroadcastChannel(name)
+    Every other open channel of that name in the program, in any worker,
+    gets what one posts.
+locks
+    pw.locks.request(name, mode="exclusive", ...) holds a lock by name,
+    program-wide, for a with (or async with) block; pw.locks.query().
 Shared memory
-    SharedArrayBuffer(n, max_byte_length=None); Int32Array and Int64Array
-    over it, with load/store/add/.../wait/notify, also spelled as
-    Atomics.add(a, i, v). backend() names where regions come from.
+    SharedArrayBuffer(n, max_byte_length=None); typed arrays over it
+    (Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+    Int32Array, Uint32Array, Int64Array, Uint64Array, Float32Array,
+    Float64Array), with load/store/add/... on the integer ones and
+    wait/notify/wait_async on Int32Array and Int64Array, also spelled as
+    Atomics.add(a, i, v). ArrayBuffer(n) is memory of one worker: copied
+    when posted, moved by post_message(ab, transfer=[ab]). backend() names
+    where regions come from.
+Helpers as in Node
+    mark_as_uncloneable(obj); receive_message_on_port(port).
 
 ``python -m pyshm_workers --version | doctor | stats [--json]`` checks
 this machine and shows what pyshm holds (Documentation/cli.rst).
 """
 
 from ._core import (
+    ArrayBuffer,
     DataCloneError,
+    Float32Array,
+    Float64Array,
+    Int8Array,
+    Int16Array,
     Int32Array,
     Int64Array,
     SharedArrayBuffer,
+    Uint8Array,
+    Uint8ClampedArray,
+    Uint16Array,
+    Uint32Array,
+    Uint64Array,
     WorkerError,
     backend,
+    mark_as_uncloneable,
     structured_clone,
 )
 # The clone's message bytes, for tests and fuzzing (not part of the API).
 from ._core import _decode, _encode  # noqa: F401
+from . import _core
 from ._port import MessageChannel, MessagePort
+from ._broadcast import BroadcastChannel
+from . import locks
 from ._version import __version__
 from ._worker import Worker, in_worker
 
@@ -46,19 +74,33 @@ parent = None
 worker_data = None
 
 __all__ = [
+    "ArrayBuffer",
     "Atomics",
+    "BroadcastChannel",
     "DataCloneError",
+    "Float32Array",
+    "Float64Array",
+    "Int16Array",
     "Int32Array",
     "Int64Array",
+    "Int8Array",
     "MessageChannel",
     "MessagePort",
     "SharedArrayBuffer",
+    "Uint16Array",
+    "Uint32Array",
+    "Uint64Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
     "Worker",
     "WorkerError",
     "WorkerPool",
     "backend",
     "in_worker",
+    "locks",
+    "mark_as_uncloneable",
     "parent",
+    "receive_message_on_port",
     "structured_clone",
     "worker_data",
 ]
@@ -94,16 +136,34 @@ for _exc in (DataCloneError, WorkerError):
 del _exc
 
 
-_TYPED_ARRAYS = (Int32Array, Int64Array)
+_TYPED_ARRAYS = (Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+                 Int32Array, Uint32Array, Int64Array, Uint64Array, Float32Array,
+                 Float64Array)
 
 
 def _typed(a, op):
     """a itself, when it is a typed array: TypeError otherwise (as
-    JavaScript's Atomics refuse anything else)."""
+    JavaScript's Atomics refuse anything else; the array's method refuses
+    the types that have no such operation)."""
     if not isinstance(a, _TYPED_ARRAYS):
-        raise TypeError(f"Atomics.{op}() needs an Int32Array or Int64Array, "
-                        f"not {type(a).__name__}")
+        raise TypeError(f"Atomics.{op}() needs a typed array, not {type(a).__name__}")
     return a
+
+
+def receive_message_on_port(port):
+    """The next message of port, as a 1-tuple (message,), or None when none
+    is there; never blocks (Node's receiveMessageOnPort()). port is a
+    MessagePort (a BroadcastChannel or a Worker works too); None as well
+    once it is closed or its other end is closed and drained."""
+    if not isinstance(port, (_core.MessagePort, BroadcastChannel, Worker)):
+        raise TypeError("receive_message_on_port() needs a MessagePort, not "
+                        f"{type(port).__name__}")
+    if getattr(port, "closed", False):
+        return None
+    try:
+        return (port.recv(0),)
+    except (TimeoutError, EOFError):
+        return None
 
 
 class Atomics:
@@ -169,6 +229,15 @@ class Atomics:
         """Sleep while a[i] == value, until notify() or timeout seconds;
         "ok", "not-equal" or "timed-out": a.wait(i, value, timeout)."""
         return _typed(a, "wait").wait(i, value, timeout)
+
+    @staticmethod
+    def wait_async(a, i, value, timeout=None):
+        """Await a notify() of a[i] while a[i] == value, for asyncio:
+        "ok", "not-equal" or "timed-out": await a.wait_async(i, value,
+        timeout). The wait begins at the call, as in JavaScript."""
+        return _typed(a, "wait_async").wait_async(i, value, timeout)
+
+    waitAsync = wait_async
 
     @staticmethod
     def notify(a, i, count=None):

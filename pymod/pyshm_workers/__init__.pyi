@@ -3,22 +3,33 @@
 # The C types and functions come from _core.pyi; Worker, MessagePort,
 # WorkerPool and Atomics are the package's Python classes.
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from typing_extensions import Self
 
-from . import _core
+from . import _core, locks as locks
 from ._core import (
+    ArrayBuffer as ArrayBuffer,
     DataCloneError as DataCloneError,
+    Float32Array as Float32Array,
+    Float64Array as Float64Array,
+    Int8Array as Int8Array,
+    Int16Array as Int16Array,
     Int32Array as Int32Array,
     Int64Array as Int64Array,
     SharedArrayBuffer as SharedArrayBuffer,
+    Uint8Array as Uint8Array,
+    Uint8ClampedArray as Uint8ClampedArray,
+    Uint16Array as Uint16Array,
+    Uint32Array as Uint32Array,
+    Uint64Array as Uint64Array,
     _WaitResult,
     WorkerError as WorkerError,
     backend as backend,
+    mark_as_uncloneable as mark_as_uncloneable,
     structured_clone as structured_clone,
 )
 
@@ -28,7 +39,11 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 _Mode = Literal["auto", "interpreter", "process"]
-_TypedArray = Int32Array | Int64Array
+# What the Atomics take: the integer typed arrays (not Uint8ClampedArray);
+# wait, notify and wait_async: Int32Array and Int64Array.
+_TypedArray = (Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
+               | Int64Array | Uint64Array)
+_WaitArray = Int32Array | Int64Array
 
 class MessagePort(_core.MessagePort):
     """One end of a MessageChannel: post_message(), recv(), iteration,
@@ -37,6 +52,27 @@ class MessagePort(_core.MessagePort):
     async def arecv(self) -> Any: ...
 
 def MessageChannel() -> tuple[MessagePort, MessagePort]: ...
+
+class BroadcastChannel:
+    """Every other open BroadcastChannel of the same name in the program
+    gets what this one posts."""
+
+    def __init__(self, name: str) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def post_message(self, message: Any) -> None: ...
+    def recv(self, timeout: float | None = None) -> Any: ...
+    async def arecv(self) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    @property
+    def on_message(self) -> Callable[[Any], object] | None: ...
+    @on_message.setter
+    def on_message(self, fn: Callable[[Any], object] | None) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 class Worker:
     """Runs target(*args, **kwargs) in a new worker (an own-GIL
@@ -114,15 +150,22 @@ class Atomics:
     @staticmethod
     def compareExchange(a: _TypedArray, i: int, expected: int, new: int) -> int: ...
     @staticmethod
-    def wait(a: _TypedArray, i: int, value: int, timeout: float | None = None) -> _WaitResult: ...
+    def wait(a: _WaitArray, i: int, value: int, timeout: float | None = None) -> _WaitResult: ...
     @staticmethod
-    def notify(a: _TypedArray, i: int, count: int | None = None) -> int: ...
+    def wait_async(a: _WaitArray, i: int, value: int,
+                   timeout: float | None = None) -> Coroutine[Any, Any, _WaitResult]: ...
+    @staticmethod
+    def waitAsync(a: _WaitArray, i: int, value: int,
+                  timeout: float | None = None) -> Coroutine[Any, Any, _WaitResult]: ...
+    @staticmethod
+    def notify(a: _WaitArray, i: int, count: float | None = None) -> int: ...
     @staticmethod
     def is_lock_free(size: int) -> bool: ...
     @staticmethod
     def isLockFree(size: int) -> bool: ...
 
 def in_worker() -> bool: ...
+def receive_message_on_port(port: MessagePort | BroadcastChannel | Worker) -> tuple[Any] | None: ...
 
 # Inside a worker: its port to the creator, and the clone of worker_data;
 # None in the main interpreter.
@@ -130,19 +173,33 @@ parent: MessagePort | None
 worker_data: Any
 
 __all__ = [
+    "ArrayBuffer",
     "Atomics",
+    "BroadcastChannel",
     "DataCloneError",
+    "Float32Array",
+    "Float64Array",
+    "Int16Array",
     "Int32Array",
     "Int64Array",
+    "Int8Array",
     "MessageChannel",
     "MessagePort",
     "SharedArrayBuffer",
+    "Uint16Array",
+    "Uint32Array",
+    "Uint64Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
     "Worker",
     "WorkerError",
     "WorkerPool",
     "backend",
     "in_worker",
+    "locks",
+    "mark_as_uncloneable",
     "parent",
+    "receive_message_on_port",
     "structured_clone",
     "worker_data",
 ]

@@ -307,6 +307,16 @@ TEST_F(clone, tables_follow_the_body)
 	EXPECT_EQ(PYSHM_CLONE_ROLE_SAB, role);
 	EXPECT_EQ(0, memcmp(&ref, &got, sizeof(ref)));
 	EXPECT_EQ(-ERANGE, pyshm_clone_get_region(w->buf, &info, 1, &role, &got));
+	/* A relay names the region anew; the role stays. */
+	ref.cookie = 0xabcdef;
+	ref.kind = PYSHM_XFER_SOCKET;
+	EXPECT_EQ(-ERANGE, pyshm_clone_set_region(w->buf, &info, 1, &ref));
+	EXPECT_EQ(-EINVAL, pyshm_clone_set_region(w->buf, &info, 0, NULL));
+	ASSERT_EQ(0, pyshm_clone_set_region(w->buf, &info, 0, &ref));
+	ASSERT_EQ(0, pyshm_clone_get_region(w->buf, &info, 0, &role, &got));
+	EXPECT_EQ(PYSHM_CLONE_ROLE_SAB, role);
+	EXPECT_EQ(0, memcmp(&ref, &got, sizeof(ref)));
+	EXPECT_EQ(0, pyshm_clone_verify(w->buf, w->len, NULL));
 	ASSERT_EQ(1, pyshm_clone_next_attachment(w->buf, &info, &pos, &off, &len));
 	EXPECT_EQ(5, len);
 	EXPECT_EQ(0, memcmp(w->buf + off, "port!", 5));

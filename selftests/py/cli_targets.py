@@ -2,8 +2,8 @@
 """The program test_cli.py looks at with `python -m pyshm_workers stats`,
 and its workers' targets: known regions (two SharedArrayBuffers, a
 channel with messages in flight), two process workers holding a buffer
-(one named as workers will name themselves, "pw:<name>"), and a thread
-named like an interpreter worker.
+(one named "pw:<name>" by _core._set_worker_name(), as workers name
+themselves), and a thread so named, as an interpreter worker's is.
 
     python -c "import cli_targets; cli_targets.main()"
 
@@ -11,7 +11,6 @@ prints one JSON line of what it made, then holds it all until a line
 comes on its stdin.
 """
 
-import ctypes
 import json
 import os
 import sys
@@ -19,16 +18,8 @@ import threading
 
 import pyshm_workers as pw
 
-PR_SET_NAME = 15
 SIZES = (12345, 3 * 4096)
 SMALL, LARGE = 1000, 200000
-
-
-def set_comm(name):
-    """Name the calling thread (its comm), as workers will name theirs."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
 
 
 def hold():
@@ -39,7 +30,7 @@ def hold():
 
 
 def hold_named(name):
-    set_comm("pw:" + name)
+    pw._core._set_worker_name(name)
     hold()
 
 
@@ -58,7 +49,7 @@ def main():
     named, done = threading.Event(), threading.Event()
 
     def interp_like():
-        set_comm("pw:named-thread")
+        pw._core._set_worker_name("named-thread")
         named.set()
         done.wait()
 

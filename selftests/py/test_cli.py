@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import unittest
 
 import pyshm_workers as pw
@@ -87,6 +88,32 @@ class TestDoctor(unittest.TestCase):
         r = cli("doctor", "--json", "--no-workers", env={"PYSHM_WAEK": "futex"})
         env = [c for c in json.loads(r.stdout)["checks"] if c["topic"] == "environment"]
         self.assertEqual([c["status"] for c in env if "PYSHM_WAEK" in c["text"]], ["warn"])
+
+
+class TestWorkerName(unittest.TestCase):
+    def comm_after(self, name):
+        """The comm of a thread that named itself name."""
+        out = []
+
+        def run():
+            pw._core._set_worker_name(name)
+            with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+                out.append(f.read().rstrip("\n"))
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        return out[0]
+
+    def test_name_is_prefixed_and_cut_to_fit_a_comm(self):
+        self.assertEqual(self.comm_after("Worker-3"), "pw:Worker-3")
+        self.assertEqual(self.comm_after("a-very-long-worker-name"), "pw:a-very-long-")
+        # Cut at a character, never inside one: "é" is two bytes.
+        self.assertEqual(self.comm_after("Wörker-éééé"), "pw:Wörker-éé")
+        self.assertEqual(self.comm_after("abcdefghijké"), "pw:abcdefghijk")
+
+    def test_name_must_be_a_str(self):
+        with self.assertRaises(TypeError):
+            pw._core._set_worker_name(b"w")
 
 
 class TestStats(unittest.TestCase):

@@ -729,16 +729,20 @@ class TestIdentityAsPickle(unittest.TestCase):
 
     def test_plain_containers_take_no_memo_slots(self):
         # The fast path stays for graphs of built-in objects only: nothing
-        # referred to once takes a slot (header field nobjects). The
-        # top-level object, held by the caller, takes one.
+        # referred to once takes a slot (header field nobjects). Whether
+        # the top-level object takes one depends on how the caller holds
+        # it (3.14 lends it from the frame): measured on an empty list.
         def nslots(x):
             return struct.unpack_from("<I", _core._encode(x), 16)[0]
+        empty = []
+        top = nslots(empty)
+        self.assertIn(top, (0, 1))
         n = 40
         plain = [[1, "a" * n], {"k" * (n // 20): (n / 16, bytes(n))}]
-        self.assertEqual(nslots(plain), 1)
+        self.assertEqual(nslots(plain), top)
         x = [n]
         shared = [x, x]
-        self.assertEqual(nslots(shared), 2)
+        self.assertEqual(nslots(shared), top + 1)
         # With a reduce in the graph, what pickle memoises takes one: here
         # the str too.
         with_str, without = [[1, "a" * n], Box()], [[1], Box()]

@@ -194,7 +194,9 @@ class TestHelp(unittest.TestCase):
         for name in pw.__all__:
             obj = getattr(pw, name)
             with self.subTest(name=name):
-                if isinstance(obj, type):
+                if inspect.ismodule(obj):
+                    self.assertRegex(self.section("PACKAGE CONTENTS"), rf"(?m)^    {name}$")
+                elif isinstance(obj, type):
                     self.assertRegex(classes, rf"(?m)^    class {name}\b")
                 elif callable(obj):
                     self.assertRegex(functions, rf"(?m)^    {name}\(")

@@ -4,23 +4,27 @@
 # Debian's linux-source with KASAN, lockdep, kmemleak, UBSAN and friends, as
 # asked by selftests/vm/debug.config.
 #
-# The kernel is cached in $O/debug-kernel/<key>/, the key being a hash of the
+# The kernel is cached per machine, outside the clone (like the chroots of
+# scripts/), in $PYSHM_DEBUG_KERNEL_CACHE (default
+# /var/cache/pyshm/debug-kernel)/<key>/, the key being a hash of the
 # linux-source package version, the compiler version, the config fragment and
-# this script; $O/debug-kernel/current points at the one in use. A cached
-# kernel costs nothing; a new one about 4-6 minutes on 2 cores. What is kept
-# is small (about 90 MB): the bzImage, the build folder after `make clean`
-# (.config, Module.symvers, the host tools: enough for `make -C build M=...`)
-# and the part of the source tree external modules build against.
+# this script; $O/debug-kernel/current points at the one in use, and the two
+# most recently used are kept. A cached kernel costs nothing, also to a clean
+# clone; a new one 8-13 minutes on 2 cores (6.12). What is kept is small
+# (about 80 MB): the bzImage, the build folder after `make clean` (.config,
+# Module.symvers, the host tools: enough for `make -C build M=...`) and the
+# part of the source tree external modules build against.
 #
 # Environment: TOP, O (required); DEBUG_KERNEL_SERIES (the linux-source-X
 # package, default 6.12: the LTS users run, held to the strictest checks;
 # debug.config is written for it); DEBUG_KERNEL_JOBS (make -j, default 2).
 # Prints one line about what it did; on failure, the end of the build log.
 set -u
+shopt -s nullglob
 : "${TOP:?}" "${O:?}"
 frag=$TOP/selftests/vm/debug.config
 jobs=${DEBUG_KERNEL_JOBS:-2}
-root=$O/debug-kernel
+root=${PYSHM_DEBUG_KERNEL_CACHE:-/var/cache/pyshm/debug-kernel}
 
 die() {
 	echo "debug-kernel: $*" >&2
@@ -40,19 +44,32 @@ key=$srcver-$({
 } | sha256sum | cut -c 1-12)
 dir=$root/$key
 
-mkdir -p "$root"
+mkdir -p "$root" "$O/debug-kernel"
 # One build at a time; a second make waits and then finds it cached.
 exec 9>"$root/.lock"
 flock 9
 
+# use: point $O/debug-kernel/current at it and mark it used (for eviction).
+use() {
+	touch "$dir/ok"
+	ln -sfn "$dir" "$O/debug-kernel/current"
+}
+
 if [ -e "$dir/ok" ]; then
-	ln -sfn "$key" "$root/current"
+	use
 	echo "debug-kernel: cached $key ($(cat "$dir/release"))"
 	exit 0
 fi
 
-# A kernel of another key is stale; one half-built is junk.
-find "$root" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
+# Under the lock, a kernel without "ok" is an interrupted build: junk. Of
+# the others, keep the most recently used (another clone may be at another
+# revision) and make room for this one.
+for d in "$root"/*/; do
+	[ -e "$d/ok" ] || rm -rf "$d"
+done
+ls -dt "$root"/*/ok 2>/dev/null | tail -n +2 | while read -r ok; do
+	rm -rf "$(dirname "$ok")"
+done
 mkdir -p "$dir"
 log=$dir/build.log
 t0=$(date +%s)
@@ -67,7 +84,7 @@ kmake() {
 		make -C "$dir/src" O="$dir/build" "$@" >>"$log" 2>&1
 }
 
-echo "debug-kernel: building $key ($pkg $srcver, $ccver); about 5 minutes"
+echo "debug-kernel: building $key ($pkg $srcver, $ccver); 8-13 minutes on 2 cores"
 {
 	echo "key: $key"
 	echo "source: $pkg $srcver"
@@ -128,6 +145,5 @@ rm -rf "$dir/src"
 mv "$keep" "$dir/src"
 
 echo "$release" >"$dir/release"
-touch "$dir/ok"
-ln -sfn "$key" "$root/current"
+use
 echo "debug-kernel: built $key ($release) in $(($(date +%s) - t0)) s, $(du -sh "$dir" | cut -f 1) kept"
