@@ -323,7 +323,7 @@ TEST_F(clone, tables_follow_the_body)
 	EXPECT_EQ(0, pyshm_clone_next_attachment(w->buf, &info, &pos, &off, &len));
 
 	/* A role the format does not know, or reserved bytes set. */
-	w->buf[38] = 2;
+	w->buf[38] = PYSHM_CLONE_ROLE_MAX + 1;
 	EXPECT_EQ(-EBADMSG, pyshm_clone_parse(w->buf, w->len, &info));
 	w->buf[38] = 0;
 	w->buf[40] = 1;
