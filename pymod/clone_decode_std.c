@@ -227,8 +227,10 @@ PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
 		return NULL;
 	a = PyObject_CallFunction(cc_get(d->st, CC_ARRAY), "s", tc);
 	if (!a) {
-		/* A typecode of a newer Python than this one ('e', 'Zf'...). */
-		if (!PyErr_ExceptionMatches(PyExc_ValueError))
+		/* A typecode of a newer Python than this one ('e', 'Zf'...):
+		 * ValueError, or TypeError for two characters. */
+		if (!PyErr_ExceptionMatches(PyExc_ValueError) &&
+		    !PyErr_ExceptionMatches(PyExc_TypeError))
 			return NULL;
 		cause = clone_fetch_exc();
 		msg = PyUnicode_FromFormat("cannot receive an array.array of typecode '%s': "

@@ -219,7 +219,7 @@ static int all_of(PyObject *list, Py_ssize_t n, int (*ok)(PyObject *, int), int 
 {
 	Py_ssize_t i;
 
-	if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) != n)
+	if (!list || !PyList_CheckExact(list) || PyList_GET_SIZE(list) != n)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (!ok(PyList_GET_ITEM(list, i), depth))
@@ -269,6 +269,11 @@ static int desc_ok(PyObject *desc, int depth)
 	}
 	if (!PyDict_CheckExact(desc) || PyDict_GET_SIZE(desc) > 6)
 		return 0;
+	/* Keys of str only: looking them up runs no code of the peer's. */
+	i = 0;
+	while (PyDict_Next(desc, &i, &v, NULL))
+		if (!PyUnicode_CheckExact(v))
+			return 0;
 	names = PyDict_GetItemString(desc, "names");
 	if (!names || !PyList_CheckExact(names))
 		return 0;
