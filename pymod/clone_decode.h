@@ -107,6 +107,11 @@ PyObject *dec_exception(Decoder *d, struct pyshm_clone_item *it);
 PyObject *dec_ndarray(Decoder *d, struct pyshm_clone_item *it);
 PyObject *dec_ndarray_objects(Decoder *d, struct pyshm_clone_item *it);
 PyObject *dec_ndarray_view(Decoder *d, struct pyshm_clone_item *it);
+/* An object that lends the @n bytes at @p, in the region the message lies
+ * in, kept for it (a _RegionMemory: writable, given back when it dies); or
+ * NULL, no exception, when they are small or not in a region of their own
+ * (then copy). */
+PyObject *dec_region_memory(Decoder *d, const void *p, size_t n);
 /* Copy @n bytes into memory just allocated (large ones faulted in first,
  * without the GIL). */
 void dec_copy_fresh(void *dst, const void *src, size_t n);

@@ -172,7 +172,8 @@ PyObject *dec_fraction(Decoder *d, struct pyshm_clone_item *it)
 }
 
 /*
- * A copy of the bytes, as bytes (read-only) or bytearray (writable), viewed
+ * A copy of the bytes, as bytes (read-only) or bytearray (writable), or a
+ * large one's bytes where its message landed (dec_region_memory()), viewed
  * with the format and shape it had. Empty views with several dimensions
  * can't be cast back: they arrive one-dimensional.
  */
@@ -184,9 +185,18 @@ PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
 	PyObject *base, *mv, *fmt = NULL, *dims = NULL, *cast = NULL;
 	int empty = 0;
 
-	base = dec_new_bytes((const uint8_t *)data, (size_t)len,
-			     !(it->flags & PYSHM_CLONE_MV_READONLY));
-	mv = base ? PyMemoryView_FromObject(base) : NULL;
+	/* A large one over the region its message came in, if it did:
+	 * no copy. */
+	base = dec_region_memory(d, data, (size_t)len);
+	if (base) {
+		mv = PyMemoryView_FromObject(base);
+		if (mv && it->flags & PYSHM_CLONE_MV_READONLY)
+			Py_SETREF(mv, PyObject_CallMethod(mv, "toreadonly", NULL));
+	} else {
+		base = dec_new_bytes((const uint8_t *)data, (size_t)len,
+				     !(it->flags & PYSHM_CLONE_MV_READONLY));
+		mv = base ? PyMemoryView_FromObject(base) : NULL;
+	}
 	Py_XDECREF(base);
 	if (!mv)
 		return NULL;

@@ -628,17 +628,42 @@ static PyObject *nd_empty(Decoder *d, const struct pyshm_clone_item *it, PyObjec
 				     it->flags & PYSHM_CLONE_ND_FORTRAN ? "F" : "C");
 }
 
+PyObject *dec_region_memory(Decoder *d, const void *p, size_t n)
+{
+	RegionMemoryObject *rm;
+	struct pyshm_region *r;
+	const char *lo;
+
+	if (n < EXT_MIN || n > PY_SSIZE_T_MAX || !d->env->keep || !d->st->region_memory_type)
+		return NULL;
+	r = d->env->keep(d->env);
+	if (!r)
+		return NULL;
+	lo = pyshm_region_data(r);
+	if ((const char *)p < lo || n > pyshm_region_size(r) - (uint64_t)((const char *)p - lo)) {
+		pyshm_ring_kept_put(r);
+		return NULL;
+	}
+	rm = PyObject_New(RegionMemoryObject, d->st->region_memory_type);
+	if (!rm) {
+		PyErr_Clear();
+		pyshm_ring_kept_put(r);
+		return NULL;
+	}
+	rm->region = r;
+	rm->p = (void *)p;
+	rm->n = (Py_ssize_t)n;
+	return (PyObject *)rm;
+}
+
 /* The region the message lies in, kept for an array over @it's data (the
  * data aligned for @dt), or NULL (no exception): copy. */
 static PyObject *nd_keep(Decoder *d, const struct pyshm_clone_item *it, PyObject *dt)
 {
-	RegionMemoryObject *rm;
-	struct pyshm_region *r;
 	PyObject *v;
 	long align;
-	char *lo;
 
-	if (it->v.nd.len < EXT_MIN || !d->env->keep || !d->st->region_memory_type)
+	if (it->v.nd.len < EXT_MIN || !d->env->keep)
 		return NULL;
 	v = PyObject_GetAttrString(dt, "alignment");
 	align = v ? PyLong_AsLong(v) : -1;
@@ -647,24 +672,7 @@ static PyObject *nd_keep(Decoder *d, const struct pyshm_clone_item *it, PyObject
 		PyErr_Clear();
 		return NULL;
 	}
-	r = d->env->keep(d->env);
-	if (!r)
-		return NULL;
-	lo = pyshm_region_data(r);
-	if ((const char *)it->v.nd.data < lo ||
-	    it->v.nd.len > pyshm_region_size(r) - (uint64_t)((const char *)it->v.nd.data - lo)) {
-		pyshm_ring_kept_put(r);
-		return NULL;
-	}
-	rm = PyObject_New(RegionMemoryObject, d->st->region_memory_type);
-	if (!rm) {
-		pyshm_ring_kept_put(r);
-		return NULL;
-	}
-	rm->region = r;
-	rm->p = (void *)it->v.nd.data;
-	rm->n = (Py_ssize_t)it->v.nd.len;
-	return (PyObject *)rm;
+	return dec_region_memory(d, it->v.nd.data, it->v.nd.len);
 }
 
 /* Copy @n bytes into fresh memory, faulted in first; without the GIL

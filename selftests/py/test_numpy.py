@@ -539,10 +539,35 @@ class TestLargeMessages(support.Workers, support.LeakCheck):
                 self.assertEqual(got.tobytes(), v.tobytes())
                 self.assertEqual((got.format, got.shape, got.readonly),
                                  (v.format, v.shape, v.readonly))
+                # No copy on receipt: over the region it came in.
+                self.assertIs(type(got.obj), _core._RegionMemory)
             elif isinstance(v, array.array):            # NaNs among them
                 self.assertEqual((got.typecode, got.tobytes()), (v.typecode, v.tobytes()))
             else:
                 self.assertEqual(got, v)
+
+    def test_a_large_memoryview_is_received_without_a_copy(self):
+        w = self.start(targets.echo)
+        data = bytearray(range(256)) * 4096
+        w.post_message(memoryview(data).cast("I"))
+        got = w.recv(TIMEOUT)
+        self.assertIs(type(got.obj), _core._RegionMemory)
+        self.assertEqual((got.format, got.readonly, got.tobytes()), ("I", False, bytes(data)))
+        got[0] = 7                                      # writable, and ours alone
+        self.assertEqual(data[0], 0)
+        w.post_message(memoryview(bytes(data)))
+        got = w.recv(TIMEOUT)
+        self.assertTrue(got.readonly)
+        self.assertIs(type(got.obj), _core._RegionMemory)
+        created = _core.stats()["created"]
+        for _ in range(4):                              # given back when it dies
+            del got
+            w.post_message(memoryview(data))
+            got = w.recv(TIMEOUT)
+        self.assertLessEqual(_core.stats()["created"] - created, 2)
+        # Small ones are copies.
+        w.post_message(memoryview(b"small"))
+        self.assertIs(type(w.recv(TIMEOUT).obj), bytes)
 
     def test_changes_after_the_post_do_not_travel(self):
         w = self.start(targets.echo)
