@@ -512,14 +512,8 @@ static int get_delta(struct pyshm_clone_reader *r, struct pyshm_clone_item *it)
 	return 0;
 }
 
-/* The item size of an array.array typecode (@typecode2: the second
- * character of 'Zf' and 'Zd', else 0), or 0 for one we don't know. */
-static int array_itemsize(uint8_t typecode, uint8_t typecode2)
+static int array_itemsize(uint8_t typecode)
 {
-	if (typecode == 'Z')
-		return typecode2 == 'f' ? 8 : typecode2 == 'd' ? 16 : 0;
-	if (typecode2)
-		return 0;
 	switch (typecode) {
 	case 'b': case 'B':
 		return 1;
@@ -527,8 +521,10 @@ static int array_itemsize(uint8_t typecode, uint8_t typecode2)
 		return 2;
 	case 'i': case 'I': case 'f': case 'u': case 'w':
 		return 4;
-	case 'l': case 'L': case 'q': case 'Q': case 'd':
+	case 'l': case 'L': case 'q': case 'Q': case 'd': case 'F':
 		return 8;
+	case 'D':
+		return 16;
 	}
 	return 0;
 }
@@ -891,24 +887,17 @@ PYSHM_EXPORT int pyshm_clone_read(struct pyshm_clone_reader *r, struct pyshm_clo
 	case PYSHM_CLONE_MEMORYVIEW:
 		ret = get_memoryview(r, it);
 		break;
-	case PYSHM_CLONE_ARRAY: {
-		uint64_t v2 = 0;
-		int size;
-
+	case PYSHM_CLONE_ARRAY:
 		ret = pyshm_clone_get_le(r, 1, &v);
-		if (!ret && v == 'Z')
-			ret = pyshm_clone_get_le(r, 1, &v2);
 		if (!ret)
 			ret = get_blob(r, &it->v.arr.data, &it->v.arr.len);
 		if (ret)
 			break;
 		it->v.arr.typecode = (uint8_t)v;
-		it->v.arr.typecode2 = (uint8_t)v2;
-		size = array_itemsize(it->v.arr.typecode, it->v.arr.typecode2);
-		if (!size || it->v.arr.len % (size_t)size)
+		if (!array_itemsize(it->v.arr.typecode) ||
+		    it->v.arr.len % (size_t)array_itemsize(it->v.arr.typecode))
 			ret = -EBADMSG;
 		break;
-	}
 	case PYSHM_CLONE_EXCEPTION:
 		ret = pyshm_clone_get_le(r, 1, &v);
 		if (!ret && v & ~(uint64_t)PYSHM_CLONE_EXC_ALL)

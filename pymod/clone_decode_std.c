@@ -231,7 +231,9 @@ PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
 PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
 {
 	PyObject *a, *mv, *ret, *cause, *msg;
-	char tc[3] = { (char)it->v.arr.typecode, (char)it->v.arr.typecode2, 0 };
+	uint8_t c = it->v.arr.typecode;
+	/* F and D: 3.15's complex typecodes (clone_encode_std.c). */
+	char tc[3] = { c == 'F' || c == 'D' ? 'Z' : (char)c, c == 'F' ? 'f' : c == 'D' ? 'd' : 0 };
 
 	if (clone_cache_group(d->st, CG_ARRAY, 1) < 0)
 		return NULL;

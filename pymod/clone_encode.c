@@ -337,7 +337,7 @@ int enc_long(Encoder *e, PyObject *obj, int may_memo)
 		if (v == -1 && PyErr_Occurred())
 			return -1;
 		/* CPython's small ints are unique anyway: no slot for them. */
-		if (!may_memo || Py_REFCNT(obj) <= 2 || cached_int(obj, v))
+		if (!may_memo || Py_REFCNT(obj) <= 2 || IS_SMALL_INT(v) || IS_IMMORTAL(obj))
 			return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
 		slot = memo_get(&e->memo, obj);
 		if (slot >= 0)

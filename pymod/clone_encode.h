@@ -22,22 +22,15 @@
  * message goes. */
 #define EXT_MIN		(256u << 10)
 
-/*
- * Is int @v (of value @val) one of the interpreter's cached small ints?
- * They are unique anyway: no memo slot for them. Since 3.12 they are
- * immortal (their reference count says nothing), and 3.15 caches
- * -5..1024, not -5..256.
- */
-static inline int cached_int(PyObject *v, long long val)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-	(void)val;
-	return _Py_IsImmortal(v);
+#define IS_SMALL_INT(v)	((v) >= -5 && (v) <= 256)
+/* Immortal objects are unique too (3.15 caches more ints than -5..256). */
+#if PY_VERSION_HEX >= 0x030E0000
+#define IS_IMMORTAL(o)	PyUnstable_IsImmortal(o)
+#elif PY_VERSION_HEX >= 0x030C0000
+#define IS_IMMORTAL(o)	_Py_IsImmortal(o)
 #else
-	(void)v;
-	return val >= -5 && val <= 256;
+#define IS_IMMORTAL(o)	0
 #endif
-}
 
 /* ---- pointer memo (open addressing, keys owned) ---------------------- */
 
@@ -206,7 +199,7 @@ static inline int enc_item(Encoder *e, PyObject *item)
 		else
 			goto held;
 		/* Borrowed: more than one reference means shared. */
-		if (Py_REFCNT(item) > 1 && !cached_int(item, v))
+		if (Py_REFCNT(item) > 1 && !IS_SMALL_INT(v) && !IS_IMMORTAL(item))
 			goto held;
 		return pyshm_clone_put_int(&e->w, v) < 0 ? enc_nomem() : 0;
 	}

@@ -242,38 +242,36 @@ int enc_fraction(Encoder *e, PyObject *obj, int memo)
 	return ret;
 }
 
-/*
- * The typecode of an array.array as the wire has it (one character, or 'Z'
- * and one for 3.15's complex "Zf" and "Zd"): 1 or 2, and @out, or 0 for
- * one the format does not know.
- */
-static int array_typecode(PyObject *tc, char out[2])
+/* The wire's typecode byte: the typecode, or for 3.15's complex ones
+ * ("Zf", "Zd") numpy's letters F and D. 0: none. */
+static uint8_t array_wire_typecode(PyObject *tc)
 {
-	if (!PyUnicode_Check(tc) || PyUnicode_GET_LENGTH(tc) < 1 || PyUnicode_GET_LENGTH(tc) > 2)
+	Py_UCS4 c;
+
+	if (!PyUnicode_Check(tc))
 		return 0;
-	out[0] = (char)PyUnicode_READ_CHAR(tc, 0);
-	if (PyUnicode_GET_LENGTH(tc) == 2) {
-		out[1] = (char)PyUnicode_READ_CHAR(tc, 1);
-		return PyUnicode_READ_CHAR(tc, 0) == 'Z' &&
-		       (PyUnicode_READ_CHAR(tc, 1) == 'f' || PyUnicode_READ_CHAR(tc, 1) == 'd') ?
-			2 : 0;
+	c = PyUnicode_GET_LENGTH(tc) ? PyUnicode_READ_CHAR(tc, 0) : 0;
+	if (PyUnicode_GET_LENGTH(tc) == 1 && c > 0x20 && c < 0x7f && c != 'F' && c != 'D')
+		return (uint8_t)c;
+	if (PyUnicode_GET_LENGTH(tc) == 2 && c == 'Z') {
+		c = PyUnicode_READ_CHAR(tc, 1);
+		return c == 'f' ? 'F' : c == 'd' ? 'D' : 0;
 	}
-	return PyUnicode_READ_CHAR(tc, 0) < 128 && out[0] && strchr("bBuwhHeiIlLqQfd", out[0]) ?
-		1 : 0;
+	return 0;
 }
 
 int enc_array(Encoder *e, PyObject *obj, int memo)
 {
 	PyObject *tc = PyObject_GetAttr(obj, cc_get(e->st, CC_S_TYPECODE)), *holder = NULL;
 	Py_buffer view;
-	char code[2];
-	int ret, n;
+	uint8_t wire;
+	int ret;
 
 	if (!tc)
 		return enc_bad(e, obj, NULL);
-	n = array_typecode(tc, code);
+	wire = array_wire_typecode(tc);
 	Py_DECREF(tc);
-	if (!n)
+	if (!wire)
 		return enc_bad(e, obj, "unexpected typecode");
 	if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
 		return enc_bad(e, obj, NULL);
@@ -285,9 +283,7 @@ int enc_array(Encoder *e, PyObject *obj, int memo)
 	ret = pyshm_clone_reserve(&e->w, 13) < 0 ? enc_nomem() : 0;
 	if (!ret) {
 		pyshm_clone_raw_tag(&e->w, PYSHM_CLONE_ARRAY | M(memo));
-		pyshm_clone_raw_u8(&e->w, (uint8_t)code[0]);
-		if (n == 2)
-			pyshm_clone_raw_u8(&e->w, (uint8_t)code[1]);
+		pyshm_clone_raw_u8(&e->w, wire);
 		pyshm_clone_raw_varint(&e->w, (uint64_t)view.len);
 		ret = holder ? enc_data_ref(e, view.buf, (size_t)view.len, holder) :
 			enc_data_copy(e, view.buf, (size_t)view.len);

@@ -685,7 +685,6 @@ struct pyshm_clone_item {
 		} mv;		/* MEMORYVIEW (flags: MV_*) */
 		struct {
 			uint8_t typecode;
-			uint8_t typecode2;	/* 'f' of "Zf", 'd' of "Zd"; else 0 */
 			const uint8_t *data;
 			size_t len;
 		} arr;		/* ARRAY */

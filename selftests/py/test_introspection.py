@@ -36,7 +36,10 @@ CONTRACT = {
     "MessageChannel": [],
     "SharedArrayBuffer": [("n", POS_KW, E), ("max_byte_length", POS_KW, None)],
     "SharedArrayBuffer.grow": [("new_length", POS, E)],
-    "Int32Array": [("sab", POS_KW, E), ("byte_offset", POS_KW, 0), ("length", POS_KW, None)],
+    # DESIGN's Parity API names the first parameter buffer (any typed array
+    # over a SharedArrayBuffer or an ArrayBuffer); §3's sab= stays accepted
+    # as a keyword (test_typed_arrays).
+    "Int32Array": [("buffer", POS_KW, E), ("byte_offset", POS_KW, 0), ("length", POS_KW, None)],
     "Int32Array.load": [("i", POS, E)],
     "Int32Array.store": [("i", POS, E), ("v", POS, E)],
     "Int32Array.compare_exchange": [("i", POS, E), ("expected", POS, E), ("new", POS, E)],

@@ -502,8 +502,8 @@ class TestArrayTypecodes(unittest.TestCase):
             _core._verify(_core._encode(a))
 
     def test_typecodes_this_python_lacks_are_refused_cleanly(self):
-        for code, size in [("e", 2), ("Zf", 8), ("Zd", 16)]:
-            body = b"\x1a" + code.encode() + bytes([size]) + bytes(size)
+        for code, wire, size in [("e", b"e", 2), ("Zf", b"F", 8), ("Zd", b"D", 16)]:
+            body = b"\x1a" + wire + bytes([size]) + bytes(size)
             msg = hostile.message(body)
             _core._verify(msg)
             if code in array.typecodes:
@@ -514,7 +514,7 @@ class TestArrayTypecodes(unittest.TestCase):
                 _core._decode(msg)
 
     def test_unknown_typecodes_are_malformed(self):
-        for body in [b"\x1aZx\x08" + bytes(8), b"\x1ax\x01\x00", b"\x1aZ"]:
+        for body in [b"\x1aZ\x08" + bytes(8), b"\x1ax\x01\x00", b"\x1aD\x08" + bytes(8)]:
             with self.assertRaisesRegex(pw.DataCloneError, "malformed"):
                 _core._decode(hostile.message(body))
 

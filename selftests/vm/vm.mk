@@ -14,8 +14,8 @@
 # A suite is a script in selftests/vm/suites/ (TAP and "# Totals:" lines on
 # stdout); add one there, or pick some with
 #   make vm-check VM_SUITES="selftests/vm/suites/kmod.sh"
-# The Python suite (py.sh, about 4 minutes under TCG) runs on the kernels of
-# VM_PY_KERNELS only: the rest of it does not depend on the kernel, which the
+# The Python suite (py.sh: the suites whose objects live in regions) runs on
+# the kernels of VM_PY_KERNELS only: the rest does not depend on the kernel, which the
 # kselftests and the library's kmod-backend and wakeup tests cover on each.
 # selftests/vm/boot.sh lists the other knobs (VM_KERNEL, VM_KO, VM_MEM,
 # VM_APPEND, VM_CHECKS, ...), for reuse with other kernels.
