@@ -72,3 +72,19 @@ def bc_count(name, n):
         bc.recv()
     pw.parent.post_message(n)
     bc.close()
+
+
+def nd_sum(a):
+    """A float for an array: what a task returns (bench E7)."""
+    return float(a[0]) + float(a[-1])
+
+
+def nd_echo(a):
+    return a
+
+
+def ack_arrays():
+    """For each array received, its byte count back (bench E7)."""
+    port = pw.parent
+    for a in port:
+        port.post_message(a.nbytes)
