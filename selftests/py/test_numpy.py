@@ -182,6 +182,44 @@ class TestClone(unittest.TestCase):
 
 
 @unittest.skipIf(np is None, support.NO_NUMPY)
+class TestNoLeaks(support.LeakCheck):
+    def test_cloning_and_decoding_leaks_nothing(self):
+        import tracemalloc
+        sab = pw.SharedArrayBuffer(4096)
+        obj = np.empty(3, dtype=object)         # no cycle: ndarrays are not
+        obj[:] = [1, "x", [2.5]]                # tracked by the cyclic GC
+        values = [np.arange(1000.0), np.zeros((3, 4), ">i2", order="F"),
+                  np.zeros(5, dtype=[("a", "<i4"), ("b", "U3", (2,))]), obj,
+                  np.arange(20)[::3], np.full((), 1.5)]
+        bad = [ndarray((3,), 8, bytes(16), s("<f8")), ndarray((1,), 8, bytes(8), s("|O"))]
+
+        def run():
+            for v in values:
+                clone(v)
+                _core._decode(_core._encode(v))
+            clone([np.frombuffer(sab, "<i4")[1:].reshape(-1, 3)[::2], sab])
+            for m in bad:
+                try:
+                    _core._decode(m)
+                except pw.DataCloneError:
+                    pass
+
+        for _ in range(20):
+            run()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(300):
+                run()
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        self.assertLess(grown, 64 << 10)
+
+
+@unittest.skipIf(np is None, support.NO_NUMPY)
 class TestSharedArrayBufferViews(unittest.TestCase):
     def test_a_view_arrives_over_the_same_memory(self):
         sab = pw.SharedArrayBuffer(4096)
