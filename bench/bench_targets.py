@@ -75,7 +75,7 @@ def bc_count(name, n):
 
 
 def nd_sum(a):
-    """A float for an array: what a task returns (bench E7)."""
+    """A float for an array: what a task returns (bench E8)."""
     return float(a[0]) + float(a[-1])
 
 
@@ -84,7 +84,44 @@ def nd_echo(a):
 
 
 def ack_arrays():
-    """For each array received, its byte count back (bench E7)."""
+    """For each array received, its byte count back (bench E8)."""
     port = pw.parent
     for a in port:
         port.post_message(a.nbytes)
+
+
+def lock_hammer(lock, counter, n, go):
+    """Say ready, wait for go, then take and give back lock n times, adding
+    one to counter[0] under it each time; say done."""
+    pw.parent.post_message("ready")
+    go.wait()
+    for _ in range(n):
+        lock.acquire()
+        counter[0] += 1
+        lock.release()
+    pw.parent.post_message("done")
+
+
+def mp_lock_hammer(lock, counter, n, go, out):
+    """lock_hammer() for a multiprocessing.Lock (a RawValue counter)."""
+    out.put("ready")
+    go.wait()
+    for _ in range(n):
+        lock.acquire()
+        counter.value += 1
+        lock.release()
+    out.put("done")
+
+
+def lock_pingpong(mine, theirs, n, out):
+    """Hand-off through a pair of locks: wait for mine (the other side
+    releases it), then release theirs; n times. out: a port or a queue."""
+    out.put("ready") if hasattr(out, "put") else out.post_message("ready")
+    for _ in range(n):
+        mine.acquire()
+        theirs.release()
+    out.put("done") if hasattr(out, "put") else out.post_message("done")
+
+
+def pw_lock_pingpong(mine, theirs, n):
+    lock_pingpong(mine, theirs, n, pw.parent)

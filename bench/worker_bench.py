@@ -313,7 +313,7 @@ def fan_out(mode, n, listeners=4, broadcast=True, poster_only=False):
     return med(run)
 
 
-# ---- E7. numpy arrays ------------------------------------------------------------
+# ---- E8. numpy arrays ------------------------------------------------------------
 
 ND_BYTES = 64 << 20
 
@@ -345,7 +345,7 @@ def post_ack_time(mode, obj, n):
 
 
 def numpy_rows(np, q):
-    """E7: a 64 MiB float64 array through pool tasks (one way: the task
+    """E8: a 64 MiB float64 array through pool tasks (one way: the task
     returns a float; echoed: it returns the array), against
     ProcessPoolExecutor and a warm memcpy; an array over a
     SharedArrayBuffer against posting the buffer itself."""
@@ -374,6 +374,99 @@ def numpy_rows(np, q):
         row(f"ndarray over a 64 MiB SAB, {mode} post+ack vs posting the SAB",
             post_ack_time(mode, view, 200 // q), post_ack_time(mode, sab, 200 // q),
             "<= 2x", 2.0)
+
+
+def lock_cycle(lock, n):
+    """Seconds per uncontended acquire() + release() of lock."""
+    acquire, release = lock.acquire, lock.release
+
+    def step():
+        for _ in range(100):
+            acquire()
+            release()
+
+    return mean_time(step, n // 100) / 100
+
+
+def pyshm_lock_contended(n):
+    """Seconds per acquire+release when two process workers both take one
+    pw.Lock n times as fast as they can."""
+    def run():
+        lock, go = pw.Lock(), pw.Event()
+        counter = pw.Int32Array(pw.SharedArrayBuffer(4))
+        ws = [pw.Worker(T.lock_hammer, args=(lock, counter, n, go), mode="process")
+              for _ in range(2)]
+        for w in ws:
+            w.recv()
+        t0 = perf()
+        go.set()
+        for w in ws:
+            w.recv()
+        took = perf() - t0
+        for w in ws:
+            w.join()
+        assert counter[0] == 2 * n
+        return took / (2 * n)
+
+    return med(run, 3)
+
+
+def lock_pingpong(n, pyshm):
+    """Seconds per hand-off when two processes pass control back and forth
+    through a pair of locks (each releases the lock the other waits on):
+    pw.Lock in process workers, or multiprocessing.Lock in spawned
+    processes."""
+    def run():
+        if pyshm:
+            a, b = pw.Lock(), pw.Lock()
+        else:
+            a, b, out = SPAWN.Lock(), SPAWN.Lock(), SPAWN.Queue()
+        a.acquire()
+        b.acquire()
+        if pyshm:
+            ps = [pw.Worker(T.pw_lock_pingpong, args=(a, b, n), mode="process"),
+                  pw.Worker(T.pw_lock_pingpong, args=(b, a, n), mode="process")]
+            ready = done = lambda: [w.recv() for w in ps]
+        else:
+            ps = [SPAWN.Process(target=T.lock_pingpong, args=(a, b, n, out)),
+                  SPAWN.Process(target=T.lock_pingpong, args=(b, a, n, out))]
+            for p in ps:
+                p.start()
+            ready = done = lambda: [out.get() for _ in ps]
+        ready()
+        t0 = perf()
+        a.release()
+        done()
+        took = perf() - t0
+        for p in ps:
+            p.join()
+        return took / (2 * n)
+
+    return med(run, 3)
+
+
+def mp_lock_contended(n):
+    """The same with a multiprocessing.Lock and two spawned processes."""
+    def run():
+        lock, go, out = SPAWN.Lock(), SPAWN.Event(), SPAWN.Queue()
+        counter = SPAWN.RawValue("i", 0)
+        ps = [SPAWN.Process(target=T.mp_lock_hammer, args=(lock, counter, n, go, out))
+              for _ in range(2)]
+        for p in ps:
+            p.start()
+        for _ in ps:
+            out.get()
+        t0 = perf()
+        go.set()
+        for _ in ps:
+            out.get()
+        took = perf() - t0
+        for p in ps:
+            p.join()
+        assert counter.value == 2 * n
+        return took / (2 * n)
+
+    return med(run, 3)
 
 
 def cpu_scaling(mode, tasks=8, size=2_000_000):
@@ -477,10 +570,21 @@ def main():
              f"{fmt_time(fan_out(mode, 5000 // q, broadcast=False))})",
              fan_out(mode, 5000 // q))
 
+    table_header("E7. Shared locks: uncontended, and contended between two processes")
+    row("pw.Lock acquire+release vs threading.Lock", lock_cycle(pw.Lock(), 400_000 // q),
+        lock_cycle(threading.Lock(), 400_000 // q), "<= 2x", 2.0)
+    info("pw.RLock acquire+release (threading.RLock: "
+         f"{fmt_time(lock_cycle(threading.RLock(), 400_000 // q))})",
+         lock_cycle(pw.RLock(), 400_000 // q))
+    row("hand-off through a pw.Lock pair, 2 process workers, vs multiprocessing.Lock",
+        lock_pingpong(5000 // q, True), lock_pingpong(5000 // q, False), "< 1x", 0.9999)
+    row("pw.Lock taken by 2 process workers at once vs multiprocessing.Lock",
+        pyshm_lock_contended(20_000 // q), mp_lock_contended(20_000 // q), "< 1x", 0.9999)
+
     np = numpy_or_none()
-    table_header("E7. numpy: 64 MiB float64 ndarray, process workers")
+    table_header("E8. numpy: 64 MiB float64 ndarray, process workers")
     if np is None:
-        print("# numpy is not installed for this Python: E7 skipped")
+        print("# numpy is not installed for this Python: E8 skipped")
     else:
         numpy_rows(np, q)
 

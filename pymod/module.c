@@ -7,6 +7,7 @@
  */
 #include "clone_buffer.h"
 #include "hub.h"
+#include "sync.h"
 #include "typed_array.h"
 #include "worker.h"
 
@@ -163,7 +164,7 @@ static int mod_exec(PyObject *mod)
 	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_process_methods) < 0 ||
 	    PyModule_AddFunctions(mod, introspect_methods) < 0 ||
-	    broadcast_init(mod) < 0 || locks_init(mod) < 0)
+	    broadcast_init(mod) < 0 || locks_init(mod) < 0 || sync_init(mod) < 0)
 		return -1;
 
 	pthread_mutex_lock(&pymod_globals.lock);

@@ -23,6 +23,10 @@ BroadcastChannel(name)
 locks
     pw.locks.request(name, mode="exclusive", ...) holds a lock by name,
     program-wide, for a with (or async with) block; pw.locks.query().
+Synchronisation
+    Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier:
+    threading's, in shared memory, shared (not copied) when posted or passed
+    to a worker; OwnerDiedError when a lock's holder process died.
 Shared memory
     SharedArrayBuffer(n, max_byte_length=None); typed arrays over it
     (Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
@@ -64,6 +68,8 @@ from ._core import _decode, _encode  # noqa: F401
 from . import _core
 from ._port import MessageChannel, MessagePort
 from ._broadcast import BroadcastChannel
+from ._core import BoundedSemaphore, Event, Lock, OwnerDiedError, RLock, Semaphore
+from ._sync import Barrier, Condition
 from . import locks
 from ._version import __version__
 from ._worker import Worker, in_worker
@@ -76,16 +82,24 @@ worker_data = None
 __all__ = [
     "ArrayBuffer",
     "Atomics",
+    "Barrier",
+    "BoundedSemaphore",
     "BroadcastChannel",
+    "Condition",
     "DataCloneError",
+    "Event",
     "Float32Array",
     "Float64Array",
     "Int16Array",
     "Int32Array",
     "Int64Array",
     "Int8Array",
+    "Lock",
     "MessageChannel",
     "MessagePort",
+    "OwnerDiedError",
+    "RLock",
+    "Semaphore",
     "SharedArrayBuffer",
     "Uint16Array",
     "Uint32Array",
@@ -131,7 +145,7 @@ class _ExceptionSignature:
         return inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)])
 
 
-for _exc in (DataCloneError, WorkerError):
+for _exc in (DataCloneError, OwnerDiedError, WorkerError):
     _exc.__signature__ = _ExceptionSignature()
 del _exc
 

@@ -6,20 +6,26 @@
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 from typing_extensions import Self
 
 from . import _core, locks as locks
 from ._core import (
     ArrayBuffer as ArrayBuffer,
+    BoundedSemaphore as BoundedSemaphore,
     DataCloneError as DataCloneError,
+    Event as Event,
     Float32Array as Float32Array,
     Float64Array as Float64Array,
     Int8Array as Int8Array,
     Int16Array as Int16Array,
     Int32Array as Int32Array,
     Int64Array as Int64Array,
+    Lock as Lock,
+    OwnerDiedError as OwnerDiedError,
+    RLock as RLock,
+    Semaphore as Semaphore,
     SharedArrayBuffer as SharedArrayBuffer,
     Uint8Array as Uint8Array,
     Uint8ClampedArray as Uint8ClampedArray,
@@ -164,6 +170,41 @@ class Atomics:
     @staticmethod
     def isLockFree(size: int) -> bool: ...
 
+class _LockLike(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+class Condition:
+    """threading.Condition in shared memory (its lock too, when a Lock or
+    RLock of this package)."""
+
+    def __init__(self, lock: _LockLike | None = None) -> None: ...
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(self, *args: object) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def wait_for(self, predicate: Callable[[], _T], timeout: float | None = None) -> _T: ...
+    def notify(self, n: int = 1) -> None: ...
+    def notify_all(self) -> None: ...
+    def notifyAll(self) -> None: ...
+
+class Barrier:
+    """threading.Barrier in shared memory; BrokenBarrierError is
+    threading's."""
+
+    def __init__(self, parties: int, action: Callable[[], object] | None = None,
+                 timeout: float | None = None) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def reset(self) -> None: ...
+    def abort(self) -> None: ...
+    @property
+    def parties(self) -> int: ...
+    @property
+    def n_waiting(self) -> int: ...
+    @property
+    def broken(self) -> bool: ...
+
 def in_worker() -> bool: ...
 def receive_message_on_port(port: MessagePort | BroadcastChannel | Worker) -> tuple[Any] | None: ...
 
@@ -175,16 +216,24 @@ worker_data: Any
 __all__ = [
     "ArrayBuffer",
     "Atomics",
+    "Barrier",
+    "BoundedSemaphore",
     "BroadcastChannel",
+    "Condition",
     "DataCloneError",
+    "Event",
     "Float32Array",
     "Float64Array",
     "Int16Array",
     "Int32Array",
     "Int64Array",
     "Int8Array",
+    "Lock",
     "MessageChannel",
     "MessagePort",
+    "OwnerDiedError",
+    "RLock",
+    "Semaphore",
     "SharedArrayBuffer",
     "Uint16Array",
     "Uint32Array",

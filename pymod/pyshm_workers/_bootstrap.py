@@ -55,6 +55,10 @@ def _forget_dummy_thread():
         del info._track_dummy_thread_ref
 
 
+def _forget_worker_data(pw):
+    pw.worker_data = None
+
+
 def _exit_code(code):
     if code is None:
         return 0
@@ -211,6 +215,13 @@ def _run(port, interpreter):
         if (3, 12) <= sys.version_info[:3] < (3, 12, 4):
             sys.meta_path.insert(0, _ImportInMainFirst)
     pw.parent = port
+    if interpreter:
+        import atexit
+        # pw.worker_data outlived the interpreter (Py_EndInterpreter()
+        # left it in this package's globals), and with it the regions of
+        # the shared objects it held: drop it once the worker's threads
+        # are done (atexit runs after they are joined).
+        atexit.register(_forget_worker_data, pw)
     _worker._in_worker = True
     _worker._in_subinterpreter = interpreter
     _worker._worker_name = setup["name"]
