@@ -74,6 +74,22 @@ def bc_count(name, n):
     bc.close()
 
 
+def nd_sum(a):
+    """A float for an array: what a task returns (bench E10)."""
+    return float(a[0]) + float(a[-1])
+
+
+def nd_echo(a):
+    return a
+
+
+def ack_arrays():
+    """For each array received, its byte count back (bench E10)."""
+    port = pw.parent
+    for a in port:
+        port.post_message(a.nbytes)
+
+
 def lock_hammer(lock, counter, n, go):
     """Say ready, wait for go, then take and give back lock n times, adding
     one to counter[0] under it each time; say done."""

@@ -313,6 +313,69 @@ def fan_out(mode, n, listeners=4, broadcast=True, poster_only=False):
     return med(run)
 
 
+# ---- E10. numpy arrays------------------------------------------------------------
+
+ND_BYTES = 64 << 20
+
+
+def numpy_or_none():
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
+
+def pool_task_time(pool, fn, a, n):
+    return mean_time(lambda: pool.submit(fn, a).result(), n)
+
+
+def memcpy_time(np, a):
+    dst = np.empty_like(a)
+    return mean_time(lambda: np.copyto(dst, a), 10)
+
+
+def post_ack_time(mode, obj, n):
+    w = pw.Worker(T.ack_arrays if not isinstance(obj, pw.SharedArrayBuffer) else T.ack_sabs,
+                  mode=mode)
+    result = mean_time(lambda: (w.post_message(obj), w.recv()), n)
+    w._port._close_send()
+    w.join()
+    return result
+
+
+def numpy_rows(np, q):
+    """E10: a 64 MiB float64 array through pool tasks (one way: the task
+    returns a float; echoed: it returns the array), against
+    ProcessPoolExecutor and a warm memcpy; an array over a
+    SharedArrayBuffer against posting the buffer itself."""
+    a = np.arange(ND_BYTES // 8, dtype="f8")
+    n = max(3, 20 // q)
+    copy = memcpy_time(np, a)
+    info("peer: warm 64 MiB memcpy (numpy.copyto)", copy)
+    with cf.ProcessPoolExecutor(1) as ppe:
+        ppe_one = pool_task_time(ppe, T.nd_sum, a, max(2, 5 // q))
+        ppe_echo = pool_task_time(ppe, T.nd_echo, a, max(2, 5 // q))
+    # Where numpy refuses subinterpreters, process workers only (auto
+    # picks process for such tasks only where it is told to).
+    for mode in ("process",):
+        with pw.WorkerPool(1, mode=mode) as pool:
+            one = pool_task_time(pool, T.nd_sum, a, n)
+            echo = pool_task_time(pool, T.nd_echo, a, n)
+        row(f"ndarray 64 MiB one way, WorkerPool {mode} vs ProcessPoolExecutor", one,
+            ppe_one, "<= 0.025x", 0.025)
+        row(f"ndarray 64 MiB one way, WorkerPool {mode} vs warm memcpy", one, copy,
+            "<= 6x", 6.0)
+        row(f"ndarray 64 MiB echoed, WorkerPool {mode} vs ProcessPoolExecutor", echo,
+            ppe_echo, "<= 0.025x", 0.025)
+    sab = pw.SharedArrayBuffer(ND_BYTES)
+    view = np.frombuffer(sab, dtype="f8").reshape(-1, 1024)
+    for mode in ("process",):
+        row(f"ndarray over a 64 MiB SAB, {mode} post+ack vs posting the SAB",
+            post_ack_time(mode, view, 200 // q), post_ack_time(mode, sab, 200 // q),
+            "<= 2x", 2.0)
+
+
 def lock_cycle(lock, n):
     """Seconds per uncontended acquire() + release() of lock."""
     acquire, release = lock.acquire, lock.release
@@ -539,6 +602,13 @@ def main():
         with pw.WorkerPool(2, mode=mode) as pool:
             ours = map_per_task(pool, 3000 // min(q, 3))
         row(f"WorkerPool {mode} map vs ProcessPoolExecutor map", ours, peer, "<= 1x", 1.0)
+
+    np = numpy_or_none()
+    table_header("E10. numpy: 64 MiB float64 ndarray, process workers")
+    if np is None:
+        print("# numpy is not installed for this Python: E10 skipped")
+    else:
+        numpy_rows(np, q)
 
     table_header("E5. CPU-bound work, 8 tasks, 1 vs 2 workers")
     for mode in MODES:

@@ -78,8 +78,8 @@ PYSHM_EXPORT void pyshm_clone_writer_release(struct pyshm_clone_writer *w)
 	w->next = w->capext = 0;
 }
 
-PYSHM_EXPORT int pyshm_clone_put_blob_ext(struct pyshm_clone_writer *w, uint8_t tag,
-					  const void *p, size_t n)
+/* Room for one more blob by reference and @head bytes before it. */
+static int ext_reserve(struct pyshm_clone_writer *w, const void *p, size_t n, size_t head)
 {
 	struct pyshm_clone_ext *e;
 	uint32_t cap;
@@ -94,12 +94,35 @@ PYSHM_EXPORT int pyshm_clone_put_blob_ext(struct pyshm_clone_writer *w, uint8_t 
 		w->ext = e;
 		w->capext = cap;
 	}
-	if (pyshm_clone_reserve(w, 11) < 0)
-		return -ENOMEM;
-	pyshm_clone_raw_tag(w, tag);
-	pyshm_clone_raw_varint(w, n);
+	return pyshm_clone_reserve(w, head) < 0 ? -ENOMEM : 0;
+}
+
+static void ext_add(struct pyshm_clone_writer *w, const void *p, size_t n)
+{
 	w->ext[w->next++] = (struct pyshm_clone_ext){ .pos = w->len, .p = p, .n = n };
 	w->extlen += n;
+}
+
+PYSHM_EXPORT int pyshm_clone_put_blob_ext(struct pyshm_clone_writer *w, uint8_t tag,
+					  const void *p, size_t n)
+{
+	int ret = ext_reserve(w, p, n, 11);
+
+	if (ret < 0)
+		return ret;
+	pyshm_clone_raw_tag(w, tag);
+	pyshm_clone_raw_varint(w, n);
+	ext_add(w, p, n);
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_clone_put_raw_ext(struct pyshm_clone_writer *w, const void *p, size_t n)
+{
+	int ret = ext_reserve(w, p, n, 0);
+
+	if (ret < 0)
+		return ret;
+	ext_add(w, p, n);
 	return 0;
 }
 
@@ -557,6 +580,114 @@ PYSHM_EXPORT int pyshm_clone_mv_shape(const struct pyshm_clone_item *it, uint64_
 	return 0;
 }
 
+/* A view's strides (after its shape): the bytes it spans below and above
+ * its first element, each at most PYSHM_REGION_SIZE_MAX. */
+static int get_nd_strides(struct pyshm_clone_reader *r, struct pyshm_clone_item *it,
+			  uint64_t *lo, uint64_t *hi)
+{
+	struct pyshm_clone_reader shape = { .p = it->v.nd.shape, .end = r->p };
+	uint64_t i, v, dim = 0, mag;
+	int64_t stride;
+
+	*lo = *hi = 0;
+	for (i = 0; i < it->v.nd.ndim; i++) {
+		if (pyshm_clone_get_varint(r, &v) < 0)
+			return -EBADMSG;
+		pyshm_clone_get_varint(&shape, &dim);
+		stride = pyshm_clone_unzigzag(v);
+		if (stride < -(int64_t)PYSHM_REGION_SIZE_MAX ||
+		    stride > (int64_t)PYSHM_REGION_SIZE_MAX)
+			return -EBADMSG;
+		if (!it->v.nd.count || dim < 2)
+			continue;
+		mag = (uint64_t)(stride < 0 ? -stride : stride);
+		if (mag > PYSHM_REGION_SIZE_MAX / (dim - 1))
+			return -EBADMSG;
+		if (stride < 0)
+			*lo += mag * (dim - 1);
+		else
+			*hi += mag * (dim - 1);
+		if (*lo > PYSHM_REGION_SIZE_MAX || *hi > PYSHM_REGION_SIZE_MAX)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * The head of an NDARRAY*: flags, the shape (and a view's strides), the
+ * item size, then a view's offset or an array's data. The element count
+ * is at most PYSHM_REGION_SIZE_MAX, and so are a view's extent and an
+ * array's bytes (which must be exactly count * itemsize).
+ */
+static int get_nd_head(struct pyshm_clone_reader *r, struct pyshm_clone_item *it)
+{
+	uint64_t flags, ndim, dim, count = 1, lo = 0, hi = 0, v, i;
+	uint64_t allowed = it->type == PYSHM_CLONE_NDARRAY_VIEW ? PYSHM_CLONE_ND_READONLY :
+			   PYSHM_CLONE_ND_FORTRAN;
+
+	if (pyshm_clone_get_le(r, 1, &flags) < 0 || flags & ~allowed ||
+	    pyshm_clone_get_varint(r, &ndim) < 0 || ndim > PYSHM_CLONE_MAX_NDIM)
+		return -EBADMSG;
+	it->flags = (uint8_t)flags;
+	it->v.nd.ndim = ndim;
+	it->v.nd.shape = r->p;
+	for (i = 0; i < ndim; i++) {
+		if (pyshm_clone_get_varint(r, &dim) < 0 || dim > PYSHM_REGION_SIZE_MAX ||
+		    (dim && count > PYSHM_REGION_SIZE_MAX / dim))
+			return -EBADMSG;
+		count *= dim;
+	}
+	it->v.nd.count = count;
+	it->v.nd.itemsize = 0;
+	it->v.nd.data = NULL;
+	it->v.nd.len = 0;
+	it->v.nd.byte_offset = it->v.nd.lo = it->v.nd.hi = 0;
+	if (it->type == PYSHM_CLONE_NDARRAY_OBJECT)
+		return 0;
+	if (it->type == PYSHM_CLONE_NDARRAY_VIEW && get_nd_strides(r, it, &lo, &hi) < 0)
+		return -EBADMSG;
+	if (pyshm_clone_get_varint(r, &it->v.nd.itemsize) < 0 ||
+	    it->v.nd.itemsize > PYSHM_REGION_SIZE_MAX)
+		return -EBADMSG;
+	if (it->type == PYSHM_CLONE_NDARRAY_VIEW) {
+		/* Its elements lie in [offset - lo, offset + hi + itemsize). */
+		if (pyshm_clone_get_varint(r, &it->v.nd.byte_offset) < 0 ||
+		    it->v.nd.byte_offset > PYSHM_REGION_SIZE_MAX || it->v.nd.byte_offset < lo)
+			return -EBADMSG;
+		it->v.nd.lo = it->v.nd.byte_offset - lo;
+		it->v.nd.hi = count && it->v.nd.itemsize ?
+			it->v.nd.byte_offset + hi + it->v.nd.itemsize : it->v.nd.lo;
+		return it->v.nd.hi > PYSHM_REGION_SIZE_MAX ? -EBADMSG : 0;
+	}
+	/* NDARRAY: padding (to align the data), then the data. */
+	if ((it->v.nd.itemsize && count > PYSHM_REGION_SIZE_MAX / it->v.nd.itemsize) ||
+	    pyshm_clone_get_le(r, 1, &v) < 0 || v > PYSHM_CLONE_ND_MAX_PAD ||
+	    pyshm_clone_get_raw(r, v, &it->v.nd.data) < 0 ||
+	    get_blob(r, &it->v.nd.data, &it->v.nd.len) < 0 ||
+	    it->v.nd.len != count * it->v.nd.itemsize)
+		return -EBADMSG;
+	return 0;
+}
+
+PYSHM_EXPORT int pyshm_clone_nd_shape(const struct pyshm_clone_item *it, uint64_t *shape,
+				      int64_t *strides)
+{
+	/* Checked when read: the shape, then a view's strides (at most ten
+	 * bytes a varint). */
+	struct pyshm_clone_reader r = {
+		.p = it->v.nd.shape, .end = it->v.nd.shape + 20 * it->v.nd.ndim,
+	};
+	uint64_t i, v = 0;
+
+	for (i = 0; i < it->v.nd.ndim; i++)
+		pyshm_clone_get_varint(&r, &shape[i]);
+	for (i = 0; strides && i < it->v.nd.ndim; i++) {
+		pyshm_clone_get_varint(&r, &v);
+		strides[i] = pyshm_clone_unzigzag(v);
+	}
+	return 0;
+}
+
 /* Children are values of at least one byte: a count can't exceed that. */
 static int get_count(struct pyshm_clone_reader *r, struct pyshm_clone_item *it,
 		     unsigned int per_item)
@@ -604,6 +735,8 @@ static int needs_finish(const struct pyshm_clone_item *it)
 	case PYSHM_CLONE_SHARED:
 	case PYSHM_CLONE_EXCEPTION:
 	case PYSHM_CLONE_REDUCE:
+	case PYSHM_CLONE_NDARRAY:
+	case PYSHM_CLONE_NDARRAY_VIEW:
 		return 1;
 	case PYSHM_CLONE_TIME:
 	case PYSHM_CLONE_DATETIME:
@@ -836,6 +969,16 @@ PYSHM_EXPORT int pyshm_clone_read(struct pyshm_clone_reader *r, struct pyshm_clo
 			ret = -EBADMSG;
 		}
 		break;
+	case PYSHM_CLONE_NDARRAY:
+	case PYSHM_CLONE_NDARRAY_VIEW:
+		ret = get_nd_head(r, it);
+		break;
+	case PYSHM_CLONE_NDARRAY_OBJECT:
+		/* Its elements follow: a byte each at least. */
+		ret = get_nd_head(r, it);
+		if (!ret && it->v.nd.count > (uint64_t)(r->end - r->p))
+			ret = -EBADMSG;
+		break;
 	default:
 		return -EBADMSG;
 	}
@@ -965,6 +1108,17 @@ static int skip_value(struct pyshm_clone_reader *r, struct pyshm_clone_walk *wk)
 	case PYSHM_CLONE_SHARED:
 		ret = skip_typed(r, wk, PYSHM_CLONE_GLOBAL, PYSHM_CLONE_REF);
 		break;
+	case PYSHM_CLONE_NDARRAY:
+		ret = skip_value(r, wk);		/* the dtype */
+		break;
+	case PYSHM_CLONE_NDARRAY_OBJECT:
+		ret = skip_children(r, wk, it.v.nd.count);
+		break;
+	case PYSHM_CLONE_NDARRAY_VIEW:
+		ret = skip_value(r, wk);
+		if (!ret)
+			ret = skip_typed(r, wk, PYSHM_CLONE_SAB, PYSHM_CLONE_REF);
+		break;
 	case PYSHM_CLONE_EXCEPTION:
 	case PYSHM_CLONE_REDUCE:
 		/* The callable (unless NEWOBJ) and the arguments. */
@@ -1082,6 +1236,9 @@ PYSHM_EXPORT const char *pyshm_clone_type_name(unsigned int type)
 		[PYSHM_CLONE_SHARED] = "shared payload",
 		[PYSHM_CLONE_END] = "end",
 		[PYSHM_CLONE_ARRAYBUFFER] = "ArrayBuffer",
+		[PYSHM_CLONE_NDARRAY] = "ndarray",
+		[PYSHM_CLONE_NDARRAY_OBJECT] = "ndarray (objects)",
+		[PYSHM_CLONE_NDARRAY_VIEW] = "ndarray (view of a SharedArrayBuffer)",
 	};
 
 	if (type >= sizeof(names) / sizeof(names[0]))

@@ -149,7 +149,11 @@ static void pool_make_room(struct ool_pool *pool, uint64_t want, uint64_t max_by
 			pool_retire(pool, big);
 			continue;
 		}
-		/* Only kept ones left to drop: the consumer keeps them. */
+		/* Only kept ones left to drop: the consumer keeps them. They
+		 * hold none of our bytes: dropping one makes room in count
+		 * only (a record above the byte budget goes alone anyway). */
+		if (!max_count || pool->n < max_count)
+			return;
 		for (i = 0; i < pool->n; i++)
 			if (state_of(pool->e[i].r) == OOL_KEPT)
 				break;

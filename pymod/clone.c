@@ -86,6 +86,7 @@ static const struct cc_group cc_groups[CG_N] = {
 	[CG_FRACTIONS] = { "fractions", CC_FRACTION, 1, { "Fraction" } },
 	[CG_ARRAY] = { "array", CC_ARRAY, 1, { "array" } },
 	[CG_TRACEBACK] = { "traceback", CC_FORMAT_EXC, 1, { "format_exception" } },
+	[CG_NUMPY] = { "numpy", CC_NDARRAY, 3, { "ndarray", "dtype", "empty" } },
 };
 
 /*
@@ -501,6 +502,8 @@ int clone_init(PyObject *mod, pymod_state *st)
 	if (clone_cache_init(st) < 0 || PyModule_AddFunctions(mod, clone_methods) < 0 ||
 	    PyModule_AddIntConstant(mod, "_WIRE_VERSION", PYSHM_CLONE_VERSION) < 0 ||
 	    PyModule_AddIntConstant(mod, "_MAX_DEPTH", PYSHM_CLONE_MAX_DEPTH) < 0)
+		return -1;
+	if (numpy_init_types(mod, st) < 0)
 		return -1;
 	return capi_init(mod, st);
 }

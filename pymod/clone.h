@@ -25,6 +25,9 @@ enum {
 	CC_FRACTION,
 	CC_ARRAY,
 	CC_FORMAT_EXC,		/* traceback.format_exception */
+	CC_NDARRAY,		/* numpy.ndarray, numpy.dtype, numpy.empty */
+	CC_NP_DTYPE,
+	CC_NP_EMPTY,
 	CC_DISPATCH,		/* copyreg.dispatch_table */
 	CC_NEWOBJ,		/* copyreg.__newobj__ */
 	CC_S_REDUCE_EX,		/* "__reduce_ex__" */
@@ -50,6 +53,7 @@ enum {
 	CG_FRACTIONS,
 	CG_ARRAY,
 	CG_TRACEBACK,
+	CG_NUMPY,
 	CG_N
 };
 
@@ -178,6 +182,10 @@ void clone_raise(pymod_state *st, PyObject *msg, PyObject *cause);
 
 /* The DataCloneError of a malformed message. Returns NULL. */
 PyObject *clone_malformed(pymod_state *st, const char *what, size_t off);
+
+/* clone_numpy.c: its types (the memory of arrays received without a
+ * copy). 0 or -1 + exception. */
+int numpy_init_types(PyObject *mod, pymod_state *st);
 
 /* capi.c: the shared payloads of registered extension types. */
 struct pyshm_payload;

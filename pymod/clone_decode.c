@@ -325,6 +325,20 @@ static PyObject *dec_set(Decoder *d, struct pyshm_clone_item *it)
 
 /* ---- scalars ------------------------------------------------------------------- */
 
+PyObject *dec_new_bytes(const uint8_t *p, size_t n, int mutable)
+{
+	PyObject *obj;
+
+	if (n < PYSHM_PREFAULT_MIN)
+		return mutable ? PyByteArray_FromStringAndSize((const char *)p, (Py_ssize_t)n) :
+			PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+	obj = mutable ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)n) :
+		PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+	if (obj)
+		dec_copy_fresh(mutable ? PyByteArray_AS_STRING(obj) : PyBytes_AS_STRING(obj), p, n);
+	return obj;
+}
+
 static PyObject *dec_bigint(const struct pyshm_clone_item *it)
 {
 #if PY_VERSION_HEX >= 0x030D0000
@@ -448,12 +462,9 @@ PyObject *dec_value(Decoder *d)
 							    NULL : "surrogatepass"));
 		break;
 	case PYSHM_CLONE_BYTES:
-		obj = dec_memo(d, &it, PyBytes_FromStringAndSize((const char *)it.v.b.data,
-								 (Py_ssize_t)it.v.b.len));
-		break;
 	case PYSHM_CLONE_BYTEARRAY:
-		obj = dec_memo(d, &it, PyByteArray_FromStringAndSize((const char *)it.v.b.data,
-								     (Py_ssize_t)it.v.b.len));
+		obj = dec_memo(d, &it, dec_new_bytes(it.v.b.data, it.v.b.len,
+						     it.type == PYSHM_CLONE_BYTEARRAY));
 		break;
 	case PYSHM_CLONE_LIST:
 		obj = dec_list(d, &it);
@@ -538,6 +549,15 @@ PyObject *dec_value(Decoder *d)
 		break;
 	case PYSHM_CLONE_SHARED:
 		obj = dec_shared(d, &it);
+		break;
+	case PYSHM_CLONE_NDARRAY:
+		obj = dec_ndarray(d, &it);
+		break;
+	case PYSHM_CLONE_NDARRAY_OBJECT:
+		obj = dec_ndarray_objects(d, &it);
+		break;
+	case PYSHM_CLONE_NDARRAY_VIEW:
+		obj = dec_ndarray_view(d, &it);
 		break;
 	default:	/* END outside REDUCE items */
 		return dec_malformed(d, "unexpected END");

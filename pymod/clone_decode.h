@@ -3,8 +3,9 @@
  * Private to the structured-clone decoder, whose files are split by type
  * family as the encoder's: clone_decode.c (the engine: memo, scalars,
  * containers, shared memory, dispatch, the message), clone_decode_std.c
- * (datetime, fraction, memoryview, array) and clone_decode_reduce.c
- * (globals, the pickle protocol, exceptions).
+ * (datetime, fraction, memoryview, array), clone_decode_reduce.c
+ * (globals, the pickle protocol, exceptions) and clone_numpy.c (numpy
+ * arrays).
  */
 #ifndef PYSHM_PYMOD_CLONE_DECODE_H
 #define PYSHM_PYMOD_CLONE_DECODE_H
@@ -60,6 +61,9 @@ int dec_finish(Decoder *d, struct pyshm_clone_item *it, PyObject **alias);
 PyObject *dec_child(Decoder *d, unsigned int a, unsigned int b);
 /* Is the next byte END? Then consume it. */
 int dec_at_end(Decoder *d);
+/* A bytes (or bytearray, @mutable) of the @n bytes at @p; large ones in
+ * memory faulted in first. */
+PyObject *dec_new_bytes(const uint8_t *p, size_t n, int mutable);
 
 /* Count @n values (a container's items at its head, so that nested small
  * containers add up); every SIGNAL_EVERY, run the signal handlers. */
@@ -97,5 +101,19 @@ PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it);
 PyObject *dec_global(Decoder *d, const struct pyshm_clone_item *it);
 PyObject *dec_reduce(Decoder *d, struct pyshm_clone_item *it);
 PyObject *dec_exception(Decoder *d, struct pyshm_clone_item *it);
+
+/* ---- clone_numpy.c -------------------------------------------------------- */
+
+PyObject *dec_ndarray(Decoder *d, struct pyshm_clone_item *it);
+PyObject *dec_ndarray_objects(Decoder *d, struct pyshm_clone_item *it);
+PyObject *dec_ndarray_view(Decoder *d, struct pyshm_clone_item *it);
+/* An object that lends the @n bytes at @p, in the region the message lies
+ * in, kept for it (a _RegionMemory: writable, given back when it dies); or
+ * NULL, no exception, when they are small or not in a region of their own
+ * (then copy). */
+PyObject *dec_region_memory(Decoder *d, const void *p, size_t n);
+/* Copy @n bytes into memory just allocated (large ones faulted in first,
+ * without the GIL). */
+void dec_copy_fresh(void *dst, const void *src, size_t n);
 
 #endif /* PYSHM_PYMOD_CLONE_DECODE_H */

@@ -172,7 +172,8 @@ PyObject *dec_fraction(Decoder *d, struct pyshm_clone_item *it)
 }
 
 /*
- * A copy of the bytes, as bytes (read-only) or bytearray (writable), viewed
+ * A copy of the bytes, as bytes (read-only) or bytearray (writable), or a
+ * large one's bytes where its message landed (dec_region_memory()), viewed
  * with the format and shape it had. Empty views with several dimensions
  * can't be cast back: they arrive one-dimensional.
  */
@@ -184,9 +185,18 @@ PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
 	PyObject *base, *mv, *fmt = NULL, *dims = NULL, *cast = NULL;
 	int empty = 0;
 
-	base = it->flags & PYSHM_CLONE_MV_READONLY ? PyBytes_FromStringAndSize(data, len) :
-						     PyByteArray_FromStringAndSize(data, len);
-	mv = base ? PyMemoryView_FromObject(base) : NULL;
+	/* A large one over the region its message came in, if it did:
+	 * no copy. */
+	base = dec_region_memory(d, data, (size_t)len);
+	if (base) {
+		mv = PyMemoryView_FromObject(base);
+		if (mv && it->flags & PYSHM_CLONE_MV_READONLY)
+			Py_SETREF(mv, PyObject_CallMethod(mv, "toreadonly", NULL));
+	} else {
+		base = dec_new_bytes((const uint8_t *)data, (size_t)len,
+				     !(it->flags & PYSHM_CLONE_MV_READONLY));
+		mv = base ? PyMemoryView_FromObject(base) : NULL;
+	}
 	Py_XDECREF(base);
 	if (!mv)
 		return NULL;
@@ -220,7 +230,7 @@ PyObject *dec_memoryview(Decoder *d, const struct pyshm_clone_item *it)
 
 PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
 {
-	PyObject *a, *mv, *ret;
+	PyObject *a, *mv, *ret, *cause, *msg;
 	uint8_t c = it->v.arr.typecode;
 	/* F and D: 3.15's complex typecodes (clone_encode_std.c). */
 	char tc[3] = { c == 'F' || c == 'D' ? 'Z' : (char)c, c == 'F' ? 'f' : c == 'D' ? 'd' : 0 };
@@ -228,8 +238,22 @@ PyObject *dec_array(Decoder *d, const struct pyshm_clone_item *it)
 	if (clone_cache_group(d->st, CG_ARRAY, 1) < 0)
 		return NULL;
 	a = PyObject_CallFunction(cc_get(d->st, CC_ARRAY), "s", tc);
-	if (!a)
+	if (!a) {
+		/* A typecode of a newer Python than this one ('e', 'Zf'...):
+		 * ValueError, or TypeError for two characters. */
+		if (!PyErr_ExceptionMatches(PyExc_ValueError) &&
+		    !PyErr_ExceptionMatches(PyExc_TypeError))
+			return NULL;
+		cause = clone_fetch_exc();
+		msg = PyUnicode_FromFormat("cannot receive an array.array of typecode '%s': "
+					   "this Python's array module has no such type", tc);
+		if (msg)
+			clone_raise(d->st, msg, cause);
+		else
+			Py_DECREF(cause);
+		Py_XDECREF(msg);
 		return NULL;
+	}
 	mv = PyMemoryView_FromMemory((char *)it->v.arr.data, (Py_ssize_t)it->v.arr.len,
 				     PyBUF_READ);
 	ret = mv ? PyObject_CallMethodOneArg(a, cc_get(d->st, CC_S_FROMBYTES), mv) : NULL;

@@ -398,6 +398,59 @@ static int enc_str(Encoder *e, PyObject *obj)
 	return memo ? memo_put(e, obj) : 0;
 }
 
+/* ---- large data ---------------------------------------------------------- */
+
+int enc_data_ref(Encoder *e, const void *p, size_t n, PyObject *holder)
+{
+	if (!e->keep && !(e->keep = PyList_New(0)))
+		return -1;
+	if (PyList_Append(e->keep, holder) < 0)
+		return -1;
+	return pyshm_clone_put_raw_ext(&e->w, p, n) < 0 ? enc_nomem() : 0;
+}
+
+int enc_data_copy(Encoder *e, const void *p, size_t n)
+{
+	if (pyshm_clone_reserve(&e->w, n) < 0)
+		return enc_nomem();
+	/* The buffer grew into fresh memory: fault it in at once. */
+	pyshm_prefault(e->w.buf + e->w.len, n);
+	if (n)
+		memcpy(e->w.buf + e->w.len, p, n);
+	e->w.len += n;
+	return 0;
+}
+
+int enc_big_blob(Encoder *e, uint8_t tag, PyObject *obj)
+{
+	PyObject *holder;
+	size_t n;
+	int ret;
+
+	if (PyBytes_CheckExact(obj)) {
+		n = (size_t)PyBytes_GET_SIZE(obj);
+		holder = Py_NewRef(obj);
+	} else {
+		/* Exported: the bytearray can't resize until the message is sent. */
+		holder = enc_by_ref(e, (size_t)PyByteArray_GET_SIZE(obj)) ?
+			PyMemoryView_FromObject(obj) : Py_NewRef(obj);
+		if (!holder)
+			return -1;
+		n = (size_t)PyByteArray_GET_SIZE(obj);
+	}
+	if (pyshm_clone_put_head(&e->w, tag, n) < 0) {
+		Py_DECREF(holder);
+		return enc_nomem();
+	}
+	ret = enc_by_ref(e, n) ?
+		enc_data_ref(e, PyBytes_CheckExact(obj) ? PyBytes_AS_STRING(obj) :
+			     PyByteArray_AS_STRING(obj), n, holder) :
+		enc_data_copy(e, PyBytes_CheckExact(obj) ? PyBytes_AS_STRING(obj) :
+			      PyByteArray_AS_STRING(obj), n);
+	Py_DECREF(holder);
+	return ret;
+}
+
 /* ---- containers ------------------------------------------------------------ */
 
 static int enc_changed(Encoder *e, PyObject *obj)
@@ -566,6 +619,8 @@ static int enc_other(Encoder *e, PyObject *obj, int memo)
 		return enc_fraction(e, obj, memo);
 	if ((PyObject *)tp == PyList_GET_ITEM(c, CC_ARRAY))
 		return enc_array(e, obj, memo);
+	if (enc_is_ndarray(e, tp))
+		return enc_ndarray(e, obj, memo);
 	if (st->capi_types && (ops = capi_lookup(st, tp)))
 		return enc_shared(e, obj, ops, memo);
 	if (PyExceptionInstance_Check(obj))
@@ -614,14 +669,24 @@ int enc_value(Encoder *e, PyObject *obj)
 	} else if (tp == &PyTuple_Type) {
 		ret = enc_tuple(e, obj, memo);
 	} else if (tp == &PyBytes_Type) {
-		ret = pyshm_clone_put_blob(w, PYSHM_CLONE_BYTES | M(memo), PyBytes_AS_STRING(obj),
-					   (size_t)PyBytes_GET_SIZE(obj)) < 0 ? enc_nomem() :
-			memo ? memo_put(e, obj) : 0;
+		if (__builtin_expect(PyBytes_GET_SIZE(obj) >= EXT_MIN, 0))
+			ret = enc_big_blob(e, PYSHM_CLONE_BYTES | M(memo), obj);
+		else
+			ret = pyshm_clone_put_blob(w, PYSHM_CLONE_BYTES | M(memo),
+						   PyBytes_AS_STRING(obj),
+						   (size_t)PyBytes_GET_SIZE(obj)) < 0 ? enc_nomem() : 0;
+		if (!ret && memo)
+			ret = memo_put(e, obj);
 	} else if (tp == &PyByteArray_Type) {
-		ret = pyshm_clone_put_blob(w, PYSHM_CLONE_BYTEARRAY | M(memo),
-					   PyByteArray_AS_STRING(obj),
-					   (size_t)PyByteArray_GET_SIZE(obj)) < 0 ? enc_nomem() :
-			memo ? memo_put(e, obj) : 0;
+		if (__builtin_expect(PyByteArray_GET_SIZE(obj) >= EXT_MIN, 0))
+			ret = enc_big_blob(e, PYSHM_CLONE_BYTEARRAY | M(memo), obj);
+		else
+			ret = pyshm_clone_put_blob(w, PYSHM_CLONE_BYTEARRAY | M(memo),
+						   PyByteArray_AS_STRING(obj),
+						   (size_t)PyByteArray_GET_SIZE(obj)) < 0 ?
+				enc_nomem() : 0;
+		if (!ret && memo)
+			ret = memo_put(e, obj);
 	} else if (tp == &PySet_Type || tp == &PyFrozenSet_Type) {
 		ret = enc_set(e, obj, memo);
 	} else if (tp == &PyComplex_Type) {
@@ -649,6 +714,7 @@ static int enc_rewind(Encoder *e)
 	for (i = 0; i < e->npend; i++)
 		Py_DECREF(e->pend[i].owner);
 	e->npend = 0;
+	Py_CLEAR(e->keep);
 	if (pyshm_clone_writer_init(&e->w, PyMem_RawRealloc, PyMem_RawFree, 0) < 0)
 		return enc_nomem();
 	return 0;
@@ -663,6 +729,10 @@ int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer, struct clon
 
 	out->buf = NULL;
 	out->len = out->cap = 0;
+	out->ext = NULL;
+	out->next = 0;
+	out->extlen = 0;
+	out->keep = NULL;
 	if (pyshm_clone_writer_init(&e.w, PyMem_RawRealloc, PyMem_RawFree, 0) < 0)
 		return enc_nomem();
 	if (enc_check_transfer(&e, transfer) < 0)
@@ -697,7 +767,13 @@ int clone_encode(pymod_state *st, PyObject *obj, PyObject *transfer, struct clon
 		out->buf = e.w.buf;
 		out->len = e.w.len;
 		out->cap = e.w.cap;
+		out->ext = e.w.ext;
+		out->next = e.w.next;
+		out->extlen = e.w.extlen;
+		out->keep = e.keep;
 		e.w.buf = NULL;
+		e.w.ext = NULL;
+		e.keep = NULL;
 	}
 out:
 	pyshm_clone_writer_release(&e.w);
@@ -705,6 +781,7 @@ out:
 	for (i = 0; i < e.npend; i++)
 		Py_DECREF(e.pend[i].owner);
 	PyMem_Free(e.pend);
+	Py_XDECREF(e.keep);
 	Py_XDECREF(e.ports);
 	Py_XDECREF(e.moved);
 	Py_XDECREF(e.err);

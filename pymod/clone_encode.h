@@ -4,9 +4,9 @@
  * family: clone_encode.c (the engine: memo, errors, scalars, containers,
  * dispatch, the message), clone_encode_std.c (datetime, decimal, fraction,
  * array, memoryview), clone_encode_reduce.c (classes and functions by name,
- * the pickle protocol, exceptions) and clone_encode_shared.c (what is shared
- * or moved rather than copied: SharedArrayBuffers, typed arrays, payloads,
- * ports).
+ * the pickle protocol, exceptions), clone_encode_shared.c (what is shared or
+ * moved rather than copied: SharedArrayBuffers, typed arrays, payloads,
+ * ports) and clone_numpy.c (numpy arrays, both directions).
  */
 #ifndef PYSHM_PYMOD_CLONE_ENCODE_H
 #define PYSHM_PYMOD_CLONE_ENCODE_H
@@ -17,6 +17,11 @@
  * e->depth is the number of values around the one being written. */
 #define MAX_DEPTH	PYSHM_CLONE_MAX_DEPTH
 #define M(memo)		((memo) ? PYSHM_CLONE_F_MEMO : 0)
+/* Blobs from this size up stay where they are when the message may leave
+ * them there (clone_env.ext_ok): the send copies them once, where the
+ * message goes. */
+#define EXT_MIN		(256u << 10)
+
 #define IS_SMALL_INT(v)	((v) >= -5 && (v) <= 256)
 /* Immortal objects are unique too (3.15 caches more ints than -5..256). */
 #if PY_VERSION_HEX >= 0x030E0000
@@ -85,6 +90,9 @@ typedef struct {
 	int restart;			/* stopped before user code: again */
 	struct pending *pend;
 	uint32_t npend, cappend;
+	/* What keeps the blobs by reference alive and unchanged until the
+	 * message is sent (clone_msg.keep): a list, or NULL. */
+	PyObject *keep;
 	/* A DataCloneError under construction (NULL: an exception passes). */
 	PyObject *err;			/* "cannot clone 'T' object ..." */
 	PyObject *err_cause;
@@ -145,6 +153,25 @@ int enc_long(Encoder *e, PyObject *obj, int may_memo);
 int put_str(Encoder *e, PyObject *obj, int memo);
 /* @attr: the dict is an instance's state (its keys are attribute names). */
 int enc_dict(Encoder *e, PyObject *d, int memo, int attr);
+
+/* Do @n bytes of data go by reference (enc_data_ref())? */
+static inline int enc_by_ref(const Encoder *e, size_t n)
+{
+	return n >= EXT_MIN && e->env->ext_ok;
+}
+
+/*
+ * The @n bytes at @p end the value whose head is written. enc_data_ref()
+ * leaves them where they are: the message keeps @holder (a reference is
+ * taken), which must keep them alive and unchanged until it is sent (the
+ * object itself if immutable, else a memoryview, whose export keeps a
+ * bytearray or an array.array from resizing). enc_data_copy() copies them
+ * in (large ones into memory faulted in first). 0, or -1 + exception.
+ */
+int enc_data_ref(Encoder *e, const void *p, size_t n, PyObject *holder);
+int enc_data_copy(Encoder *e, const void *p, size_t n);
+/* A BYTES or BYTEARRAY (@tag, with its flags) of EXT_MIN bytes or more. */
+int enc_big_blob(Encoder *e, uint8_t tag, PyObject *obj);
 
 /*
  * A container's item, borrowed from it. Scalars that run no user code are
@@ -221,6 +248,12 @@ int enc_reduce(Encoder *e, PyObject *obj, int memo);
 int enc_exception(Encoder *e, PyObject *obj, int memo);
 /* type(None), type(Ellipsis), type(NotImplemented). */
 int enc_singleton_type(Encoder *e, PyObject *obj, int memo);
+
+/* ---- clone_numpy.c -------------------------------------------------------- */
+
+/* Is @tp numpy.ndarray (of a numpy imported by now)? */
+int enc_is_ndarray(Encoder *e, PyTypeObject *tp);
+int enc_ndarray(Encoder *e, PyObject *arr, int memo);
 
 /* ---- clone_encode_shared.c ----------------------------------------------- */
 

@@ -262,7 +262,7 @@ static uint8_t array_wire_typecode(PyObject *tc)
 
 int enc_array(Encoder *e, PyObject *obj, int memo)
 {
-	PyObject *tc = PyObject_GetAttr(obj, cc_get(e->st, CC_S_TYPECODE));
+	PyObject *tc = PyObject_GetAttr(obj, cc_get(e->st, CC_S_TYPECODE)), *holder = NULL;
 	Py_buffer view;
 	uint8_t wire;
 	int ret;
@@ -270,25 +270,28 @@ int enc_array(Encoder *e, PyObject *obj, int memo)
 	if (!tc)
 		return enc_bad(e, obj, NULL);
 	wire = array_wire_typecode(tc);
-	if (!wire) {
-		Py_DECREF(tc);
-		return enc_bad(e, obj, "unexpected typecode");
-	}
-	if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
-		Py_DECREF(tc);
-		return enc_bad(e, obj, NULL);
-	}
-	ret = pyshm_clone_put_tag(&e->w, PYSHM_CLONE_ARRAY | M(memo));
-	if (!ret && !(ret = pyshm_clone_reserve(&e->w, 1)))
-		pyshm_clone_raw_u8(&e->w, wire);
-	if (!ret)
-		ret = pyshm_clone_put_varint(&e->w, (uint64_t)view.len);
-	if (!ret)
-		ret = pyshm_clone_put_raw(&e->w, view.buf, (size_t)view.len);
-	PyBuffer_Release(&view);
 	Py_DECREF(tc);
+	if (!wire)
+		return enc_bad(e, obj, "unexpected typecode");
+	if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+		return enc_bad(e, obj, NULL);
+	/* Exported: the array can't resize until the message is sent. */
+	if (enc_by_ref(e, (size_t)view.len) && !(holder = PyMemoryView_FromObject(obj))) {
+		PyBuffer_Release(&view);
+		return -1;
+	}
+	ret = pyshm_clone_reserve(&e->w, 13) < 0 ? enc_nomem() : 0;
+	if (!ret) {
+		pyshm_clone_raw_tag(&e->w, PYSHM_CLONE_ARRAY | M(memo));
+		pyshm_clone_raw_u8(&e->w, wire);
+		pyshm_clone_raw_varint(&e->w, (uint64_t)view.len);
+		ret = holder ? enc_data_ref(e, view.buf, (size_t)view.len, holder) :
+			enc_data_copy(e, view.buf, (size_t)view.len);
+	}
+	Py_XDECREF(holder);
+	PyBuffer_Release(&view);
 	if (ret < 0)
-		return enc_nomem();
+		return -1;
 	return memo ? memo_put(e, obj) : 0;
 }
 
@@ -307,6 +310,7 @@ static const char *castable_format(const char *fmt)
 int enc_memoryview(Encoder *e, PyObject *obj, int memo)
 {
 	struct pyshm_clone_writer *w = &e->w;
+	PyObject *holder = NULL;
 	const char *fmt;
 	Py_ssize_t one, *shape = &one, itemsize = 1;
 	Py_buffer view;
@@ -323,8 +327,7 @@ int enc_memoryview(Encoder *e, PyObject *obj, int memo)
 	} else {
 		fmt = "B";
 	}
-	if (pyshm_clone_reserve(w, 2 + 11 + strlen(fmt) + 10 * (size_t)(ndim + 3) +
-				(size_t)view.len) < 0) {
+	if (pyshm_clone_reserve(w, 2 + 11 + strlen(fmt) + 10 * (size_t)(ndim + 3)) < 0) {
 		enc_nomem();
 		goto out;
 	}
@@ -338,11 +341,25 @@ int enc_memoryview(Encoder *e, PyObject *obj, int memo)
 		pyshm_clone_raw_varint(w, (uint64_t)shape[i]);
 	pyshm_clone_raw_varint(w, (uint64_t)itemsize);
 	pyshm_clone_raw_varint(w, (uint64_t)view.len);
-	if (PyBuffer_ToContiguous(w->buf + w->len, &view, view.len, 'C') < 0)
-		goto out;
-	w->len += (size_t)view.len;
+	if (enc_by_ref(e, (size_t)view.len) && PyBuffer_IsContiguous(&view, 'C')) {
+		/* A view of its own on the same export keeps the memory there
+		 * even if this one is released meanwhile. */
+		holder = PyMemoryView_FromObject(obj);
+		if (!holder || enc_data_ref(e, view.buf, (size_t)view.len, holder) < 0)
+			goto out;
+	} else {
+		if (pyshm_clone_reserve(w, (size_t)view.len) < 0) {
+			enc_nomem();
+			goto out;
+		}
+		pyshm_prefault(w->buf + w->len, (size_t)view.len);
+		if (PyBuffer_ToContiguous(w->buf + w->len, &view, view.len, 'C') < 0)
+			goto out;
+		w->len += (size_t)view.len;
+	}
 	ret = memo ? memo_put(e, obj) : 0;
 out:
+	Py_XDECREF(holder);
 	PyBuffer_Release(&view);
 	return ret;
 }
@@ -361,6 +378,7 @@ int enc_picklebuffer(Encoder *e, PyObject *obj, int memo)
 	pyshm_clone_raw_tag(w, (view->readonly ? PYSHM_CLONE_BYTES : PYSHM_CLONE_BYTEARRAY) |
 			    M(memo));
 	pyshm_clone_raw_varint(w, (uint64_t)view->len);
+	pyshm_prefault(w->buf + w->len, (size_t)view->len);
 	if (PyBuffer_ToContiguous(w->buf + w->len, (Py_buffer *)view, view->len, 'C') < 0)
 		return enc_bad(e, obj, NULL);
 	w->len += (size_t)view->len;

@@ -191,6 +191,7 @@ static int mod_traverse(PyObject *mod, visitproc visit, void *arg)
 	Py_VISIT(st->WorkerError);
 	Py_VISIT(st->clone_cache);
 	Py_VISIT(st->capi_types);
+	Py_VISIT(st->region_memory_type);
 	return 0;
 }
 
@@ -214,6 +215,7 @@ static int mod_clear(PyObject *mod)
 	Py_CLEAR(st->str_timed_out);
 	Py_CLEAR(st->clone_cache);
 	Py_CLEAR(st->capi_types);
+	Py_CLEAR(st->region_memory_type);
 	worker_put(st->self_worker);
 	st->self_worker = NULL;
 	return 0;

@@ -517,6 +517,8 @@ int port_send_record(pymod_state *st, struct port *p, int type, PyObject *obj,
 	env.wait_room = send_wait_room;
 	env.wait_ctx = &ctx;
 	env.ext_ok = true;
+	/* Out of line, the record starts 64 bytes into its region. */
+	env.align_base = sizeof(h);
 	if (clone_encode(st, obj, transfer, &env, &msg) < 0) {
 		port_exported_close(&env);
 		if (!env.peer_gone)

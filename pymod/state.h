@@ -53,6 +53,8 @@ typedef struct {
 	PyObject *str_timed_out;
 	/* imported lazily by the clone code, see clone.c */
 	PyObject *clone_cache;
+	/* clone_numpy.c: the base of arrays received without a copy */
+	PyTypeObject *region_memory_type;
 	/* capi: type -> capsule of struct pyshm_clone_ops (registered types) */
 	PyObject *capi_types;
 	/* clone.c: the C datetime API of this interpreter's datetime module
@@ -168,6 +170,10 @@ struct clone_env {
 	 */
 	struct pyshm_region *(*keep)(struct clone_env *env);
 	void *keep_ctx;
+	/* Where the message starts past a 64-byte boundary when it lands in a
+	 * region of its own (0..63): the encoder pads large arrays' data to
+	 * start on one there, for the receiver to build them over it. */
+	unsigned int align_base;
 	/* Ports sent to another process by this message: their handles stay
 	 * here until it is sent (then released) or dropped (then closed, so
 	 * their peers see the end). PyMem_Raw array. */

@@ -110,7 +110,10 @@ enum pyshm_clone_type {
 	PYSHM_CLONE_SHARED	= 0x21,
 	PYSHM_CLONE_END		= 0x22,
 	PYSHM_CLONE_ARRAYBUFFER	= 0x23,	/* u8 form, then blob or varint region */
-	PYSHM_CLONE_TYPE_MAX	= PYSHM_CLONE_ARRAYBUFFER,
+	PYSHM_CLONE_NDARRAY	= 0x24,	/* a numpy array's bytes; dtype child */
+	PYSHM_CLONE_NDARRAY_OBJECT = 0x25, /* an object array: its elements */
+	PYSHM_CLONE_NDARRAY_VIEW = 0x26, /* an array over a SAB: dtype, SAB */
+	PYSHM_CLONE_TYPE_MAX	= PYSHM_CLONE_NDARRAY_VIEW,
 };
 
 /* DATETIME and TIME flags */
@@ -120,6 +123,11 @@ enum pyshm_clone_type {
 #define PYSHM_CLONE_TZ_NAME	0x01	/* a name follows the offset */
 /* MEMORYVIEW flags */
 #define PYSHM_CLONE_MV_READONLY	0x01
+/* NDARRAY, NDARRAY_OBJECT, NDARRAY_VIEW flags */
+#define PYSHM_CLONE_ND_FORTRAN	0x01	/* NDARRAY(_OBJECT): Fortran order */
+#define PYSHM_CLONE_ND_READONLY	0x02	/* NDARRAY_VIEW: a read-only view */
+/* Most padding an NDARRAY puts before its data (to align it). */
+#define PYSHM_CLONE_ND_MAX_PAD	63
 /* EXCEPTION flags: which optional parts follow, in this order */
 #define PYSHM_CLONE_EXC_STATE	0x01
 #define PYSHM_CLONE_EXC_CAUSE	0x02
@@ -434,6 +442,18 @@ int pyshm_clone_put_blob_ext(struct pyshm_clone_writer *w, uint8_t tag, const vo
 			     size_t n);
 
 /**
+ * pyshm_clone_put_raw_ext() - pyshm_clone_put_raw() by reference
+ *
+ * The @n bytes at @p follow what the buffer holds so far (the end of a
+ * value whose head the caller wrote, such as the data blob of a
+ * MEMORYVIEW after its length), under the same rules as
+ * pyshm_clone_put_blob_ext().
+ *
+ * Return: 0; -EINVAL outside the body; -ENOMEM.
+ */
+int pyshm_clone_put_raw_ext(struct pyshm_clone_writer *w, const void *p, size_t n);
+
+/**
  * pyshm_clone_writer_iov() - the finished message as a gather list
  * @iov: room for 2 * w->next + 1 entries
  *
@@ -684,6 +704,16 @@ struct pyshm_clone_item {
 			const uint8_t *data;	/* AB_COPY: the bytes */
 			size_t len;
 		} ab;		/* ARRAYBUFFER */
+		struct {
+			uint64_t ndim, itemsize;
+			uint64_t count;		/* elements: the shape's product */
+			const uint8_t *shape;	/* see pyshm_clone_nd_shape() */
+			const uint8_t *data;	/* NDARRAY: count * itemsize */
+			size_t len;
+			/* NDARRAY_VIEW: the bytes of the buffer the view
+			 * touches, [lo, hi) (lo == hi when it is empty) */
+			uint64_t byte_offset, lo, hi;
+		} nd;		/* NDARRAY* (flags: ND_*) */
 	} v;
 };
 
@@ -695,8 +725,9 @@ struct pyshm_clone_item {
  * other composite types leave their children to the caller, in the order
  * Documentation/wire-format.rst gives; for types whose memo slot comes after
  * their children (TUPLE, FROZENSET, TIME/DATETIME with a tzinfo, FRACTION,
- * TYPED_ARRAY, SHARED) and for EXCEPTION and REDUCE (after the callable and
- * arguments) the caller then calls pyshm_clone_finish(). END is returned
+ * TYPED_ARRAY, SHARED, NDARRAY, NDARRAY_VIEW) and for EXCEPTION and REDUCE
+ * (after the callable and arguments) the caller then calls
+ * pyshm_clone_finish(). END is returned
  * as a value of type PYSHM_CLONE_END.
  *
  * Checks every length against the input, every REF against the slots
@@ -744,6 +775,16 @@ int pyshm_clone_verify(const void *buf, size_t len, size_t *err_off);
  * Return: 0 (the item was checked when read).
  */
 int pyshm_clone_mv_shape(const struct pyshm_clone_item *it, uint64_t *shape);
+
+/**
+ * pyshm_clone_nd_shape() - the dimensions (and a view's strides) of an
+ *	NDARRAY* item
+ * @shape: room for it->v.nd.ndim values
+ * @strides: NDARRAY_VIEW: room for it->v.nd.ndim values, else NULL
+ *
+ * Return: 0 (the item was checked when read).
+ */
+int pyshm_clone_nd_shape(const struct pyshm_clone_item *it, uint64_t *shape, int64_t *strides);
 
 /**
  * pyshm_clone_utf8_check() - is [@p, @p + @n) well-formed UTF-8?

@@ -623,6 +623,75 @@ TEST_F(clone, memoryview_shape_must_match_the_bytes)
 	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(w->buf, w->len, NULL));
 }
 
+/* NDARRAY: flags, shape 2x3, item size 4, no padding, 24 bytes, then the
+ * dtype child; the bytes must be exactly the shape's. */
+TEST(ndarray_data_must_match_shape_and_item_size)
+{
+	uint8_t body[64] = { PYSHM_CLONE_NDARRAY, 0, 2, 2, 3, 4, 0, 24 };
+	uint8_t m[128], *at = body + 8 + 24;
+	struct pyshm_clone_info info;
+	struct pyshm_clone_reader r;
+	struct pyshm_clone_walk wk;
+	struct pyshm_clone_item it;
+	uint64_t shape[2];
+	size_t n;
+
+	memcpy(at, "\x08\x03<i4", 5);
+	n = raw_msg(m, body, 8 + 24 + 5, 0);
+	ASSERT_EQ(0, pyshm_clone_verify(m, n, NULL));
+	ASSERT_EQ(0, pyshm_clone_parse(m, n, &info));
+	pyshm_clone_reader_init(&r, &wk, m, &info);
+	ASSERT_EQ(0, pyshm_clone_read(&r, &wk, &it));
+	EXPECT_EQ(PYSHM_CLONE_NDARRAY, it.type);
+	EXPECT_EQ(2, it.v.nd.ndim);
+	EXPECT_EQ(6, it.v.nd.count);
+	EXPECT_EQ(4, it.v.nd.itemsize);
+	EXPECT_EQ(24, it.v.nd.len);
+	EXPECT_EQ(m + 32 + 8, it.v.nd.data);
+	ASSERT_EQ(0, pyshm_clone_nd_shape(&it, shape, NULL));
+	EXPECT_EQ(2, shape[0]);
+	EXPECT_EQ(3, shape[1]);
+
+	m[32 + 4] = 4;					/* 2x4x4 != 24 */
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, n, NULL));
+	m[32 + 4] = 3;
+	m[32 + 1] = PYSHM_CLONE_ND_READONLY;		/* a view's flag */
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, n, NULL));
+	m[32 + 1] = 0;
+	m[32 + 6] = PYSHM_CLONE_ND_MAX_PAD + 1;		/* padding bounded */
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, n, NULL));
+	m[32 + 6] = 0;
+	m[32 + 2] = PYSHM_CLONE_MAX_NDIM + 1;
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, n, NULL));
+	m[32 + 2] = 2;
+	n = raw_msg(m, body, 8 + 24, 0);			/* no dtype */
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, n, NULL));
+}
+
+/* Shapes whose product overflows, and object arrays with more elements
+ * than bytes left, are refused before anything is allocated for them. */
+TEST(ndarray_counts_are_bounded)
+{
+	/* 2**40 x 2**40 items of 8 bytes: varints 0x80..0x80 0x40 */
+	static const uint8_t huge[] = {
+		PYSHM_CLONE_NDARRAY, 0, 2, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20,
+		0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 8, 0, 0, PYSHM_CLONE_NONE,
+	};
+	static const uint8_t objects[] = {
+		PYSHM_CLONE_NDARRAY_OBJECT, 0, 1, 3, PYSHM_CLONE_NONE, PYSHM_CLONE_NONE,
+	};
+	static const uint8_t three[] = {
+		PYSHM_CLONE_NDARRAY_OBJECT, 0, 1, 3, PYSHM_CLONE_NONE, PYSHM_CLONE_NONE,
+		PYSHM_CLONE_NONE,
+	};
+	uint8_t m[128];
+
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, raw_msg(m, huge, sizeof(huge), 0), NULL));
+	EXPECT_EQ(-EBADMSG, pyshm_clone_verify(m, raw_msg(m, objects, sizeof(objects), 0),
+					       NULL));
+	EXPECT_EQ(0, pyshm_clone_verify(m, raw_msg(m, three, sizeof(three), 0), NULL));
+}
+
 TEST_F(clone, reduce_items_end_with_end)
 {
 	struct pyshm_clone_writer *w = &self->w;

@@ -750,6 +750,39 @@ TEST_F(ring, out_of_line_regions_are_reused_and_kept_ones_left_alone)
 	pyshm_xfer_free(x);
 }
 
+/*
+ * A consumer that keeps each record until the next one comes (an array
+ * received over its message), records above the byte budget: the two
+ * regions take turns, the kept one is not dropped from the pool.
+ */
+TEST_F(ring, kept_regions_come_back_to_the_pool_past_the_byte_budget)
+{
+	struct pyshm_region *prev = NULL, *cur;
+	struct pyshm_ring_rec rec;
+	struct pyshm_xfer *x;
+	uint64_t made;
+	int i;
+
+	ASSERT_EQ(0, pyshm_xfer_create(PYSHM_XFER_LOCAL, -1, &x));
+	pyshm_ring_set_xfer(self->prod, x);
+	pyshm_ring_set_xfer(self->cons, x);
+	pyshm_ring_set_ool_threshold(self->prod, 1024);
+	pyshm_ring_set_ool_limit(self->prod, 1 << 20, 64);
+	made = created();
+	for (i = 0; i < 8; i++) {
+		ASSERT_EQ(0, send_one(self->prod, 0, i, 1500000, 0));
+		ASSERT_EQ(0, pyshm_ring_recv(self->cons, &rec, 0));
+		ASSERT_EQ(0, pyshm_ring_keep(self->cons, &rec, &cur));
+		pyshm_ring_consume(self->cons, &rec);
+		pyshm_ring_kept_put(prev);
+		prev = cur;
+	}
+	pyshm_ring_kept_put(prev);
+	EXPECT_EQ(made + 2, created());
+	ring_unpair(self);
+	pyshm_xfer_free(x);
+}
+
 TEST_F(ring, the_pool_stays_within_the_limits_and_shrinks_when_idle)
 {
 	struct pyshm_xfer *x;

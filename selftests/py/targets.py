@@ -354,3 +354,41 @@ def start_interpreter_workers(n):
         assert w.recv(60) == 2
         w.join(60)
     pw.parent.post_message("done")
+
+
+def array_report():
+    """For each array received: what it lies over, as the tests check it
+    (None ends it)."""
+    for a in pw.parent:
+        if a is None:
+            break
+        base = a.base
+        pw.parent.post_message({
+            "base": type(base).__name__,
+            "writable": a.flags.writeable,
+            "owndata": a.flags.owndata,
+            "address": a.__array_interface__["data"][0],
+            "region_address": getattr(base, "address", None),
+            "region_nbytes": getattr(base, "nbytes", None),
+            "sum": float(a.sum()) if a.dtype.kind in "biuf" else None,
+            "shape": a.shape,
+            "dtype": a.dtype.str,
+            "fortran": a.flags.f_contiguous and not a.flags.c_contiguous,
+        })
+
+
+def array_total(a):
+    return float(a.sum())
+
+
+def recv_error():
+    """Receive one message; send back the type and text of the error it
+    raised (or 'ok')."""
+    try:
+        pw.parent.recv()
+    except Exception as exc:
+        pw.parent.post_message((type(exc).__name__, str(exc),
+                                type(exc.__cause__).__name__))
+    else:
+        pw.parent.post_message(("ok", "", ""))
+    pw.parent.post_message(pw.parent.recv())

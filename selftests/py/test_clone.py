@@ -1136,6 +1136,21 @@ class TestWireFormat(unittest.TestCase):
         self.assertEqual(big[0] & 0x3F, 0x05)
         self.assertEqual(big[1:], b"\x09" + (2**64).to_bytes(9, "little"))
 
+    def test_cached_small_ints_take_no_memo_slot(self):
+        # CPython caches -5..256 (-5..1024 from 3.15): those are unique
+        # anyway, shared or not, and take no slot, whatever their reference
+        # count says (cached ints are immortal since 3.12).
+        top = 256
+        while int(str(top + 1)) is int(str(top + 1)):
+            top += 1
+        for v in (-5, 0, 255, top):
+            x = int(str(v))
+            msg = _core._encode([x, x, [x]])
+            self.assertEqual(self.header(msg)[5], 0, v)
+            self.assertEqual(_core._encode(int(str(v)))[32], 0x04, v)
+        big = int(str(top + 1))
+        self.assertEqual(self.header(_core._encode([big, big]))[5], 1)
+
     def test_shared_objects_are_written_once(self):
         x = "some longish string value"
         one = len(_core._encode([x]))

@@ -168,7 +168,7 @@ class TestMalformed(unittest.TestCase):
         self.assertMalformed(message(b"\x08\x01a", 1), r"memo count")
 
     def test_bad_tags(self):
-        for tag in (0x00, 0x23, 0x3F, 0x80, 0x22):
+        for tag in (0x00, 0x27, 0x3F, 0x80, 0x22):
             with self.subTest(tag=tag):
                 self.assertMalformed(message(bytes([tag])))
 
