@@ -313,7 +313,7 @@ def fan_out(mode, n, listeners=4, broadcast=True, poster_only=False):
     return med(run)
 
 
-# ---- E10. numpy arrays------------------------------------------------------------
+# ---- E10. numpy arrays -----------------------------------------------------------
 
 ND_BYTES = 64 << 20
 
