@@ -26,6 +26,10 @@ NO_ASYNCIO_IN_INTERPRETERS = ("CPython 3.12 crashes when two interpreters run as
                               "event loops at once (fixed in 3.13)")
 MODES = ("interpreter", "process") if HAVE_SUBINTERPRETERS else ("process",)
 TIMEOUT = 60
+# check-py-asan preloads ASan's runtime, which its child processes inherit:
+# its allocator and shadow memory do not fit under a data-size limit.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
+NO_MEMORY_LIMIT_UNDER_ASAN = "ASan's runtime needs more than a worker's max_memory_bytes"
 
 try:
     import numpy

@@ -199,6 +199,7 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
         with self.assertRaisesRegex(pw.WorkerError, r"max_cpu_seconds'\] = 0\.25"):
             w.join(TIMEOUT)
 
+    @unittest.skipIf(support.UNDER_ASAN, support.NO_MEMORY_LIMIT_UNDER_ASAN)
     def test_memory_limit_ends_the_worker_with_a_worker_error(self):
         w = self.start(resource_targets.allocate, 400 * MB, MB,
                        resource_limits={"max_memory_bytes": 200 * MB})
@@ -213,12 +214,14 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
         # It got near the limit, not past it.
         self.assertLess(w.resource_usage()["max_rss_bytes"], 200 * MB)
 
+    @unittest.skipIf(support.UNDER_ASAN, support.NO_MEMORY_LIMIT_UNDER_ASAN)
     def test_join_alone_names_the_memory_limit(self):
         w = self.start(resource_targets.allocate, 400 * MB, 8 * MB,
                        resource_limits={"max_memory_bytes": 200 * MB})
         with self.assertRaisesRegex(pw.WorkerError, "max_memory_bytes"):
             w.join(TIMEOUT)
 
+    @unittest.skipIf(support.UNDER_ASAN, support.NO_MEMORY_LIMIT_UNDER_ASAN)
     def test_a_worker_within_its_limits_ends_as_usual(self):
         w = self.start(resource_targets.allocate, 50 * MB, MB,
                        resource_limits={"max_memory_bytes": 400 * MB,
@@ -254,6 +257,7 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
             w.recv(TIMEOUT)
         self.assertEqual(w.resource_usage()["max_rss_bytes"], seen)
 
+    @unittest.skipIf(support.UNDER_ASAN, support.NO_MEMORY_LIMIT_UNDER_ASAN)
     def test_other_failures_of_a_limited_worker_are_not_blamed_on_a_limit(self):
         w = self.start(targets.send_then_raise, 0,
                        resource_limits={"max_memory_bytes": 400 * MB, "max_cpu_seconds": 30})
@@ -276,6 +280,7 @@ class TestProcessResources(ResourceCases, support.LeakCheck):
         w.join(TIMEOUT)       # no WorkerError: it was terminated
         self.assertEqual(w.exit_code, -signal.SIGTERM)
 
+    @unittest.skipIf(support.UNDER_ASAN, support.NO_MEMORY_LIMIT_UNDER_ASAN)
     def test_limits_above_the_programs_own_are_capped_not_refused(self):
         # Raising a hard limit needs privilege: a worker gets at most what
         # its parent has.
