@@ -46,9 +46,17 @@ pymod_state *get_state_by_type(PyTypeObject *tp)
 
 pymod_state *get_state_current(void)
 {
-	PyObject *mod = PyImport_ImportModule("pyshm_workers._core");
+	PyObject *name = PyUnicode_FromString("pyshm_workers._core"), *mod;
 	pymod_state *st;
 
+	if (!name)
+		return NULL;
+	/* Found in sys.modules (also while its exec runs, before the package
+	 * around it is there), else imported. */
+	mod = PyImport_GetModule(name);
+	if (!mod && !PyErr_Occurred())
+		mod = PyImport_Import(name);
+	Py_DECREF(name);
 	if (!mod)
 		return NULL;
 	st = get_state(mod);

@@ -37,11 +37,15 @@ static PyObject *make_module(void)
 	spec = machinery ? PyObject_CallMethod(machinery, "ModuleSpec", "sO",
 					       "pyshm_workers._core", Py_None) : NULL;
 	mod = spec ? PyModule_FromDefAndSpec((PyModuleDef *)def, spec) : NULL;
-	if (!mod || PyModule_ExecDef(mod, (PyModuleDef *)def) < 0)
+	if (!mod)
 		die("cannot create pyshm_workers._core");
+	/* In sys.modules while it runs, as importlib puts it: its exec looks
+	 * itself up there (get_state_current()). */
 	modules = PyImport_GetModuleDict();
 	if (PyDict_SetItemString(modules, "pyshm_workers._core", mod) < 0)
 		die("sys.modules");
+	if (PyModule_ExecDef(mod, (PyModuleDef *)def) < 0)
+		die("cannot create pyshm_workers._core");
 	Py_XDECREF(spec);
 	Py_XDECREF(machinery);
 	return mod;

@@ -21,7 +21,7 @@ static void walk_tables(const uint8_t *data, const struct pyshm_clone_info *info
 
 	for (i = 0; i < info->nregions; i++) {
 		if (pyshm_clone_get_region(data, info, i, &role, &ref) < 0 ||
-		    role > PYSHM_CLONE_ROLE_PAYLOAD)
+		    role > PYSHM_CLONE_ROLE_MAX)
 			abort();
 		sink ^= ref.kind;
 	}
