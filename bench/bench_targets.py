@@ -125,3 +125,29 @@ def lock_pingpong(mine, theirs, n, out):
 
 def pw_lock_pingpong(mine, theirs, n):
     lock_pingpong(mine, theirs, n, pw.parent)
+
+
+def wa_pingpong(a, role, n):
+    """n rounds of a[0] handed back and forth with the other worker, each
+    side waiting with wait_async() in its event loop: role 1 makes it odd,
+    role 0 even (bench E11, as bench/node/workers.js does with
+    Atomics.waitAsync). Says "ready" first, then waits for a[1] == 1."""
+    import asyncio
+
+    async def main():
+        pw.parent.post_message("ready")
+        while a.load(1) == 0:
+            await a.wait_async(1, 0)
+        for k in range(n):
+            if role == 1:
+                a.store(0, 2 * k + 1)
+                a.notify(0)
+            want = 2 * k + 1 if role == 0 else 2 * k + 2
+            while (v := a.load(0)) != want:
+                await a.wait_async(0, v)
+            if role == 0:
+                a.store(0, 2 * k + 2)
+                a.notify(0)
+
+    asyncio.run(main())
+    pw.parent.post_message("done")

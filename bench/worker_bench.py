@@ -279,6 +279,27 @@ def pyshm_sab_handoff(mode, n):
     return result
 
 
+def wait_async_pingpong(mode, n):
+    """Per round (there and back) of two workers handing a[0] to each other
+    with wait_async() in their event loops (T.wa_pingpong)."""
+    def run():
+        a = pw.Int32Array(pw.SharedArrayBuffer(8))
+        ws = [pw.Worker(T.wa_pingpong, args=(a, role, n), mode=mode) for role in (0, 1)]
+        for w in ws:
+            w.recv()                        # ready
+        t0 = perf()
+        a.store(1, 1)
+        a.notify(1)
+        for w in ws:
+            w.recv()                        # done
+        took = perf() - t0
+        for w in ws:
+            w.join()
+        return took / n
+
+    return med(run)
+
+
 def fan_out(mode, n, listeners=4, broadcast=True, poster_only=False):
     """Time per message to reach `listeners` workers: one
     BroadcastChannel post, or one post_message() to each. poster_only: the
@@ -609,6 +630,16 @@ def main():
         print("# numpy is not installed for this Python: E10 skipped")
     else:
         numpy_rows(np, q)
+
+    table_header("E11. wait_async() ping-pong between two workers' event loops (a round)")
+    for mode in MODES:
+        if mode == "interpreter" and sys.version_info < (3, 13):
+            print("# interpreter mode skipped: CPython 3.12 crashes when two interpreters "
+                  "run asyncio event loops at once")
+            continue
+        row(f"{mode} workers vs Node Atomics.waitAsync between worker_threads",
+            wait_async_pingpong(mode, 5000 // q),
+            node.get("wait_async_ns", 0) / 1e9 or None, "< 1x", 0.9999)
 
     table_header("E5. CPU-bound work, 8 tasks, 1 vs 2 workers")
     for mode in MODES:

@@ -1,13 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 // Node worker_threads peers for `make bench`: prints one JSON object with
-// medians (ns or msgs/s) for ping-pong, one-way throughput, start-up and a
-// 64 MiB SharedArrayBuffer hand-off.
+// medians (ns or msgs/s) for ping-pong, one-way throughput, start-up, a
+// 64 MiB SharedArrayBuffer hand-off and an Atomics.waitAsync ping-pong.
 'use strict';
 const { Worker, isMainThread, parentPort } = require('worker_threads');
 
+// Two workers hand a[0] back and forth, each waiting with Atomics.waitAsync
+// in its event loop: role 1 makes it odd, role 0 even.
+async function waitAsyncPingPong(sab, role, n) {
+  const a = new Int32Array(sab);
+  for (let k = 0; k < n; k++) {
+    if (role === 1) { Atomics.store(a, 0, 2 * k + 1); Atomics.notify(a, 0); }
+    const want = role === 0 ? 2 * k + 1 : 2 * k + 2;
+    let v;
+    while ((v = Atomics.load(a, 0)) !== want) {
+      const r = Atomics.waitAsync(a, 0, v);
+      if (r.async) await r.value;
+    }
+    if (role === 0) { Atomics.store(a, 0, 2 * k + 2); Atomics.notify(a, 0); }
+  }
+}
+
 if (!isMainThread) {
   parentPort.on('message', (m) => {
-    if (m.kind === 'count') {
+    if (m.kind === 'wa') {
+      waitAsyncPingPong(m.sab, m.role, m.n).then(() => parentPort.postMessage('done'));
+    } else if (m.kind === 'count') {
       if (m.last) parentPort.postMessage(m.n);
     } else {
       parentPort.postMessage(m.kind === 'sab' ? 'ack' : m);
@@ -71,6 +89,25 @@ async function main() {
   }
   out.sab_ns = median(hs);
   await w.terminate();
+
+  // Atomics.waitAsync ping-pong between two workers' event loops (a round:
+  // there and back).
+  const [w0] = await start();
+  const [w1] = await start();
+  const was = [];
+  for (let r = 0; r < 5; r++) {
+    const n = 5000;
+    const shared = new SharedArrayBuffer(8);
+    const done = Promise.all([once(w0), once(w1)]);
+    const t0 = now();
+    w0.postMessage({ kind: 'wa', sab: shared, role: 0, n });
+    w1.postMessage({ kind: 'wa', sab: shared, role: 1, n });
+    await done;
+    was.push(Number(now() - t0) / n);
+  }
+  out.wait_async_ns = median(was);
+  await w0.terminate();
+  await w1.terminate();
   console.log(JSON.stringify(out));
 }
 
