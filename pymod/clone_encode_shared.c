@@ -257,7 +257,9 @@ int enc_commit(Encoder *e, struct clone_msg *out)
 		w->len = out->len;
 		w->cap = out->cap;
 		out->buf = NULL;
-		/* XXX: ports exported before a failing one stay detached. */
+		/* Known limit: when one export fails, the ports exported before
+		 * it stay detached (the message is not sent; their channels
+		 * end): a failure of the socket or of memory midway. */
 		if (ret < 0 || pyshm_clone_end_attachment(w) < 0)
 			goto err_unsend;
 	}
