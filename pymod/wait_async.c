@@ -30,6 +30,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "port.h"
 #include "typed_array.h"
 
 #ifndef SYS_futex_waitv
@@ -440,7 +441,7 @@ static PyObject *queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	q = (QueueObject *)type->tp_alloc(type, 0);
 	if (!q)
 		return NULL;
-	q->pid = getpid();
+	q->pid = (pid_t)port_pid();
 	q->table = PyMem_RawCalloc(16, sizeof(*q->table));
 	if (!q->table) {
 		Py_DECREF(q);
@@ -581,7 +582,7 @@ static PyObject *queue_submit(QueueObject *q, PyObject *const *args, Py_ssize_t 
 		return NULL;
 	if (a->elsize == 4)
 		expected = (uint32_t)expected;
-	if (q->pid != getpid())
+	if (q->pid != (pid_t)port_pid())
 		return PyErr_Format(PyExc_RuntimeError, "a wait queue of another process");
 	if (ta_load_bits(p, a->elsize, memory_order_seq_cst) != expected)
 		return Py_NewRef(st->str_not_equal);
@@ -622,7 +623,7 @@ static PyObject *queue_cancel(QueueObject *q, PyObject *arg)
 		return NULL;
 	link = table_slot(q, id);
 	r = *link;
-	if (!r || q->pid != getpid())
+	if (!r || q->pid != (pid_t)port_pid())
 		Py_RETURN_NONE;
 	if (q->path == WA_URING) {
 		sqe = io_uring_get_sqe(&q->ring);

@@ -19,6 +19,20 @@ from . import _core
 
 # loop -> _Queue; a loop that goes takes its queue (and its fd) along.
 _queues = weakref.WeakKeyDictionary()
+# The loop that asked last and its queue, found without the dictionary
+# (one loop per thread is the common case).
+_last = None
+# os.getpid() is a system call: kept here, refreshed in a child of fork().
+_pid = os.getpid()
+
+
+def _forked():
+    global _pid, _last
+    _pid = os.getpid()
+    _last = None
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class _Queue:
@@ -27,7 +41,7 @@ class _Queue:
     def __init__(self, loop):
         self.q = _core._WaitQueue()
         self.futures = {}
-        self.pid = os.getpid()
+        self.pid = _pid
         loop.add_reader(self.q.fileno(), self._ready)
 
     def _ready(self):
@@ -43,12 +57,17 @@ class _Queue:
 
 
 def _queue(loop):
+    global _last
+    last = _last
+    if last is not None and last[0]() is loop:
+        return last[1]
     qq = _queues.get(loop)
-    if qq is None or qq.pid != os.getpid():
+    if qq is None or qq.pid != _pid:
         # New, or inherited across fork(): the parent's ring is not ours.
         if qq is not None:
             loop.remove_reader(qq.q.fileno())
         qq = _queues[loop] = _Queue(loop)
+    _last = (weakref.ref(loop), qq)
     return qq
 
 

@@ -240,6 +240,52 @@ class Cases(support.Workers):
         self.assertEqual(w.recv(support.TIMEOUT), "done")
         w.join(support.TIMEOUT)
 
+    def test_each_loop_has_its_own_queue(self):
+        a = self.a
+        one, two = asyncio.new_event_loop(), asyncio.new_event_loop()
+        self.addCleanup(two.close)
+        self.addCleanup(one.close)
+
+        async def queue_of_a_wait():
+            w = asyncio.ensure_future(a.wait_async(5, 0, 0.01))
+            q = self.queue()
+            self.assertEqual(q.q.pending, 1)
+            self.assertEqual(await w, "timed-out")
+            return q
+
+        q1 = one.run_until_complete(queue_of_a_wait())
+        q2 = two.run_until_complete(queue_of_a_wait())
+        self.assertIsNot(q1, q2)
+        self.assertIs(one.run_until_complete(queue_of_a_wait()), q1)
+
+    def test_a_loop_carried_across_fork_gets_a_queue_of_its_own(self):
+        a = self.a
+        loop = asyncio.new_event_loop()
+        self.addCleanup(loop.close)
+        self.assertEqual(loop.run_until_complete(a.wait_async(6, 0, 0.01)), "timed-out")
+
+        async def child():
+            w = a.wait_async(6, 0, support.TIMEOUT)
+            a.store(7, 1)
+            a.notify(7)
+            return await w
+
+        pid = os.fork()
+        if pid == 0:
+            code = 2
+            try:
+                code = 0 if loop.run_until_complete(child()) == "ok" else 1
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + support.TIMEOUT
+        while a.load(7) == 0 and time.monotonic() < deadline:
+            a.wait(7, 0, 0.1)
+        a.store(6, 1)
+        woken = notify_until(a, 6, 1)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(woken, 1)
+
     @unittest.skipUnless(support.HAVE_SUBINTERPRETERS, support.NO_SUBINTERPRETERS)
     @unittest.skipUnless(support.HAVE_ASYNCIO_IN_INTERPRETERS, support.NO_ASYNCIO_IN_INTERPRETERS)
     def test_interpreter_worker(self):
