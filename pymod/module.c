@@ -171,6 +171,7 @@ static int mod_exec(PyObject *mod)
 	    PyModule_AddFunctions(mod, worker_module_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_interp_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_process_methods) < 0 ||
+	    PyModule_AddFunctions(mod, worker_template_methods) < 0 ||
 	    PyModule_AddFunctions(mod, worker_usage_methods) < 0 ||
 	    PyModule_AddFunctions(mod, introspect_methods) < 0 ||
 	    broadcast_init(mod) < 0 || locks_init(mod) < 0 || sync_init(mod) < 0)

@@ -28,6 +28,7 @@ struct worker *worker_new(int mode)
 	w->mode = mode;
 	w->pid = -1;
 	w->pidfd = -1;
+	w->status_fd = -1;
 	w->lifeline = -1;
 	w->child_waiter = -1;
 	pthread_mutex_init(&w->lock, NULL);
@@ -65,6 +66,8 @@ void worker_put(struct worker *w)
 	free_strv(w->sys_path);
 	if (w->pidfd >= 0)
 		close(w->pidfd);
+	if (w->status_fd >= 0)
+		close(w->status_fd);
 	if (w->lifeline >= 0)
 		close(w->lifeline);
 	if (w->child_waiter >= 0)

@@ -104,6 +104,8 @@ struct worker {
 	pid_t pid;
 	int pidfd;			/* [L] signals and waits without pid reuse
 					 * races; closed once the child is reaped */
+	int status_fd;			/* forked by the template: where its wait
+					 * status and rusage come (-1: our child) */
 	int lifeline;			/* write end; the child notices our death */
 	int child_waiter;		/* the child's io_uring fd, to wake it */
 	struct worker_usage usage;	/* resource limits and usage */
@@ -185,6 +187,22 @@ void worker_usage_annotate(pymod_state *st, struct worker *w);
  * spawn spec). */
 void worker_usage_child_fd(int fd);
 extern PyMethodDef worker_usage_methods[];
+
+/* Process mode: at most this many fds are passed to a worker. */
+#define WORKER_MAX_PASS 10
+/* The signals a new worker gets back to their defaults. */
+void worker_default_signals(sigset_t *set);
+/* worker_template.c: start a worker from the process template (argv starts
+ * it): the @npass fds as its 3.., @spec its argv[-1]. Its pid, a pidfd, and
+ * the fd worker_template_status() reads its end from (once it ended: its
+ * exit code as exit_code has it, and its rusage); 0 or -errno (then spawn
+ * it afresh). */
+int worker_template_spawn(char **argv, const int *pass, int npass, const char *spec,
+			  pid_t *pid, int *pidfd, int *status_fd);
+int worker_template_status(int fd, int *code, struct rusage *ru);
+/* The socket to this process's template, -1 if none. */
+int worker_template_fd(void);
+extern PyMethodDef worker_template_methods[];
 
 int worker_init_types(PyObject *mod, pymod_state *st);
 extern PyMethodDef worker_module_methods[];

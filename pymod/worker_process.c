@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Process-mode workers: a fresh Python started with posix_spawn() (never
- * fork() of a threaded parent), handed its end of the link channel, its
- * io_uring waiter, a lifeline pipe and the kmod domain by inheritance; a
- * monitor thread waits on its pidfd for the exit code.
+ * Process-mode workers: forked by the process template (worker_template.c)
+ * or a fresh Python started with posix_spawn() (never fork() of a threaded
+ * parent), handed its end of the link channel, its io_uring waiter, a
+ * lifeline pipe and the kmod domain by inheritance; a monitor thread waits
+ * for the exit code: on its pidfd, or from the template.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -23,6 +24,23 @@
 
 extern char **environ;
 
+/* A template's child: its end as the template reaped it. A template that
+ * died first leaves the exit code unknown (-1) once the child is gone. */
+static int monitor_template_child(struct worker *w)
+{
+	struct pollfd pfd = { .fd = w->pidfd, .events = POLLIN };
+	struct rusage ru;
+	int code;
+
+	if (worker_template_status(w->status_fd, &code, &ru) == 0) {
+		worker_usage_exited(w, &ru);
+		return code;
+	}
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	return -1;
+}
+
 static void *monitor_main(void *arg)
 {
 	struct worker *w = arg;
@@ -30,6 +48,10 @@ static void *monitor_main(void *arg)
 	struct rusage ru;
 	int code = -1;
 
+	if (w->status_fd >= 0) {
+		code = monitor_template_child(w);
+		goto out_finish;
+	}
 	/* Its usage first, while the child is a zombie: the pid stays its
 	 * own until it is reaped (see usage_now()). */
 	while (syscall(SYS_waitid, P_PIDFD, w->pidfd, &si, WEXITED | WNOWAIT, &ru) < 0) {
@@ -60,38 +82,87 @@ static void hexify(char *dst, const unsigned char *src, size_t n)
 	dst[2 * n] = 0;
 }
 
-#define MAX_PASS 10
+
+void worker_default_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGPIPE);
+	sigaddset(set, SIGXFSZ);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGXCPU);	/* RLIMIT_CPU ends it */
+}
+
+/* The worker a fresh Python: posix_spawn() of @argv, the @npass fds as its
+ * 3..; 0 or -errno. */
+static int spawn_fresh(char **argv, const int *pass, int npass, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int tmp[WORKER_MAX_PASS], i, ret = 0;
+	sigset_t none, defs;
+
+	/* Move what we pass above 3 + npass first, so the dup2()s into
+	 * 3.. in the child cannot clobber each other. */
+	for (i = 0; i < npass; i++) {
+		tmp[i] = fcntl(pass[i], F_DUPFD_CLOEXEC, 3 + npass);
+		if (tmp[i] < 0) {
+			ret = -errno;
+			npass = i;
+			goto out_close;
+		}
+	}
+	posix_spawn_file_actions_init(&fa);
+	for (i = 0; i < npass; i++)
+		posix_spawn_file_actions_adddup2(&fa, tmp[i], 3 + i);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3 + npass);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	worker_default_signals(&defs);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &defs);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	ret = -posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+out_close:
+	for (i = 0; i < npass; i++)
+		close(tmp[i]);
+	return ret;
+}
 
 /*
- * _spawn_process(link, parent, argv, limits=None) -> handle. The child
- * gets, as fds 3 and up, what the spec (appended to argv) names: its end of
- * the channel, the socket end, its io_uring waiter, our waiter, a lifeline,
- * the kmod domain, and a pipe to report its usage and a MemoryError on;
- * limits are (max_memory_bytes, max_cpu_seconds), 0 for none.
+ * _spawn_process(link, parent, argv, limits=None, template=None) -> handle.
+ * The child gets, as fds 3 and up, what the spec (appended to argv) names:
+ * its end of the channel, the socket end, its io_uring waiter, our waiter,
+ * a lifeline, the kmod domain, and a pipe to report its usage and a
+ * MemoryError on; limits are (max_memory_bytes, max_cpu_seconds), 0 for
+ * none. template: the argv of a process template to fork it from (see
+ * worker_template.c for when it is not).
  */
 static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 {
 	pymod_state *st = get_state(mod);
-	PyObject *link_obj, *parent_obj, *argv_obj, *limits_obj = Py_None;
+	PyObject *link_obj, *parent_obj, *argv_obj, *limits_obj = Py_None, *tmpl_obj = Py_None;
 	unsigned long long max_memory = 0;
 	double max_cpu = 0;
 	int report[2] = { -1, -1 };
 	char blob[PYSHM_WAITER_BLOB_SIZE], hex[2 * PYSHM_WAITER_BLOB_SIZE + 1];
 	char spec[2 * PYSHM_WAITER_BLOB_SIZE + 256], item[96];
-	int pass[MAX_PASS], tmp[MAX_PASS], npass = 0, life[2] = { -1, -1 };
-	int child_waiter = -1, bloblen = 0, ret, i, kfd;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
+	int pass[WORKER_MAX_PASS], npass = 0, life[2] = { -1, -1 };
+	int child_waiter = -1, bloblen = 0, ret, kfd, pidfd = -1, status_fd = -1;
+	bool use_tmpl;
 	struct port *link = NULL, *parent_end, *ctl = NULL, *ctl_theirs = NULL;
-	char **argv = NULL, **argv2 = NULL;
+	char **argv = NULL, **argv2 = NULL, **tmpl_argv = NULL;
 	struct worker *w = NULL;
-	sigset_t none, defs;
 	Py_ssize_t argc;
 	pid_t pid;
 
-	if (!PyArg_ParseTuple(args, "OOO!|O:_spawn_process", &link_obj, &parent_obj,
-			      &PyList_Type, &argv_obj, &limits_obj))
+	if (!PyArg_ParseTuple(args, "OOO!|OO:_spawn_process", &link_obj, &parent_obj,
+			      &PyList_Type, &argv_obj, &limits_obj, &tmpl_obj))
 		return NULL;
+	if (tmpl_obj != Py_None && !PyList_Check(tmpl_obj))
+		return PyErr_Format(PyExc_TypeError, "template must be a list or None");
 	if (limits_obj != Py_None &&
 	    !PyArg_ParseTuple(limits_obj, "Kd:_spawn_process limits", &max_memory, &max_cpu))
 		return NULL;
@@ -124,7 +195,13 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		snprintf(item, sizeof(item), ",sock=%d", 2 + npass);
 		strcat(spec, item);
 	}
-	if (parent_end->uwaiter) {
+	/* From the template where it serves: not with limits, nor with
+	 * pyshm.ko (see worker_template.c). Its children cannot have our
+	 * io_uring waiters (io_uring fds do not pass over a socket): such a
+	 * link wakes its ends by futex. */
+	kfd = pyshm_kmod_domain_fd();
+	use_tmpl = tmpl_obj != Py_None && limits_obj == Py_None && kfd < 0;
+	if (parent_end->uwaiter && !use_tmpl) {
 		bloblen = pyshm_waiter_create_fd(&child_waiter, blob, sizeof(blob));
 		if (bloblen > 0) {
 			pass[npass++] = child_waiter;
@@ -144,7 +221,6 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	pass[npass++] = life[0];
 	snprintf(item, sizeof(item), ",life=%d", 2 + npass);
 	strcat(spec, item);
-	kfd = pyshm_kmod_domain_fd();
 	if (kfd >= 0) {
 		pass[npass++] = kfd;
 		snprintf(item, sizeof(item), ",kmod=%d", 2 + npass);
@@ -180,47 +256,31 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	memcpy(argv2, argv, (size_t)argc * sizeof(*argv2));
 	argv2[argc] = spec;
 
-	/* Move what we pass above 3 + npass first, so the dup2()s into
-	 * 3.. in the child cannot clobber each other. */
-	for (i = 0; i < npass; i++)
-		tmp[i] = -1;
-	for (i = 0; i < npass; i++) {
-		tmp[i] = fcntl(pass[i], F_DUPFD_CLOEXEC, 3 + npass);
-		if (tmp[i] < 0) {
-			PyErr_SetFromErrno(PyExc_OSError);
-			goto err_close_tmp;
-		}
+	/* Else, or if the template fails, afresh. */
+	ret = -ENOSYS;
+	if (use_tmpl) {
+		tmpl_argv = strv_from_list(tmpl_obj);
+		if (!tmpl_argv)
+			goto err_free;
+		Py_BEGIN_ALLOW_THREADS
+		ret = worker_template_spawn(tmpl_argv, pass, npass, spec, &pid, &pidfd,
+					    &status_fd);
+		Py_END_ALLOW_THREADS
 	}
-	posix_spawn_file_actions_init(&fa);
-	for (i = 0; i < npass; i++)
-		posix_spawn_file_actions_adddup2(&fa, tmp[i], 3 + i);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3 + npass);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigemptyset(&defs);
-	sigaddset(&defs, SIGPIPE);
-	sigaddset(&defs, SIGXFSZ);
-	sigaddset(&defs, SIGINT);
-	sigaddset(&defs, SIGTERM);
-	sigaddset(&defs, SIGXCPU);	/* RLIMIT_CPU ends it */
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &defs);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	Py_BEGIN_ALLOW_THREADS
-	ret = posix_spawn(&pid, argv2[0], &fa, &attr, argv2, environ);
-	Py_END_ALLOW_THREADS
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	for (i = 0; i < npass; i++)
-		close(tmp[i]);
 	if (ret) {
-		errno = ret;
+		Py_BEGIN_ALLOW_THREADS
+		ret = spawn_fresh(argv2, pass, npass, &pid);
+		Py_END_ALLOW_THREADS
+	}
+	if (ret) {
+		errno = -ret;
 		PyErr_SetFromErrnoWithFilename(PyExc_OSError, argv2[0]);
 		goto err_free;
 	}
 
 	w->pid = pid;
-	w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	w->status_fd = status_fd;
+	w->pidfd = pidfd >= 0 ? pidfd : (int)syscall(SYS_pidfd_open, pid, 0);
 	if (w->pidfd < 0) {
 		/* Without a pidfd we cannot watch it: a broken worker. */
 		PyErr_SetFromErrno(PyExc_OSError);
@@ -249,7 +309,7 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 		pyshm_ring_set_peer(parent_end->tx, child_waiter);
 		child_waiter = -1;
 	}
-	parent_end->peer_inherits = parent_end->uwaiter != NULL;
+	parent_end->peer_inherits = parent_end->uwaiter != NULL && !use_tmpl;
 	w->parent_end = port_get(parent_end);
 	parent_end->worker = worker_get(w);
 	/* The child owns the link end now; ours just goes. */
@@ -258,6 +318,7 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	hub_add_child(ctl);
 	PyMem_RawFree(argv2);
 	free_strv(argv);
+	free_strv(tmpl_argv);
 	ret = start_detached(monitor_main, worker_get(w));
 	if (ret) {
 		/* Nobody would reap it: end it here. */
@@ -273,10 +334,6 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 	}
 	return handle_wrap(st, w);
 
-err_close_tmp:
-	for (i = 0; i < npass; i++)
-		if (tmp[i] >= 0)
-			close(tmp[i]);
 err_free:
 	if (report[0] >= 0)
 		close(report[0]);
@@ -301,6 +358,7 @@ err_free:
 	worker_put(w);
 	PyMem_RawFree(argv2);
 	free_strv(argv);
+	free_strv(tmpl_argv);
 	return NULL;
 }
 
@@ -419,8 +477,20 @@ static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
 	return port_wrap(st, p);
 }
 
+/* _exit_process(code): exit() (C atexit handlers, stdio) without
+ * finalizing the interpreter: the end of a process worker. */
+static PyObject *mod_exit_process(PyObject *mod, PyObject *arg)
+{
+	int code = PyLong_AsInt(arg);
+
+	if (code == -1 && PyErr_Occurred())
+		return NULL;
+	exit(code & 0xff);
+}
+
 PyMethodDef worker_process_methods[] = {
 	{ "_spawn_process", mod_spawn_process, METH_VARARGS, NULL },
+	{ "_exit_process", mod_exit_process, METH_O, NULL },
 	{ "_child_link", mod_child_link, METH_O, NULL },
 	{ NULL }
 };

@@ -26,15 +26,28 @@ def interp_main():
 
 
 def process_main():
-    """Entry point of a process-mode worker (python -c ... <spec>)."""
+    """Entry point of a process-mode worker (python -c ... <spec>).
+
+    It ends as multiprocessing's fork and forkserver children do: once its
+    non-daemon threads and atexit callbacks are done and its output is
+    flushed, the process exits without tearing the interpreter down (which
+    takes milliseconds, and in a child of the template faults in every page
+    it shares with it); objects still alive then are not finalized."""
     from . import _core
     try:
         code = _run(_core._child_link(sys.argv[-1]), interpreter=False)
     finally:
         end(False)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.exit(code)
+    import atexit
+    import threading
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+    _core._exit_process(code)
 
 
 def end(terminated):

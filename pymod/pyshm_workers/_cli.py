@@ -23,6 +23,9 @@ ENVIRONMENT = {
     "PYSHM_MAX_INFLIGHT_BYTES": "bytes large messages may hold in flight per direction "
                                 "(default 64 MiB)",
     "PYSHM_SPARE_INTERPRETER": "0: make no interpreter ahead of time",
+    "PYSHM_PROCESS_START": "template (default: process workers forked from a "
+                           "template process) or spawn (a fresh Python each)",
+    "PYSHM_WAIT_ASYNC": "how wait_async() waits: uring or thread",
 }
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
@@ -496,12 +499,19 @@ class Scan:
 
     def find_workers(self, pid, ppid, comm):
         """Process workers run pyshm_workers._bootstrap (_worker.py's
-        _process_argv()); named workers, of either mode, have a comm of
-        "pw:<name>": the process's main thread for a process worker, a
-        thread of its creator's process for an interpreter worker."""
+        _process_argv()), or are children of a process template (its
+        _template_argv(), whose parent is their creator); named workers, of
+        either mode, have a comm of "pw:<name>": the process's main thread
+        for a process worker, a thread of its creator's process for an
+        interpreter worker."""
         named = comm.startswith(WORKER_COMM)
-        cmdline = (read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
-        if named or ("pyshm_workers" in cmdline and "_bootstrap" in cmdline):
+        cmdline = command_line(pid)
+        if is_template(cmdline):
+            if not is_template(command_line(ppid)):
+                return                  # a template, not one of its workers
+            ppid = int(status_fields(ppid).get("PPid", ["0"])[0])
+        if named or is_template(cmdline) or (
+                "pyshm_workers" in cmdline and "_bootstrap" in cmdline):
             self.workers.append({"pid": pid, "tid": pid,
                                  "name": comm[len(WORKER_COMM):] if named else None,
                                  "mode": "process", "parent": ppid})
@@ -515,6 +525,14 @@ class Scan:
                 self.workers.append({"pid": pid, "tid": tid,
                                      "name": tcomm[len(WORKER_COMM):],
                                      "mode": "interpreter", "parent": pid})
+
+
+def command_line(pid):
+    return (read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
+
+
+def is_template(cmdline):
+    return "pyshm_workers" in cmdline and "_template" in cmdline
 
 
 def read_debugfs():

@@ -242,12 +242,29 @@ def _main_origin():
     return None
 
 
-def _process_argv():
+def _python_argv(module, function):
+    """A Python with this one's flags, running module.function() of this
+    package."""
     import subprocess   # here: it costs a worker milliseconds to import
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (f"import sys; sys.path.insert(0, {package_dir!r}); "
-            "from pyshm_workers import _bootstrap; _bootstrap.process_main()")
+            f"from pyshm_workers import {module}; {module}.{function}()")
     return [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", code]
+
+
+def _process_argv():
+    return _python_argv("_bootstrap", "process_main")
+
+
+def _template_argv():
+    """The process template's argv (pymod/worker_template.c), or None when
+    PYSHM_PROCESS_START=spawn asks for a fresh Python per worker."""
+    start = os.environ.get("PYSHM_PROCESS_START", "template")
+    if start == "spawn":
+        return None
+    if start != "template":
+        raise ValueError(f"PYSHM_PROCESS_START={start}: expected 'template' or 'spawn'")
+    return _python_argv("_template", "main")
 
 
 class Worker:
@@ -327,7 +344,8 @@ class Worker:
             if mode == "interpreter":
                 handle = _core._start_interpreter(theirs, port, setup["sys_path"])
             else:
-                handle = _core._spawn_process(theirs, port, _process_argv(), self._limits)
+                handle = _core._spawn_process(theirs, port, _process_argv(), self._limits,
+                                                _template_argv())
         except BaseException:
             theirs.close()
             port.close()
