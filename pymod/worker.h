@@ -195,8 +195,9 @@ void worker_default_signals(sigset_t *set);
 /* worker_template.c: start a worker from the process template (argv starts
  * it): the @npass fds as its 3.., @spec its argv[-1]. Its pid, a pidfd, and
  * the fd worker_template_status() reads its end from (once it ended: its
- * exit code as exit_code has it, and its rusage); 0 or -errno (then spawn
- * it afresh). */
+ * exit code as exit_code has it, and its rusage); 0 or -errno: -ECHILD when
+ * the template got the request (the child may exist: no new start), else
+ * spawn it afresh. */
 int worker_template_spawn(char **argv, const int *pass, int npass, const char *spec,
 			  pid_t *pid, int *pidfd, int *status_fd);
 int worker_template_status(int fd, int *code, struct rusage *ru);

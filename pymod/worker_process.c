@@ -267,10 +267,14 @@ static PyObject *mod_spawn_process(PyObject *mod, PyObject *args)
 					    &status_fd);
 		Py_END_ALLOW_THREADS
 	}
-	if (ret) {
+	if (ret && ret != -ECHILD) {
 		Py_BEGIN_ALLOW_THREADS
 		ret = spawn_fresh(argv2, pass, npass, &pid);
 		Py_END_ALLOW_THREADS
+	}
+	if (ret == -ECHILD) {
+		PyErr_SetString(PyExc_OSError, "the process template failed to start the worker");
+		goto err_free;
 	}
 	if (ret) {
 		errno = -ret;

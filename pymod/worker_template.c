@@ -192,9 +192,11 @@ err_env:
 	return ret;
 }
 
-/* One request; the child's pid and pidfd. Under tmpl.lock. */
+/* One request; the child's pid and pidfd. @sent: whether the template got
+ * it (and may have forked the child: then it is not asked again). Under
+ * tmpl.lock. */
 static int tmpl_request(const int *pass, int npass, const char *spec, int status_w,
-			pid_t *pid, int *pidfd)
+			pid_t *pid, int *pidfd, bool *sent)
 {
 	struct tmpl_req req = { .npass = (uint32_t)npass, .spec_len = (uint32_t)strlen(spec) };
 	struct tmpl_reply reply;
@@ -237,6 +239,7 @@ static int tmpl_request(const int *pass, int npass, const char *spec, int status
 	close(cwd);
 	if (ret)
 		return ret;
+	*sent = true;
 
 	iov[0].iov_base = &reply;
 	iov[0].iov_len = sizeof(reply);
@@ -264,6 +267,7 @@ static int tmpl_request(const int *pass, int npass, const char *spec, int status
 int worker_template_spawn(char **argv, const int *pass, int npass, const char *spec,
 			  pid_t *pid, int *pidfd, int *status_fd)
 {
+	bool fresh, sent = false;
 	int st[2], ret;
 	size_t len;
 	char *env;
@@ -279,14 +283,26 @@ int worker_template_spawn(char **argv, const int *pass, int npass, const char *s
 	if (tmpl.sock >= 0 && (tmpl.owner != getpid() || len != tmpl.env_len ||
 			       memcmp(env, tmpl.env, len)))
 		tmpl_drop();
-	ret = tmpl.sock < 0 ? tmpl_start(argv) : 0;
+	fresh = tmpl.sock < 0;
+	ret = fresh ? tmpl_start(argv) : 0;
 	if (!ret)
-		ret = tmpl_request(pass, npass, spec, st[1], pid, pidfd);
+		ret = tmpl_request(pass, npass, spec, st[1], pid, pidfd, &sent);
+	if (ret && !sent && !fresh) {
+		/* The template is gone (killed?): a new one. */
+		tmpl_drop();
+		ret = tmpl_start(argv);
+		if (!ret)
+			ret = tmpl_request(pass, npass, spec, st[1], pid, pidfd, &sent);
+	}
 	if (ret && tmpl.sock >= 0) {
 		/* Broken or gone: the next worker starts another. */
 		tmpl_drop();
 	}
 	pthread_mutex_unlock(&tmpl.lock);
+	/* A request the template got may have made the child (it ends when
+	 * its lifeline goes): not one to start again. */
+	if (ret && sent)
+		ret = -ECHILD;
 	free(env);
 out_pipe:
 	close(st[1]);

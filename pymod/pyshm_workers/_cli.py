@@ -532,7 +532,7 @@ def command_line(pid):
 
 
 def is_template(cmdline):
-    return "pyshm_workers" in cmdline and "_template" in cmdline
+    return "pyshm_workers" in cmdline and "_template.main()" in cmdline
 
 
 def read_debugfs():
