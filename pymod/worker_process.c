@@ -485,11 +485,11 @@ static PyObject *mod_child_link(PyObject *mod, PyObject *arg)
  * finalizing the interpreter: the end of a process worker. */
 static PyObject *mod_exit_process(PyObject *mod, PyObject *arg)
 {
-	int code = PyLong_AsInt(arg);
+	long code = PyLong_AsLong(arg);
 
 	if (code == -1 && PyErr_Occurred())
 		return NULL;
-	exit(code & 0xff);
+	exit((int)(code & 0xff));
 }
 
 PyMethodDef worker_process_methods[] = {

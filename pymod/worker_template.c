@@ -25,6 +25,7 @@
  * the template cannot be had.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -520,7 +521,8 @@ static int serve_fork(int sock, const struct tmpl_req *req, int *fds, int nfds,
  */
 static PyObject *mod_template_serve(PyObject *mod, PyObject *arg)
 {
-	int sock = PyLong_AsInt(arg), fds[TMPL_MAX_FDS], nfds, i, r;
+	long fd = PyLong_AsLong(arg);
+	int sock = (int)fd, fds[TMPL_MAX_FDS], nfds, i, r;
 	struct tmpl_child *kids = NULL, *grown;
 	size_t nkids = 0, cap = 0;
 	struct pollfd *pfd = NULL;
@@ -528,8 +530,10 @@ static PyObject *mod_template_serve(PyObject *mod, PyObject *arg)
 	char spec[4096];
 	bool open = true;
 
-	if (sock == -1 && PyErr_Occurred())
+	if (fd == -1 && PyErr_Occurred())
 		return NULL;
+	if (fd < 0 || fd > INT_MAX)
+		return PyErr_Format(PyExc_ValueError, "bad fd %ld", fd);
 	while (open || nkids) {
 		if (nkids + 1 > cap) {
 			cap = 2 * cap + 8;
