@@ -217,20 +217,50 @@ def mpqueue_oneway(n):
 START_PAUSE = 0.05
 
 
-def pyshm_startup(mode):
+def pyshm_startup(mode, join=False):
+    """Worker() until its first message is in (T.hello posts one and
+    returns); or join: w.join() called as soon as that message is in (no
+    pause for the worker to end), what waiting for an interpreter's or a
+    process's end costs."""
     def run():
         time.sleep(START_PAUSE)
         t0 = perf()
         w = pw.Worker(T.hello, mode=mode)
         w.recv()
         took = perf() - t0
+        t0 = perf()
         w.join()
-        return took
+        return perf() - t0 if join else took
 
     return med(run)
 
 
-def subinterp_startup():
+def pyshm_startup_burst(mode, k=5):
+    """Per worker, k workers started one after another without a pause,
+    each as soon as the one before has said it runs: a program that
+    starts several at once, which a single spare made ahead of time does
+    not serve."""
+    def run():
+        time.sleep(START_PAUSE)
+        t0 = perf()
+        ws = []
+        for _ in range(k):
+            ws.append(pw.Worker(T.hello, mode=mode))
+            ws[-1].recv()
+        took = perf() - t0
+        for w in ws:
+            w.join()
+        return took / k
+
+    return med(run)
+
+
+def subinterp_startup(join=False):
+    """A bare 3.13 subinterpreter: created, a one-line exec on a thread
+    that puts one message on a queue, until that message is in; or join:
+    the thread joined and the interpreter closed as soon as it is, as
+    pyshm_startup() times a worker's join(). None where the queues are
+    missing."""
     mods = subinterp_modules()
     if mods is None:
         return None
@@ -252,14 +282,18 @@ def subinterp_startup():
             except queues.QueueEmpty:
                 pass
         took = perf() - t0
+        t0 = perf()
         t.join()
         interp.close()
-        return took
+        return perf() - t0 if join else took
 
     return med(run)
 
 
-def mp_startup(method):
+def mp_startup(method, join=False):
+    """A multiprocessing Process started by method (its target puts one
+    message on a queue and returns) until that message is in; or join:
+    p.join() called as soon as it is."""
     ctx = mp.get_context(method)
 
     def run():
@@ -270,8 +304,9 @@ def mp_startup(method):
         p.start()
         q.get()
         took = perf() - t0
+        t0 = perf()
         p.join()
-        return took
+        return perf() - t0 if join else took
 
     return med(run)
 
@@ -655,8 +690,9 @@ def main():
 
     table_header("E3. Worker start -> first message; warm pool task round trip")
     sub = subinterp_startup()
+    fork = mp_startup("fork")
     spawn = mp_startup("spawn")
-    info("peer: multiprocessing fork", mp_startup("fork"))
+    info("peer: multiprocessing fork", fork)
     info("peer: multiprocessing forkserver", mp_startup("forkserver"))
     info("peer: multiprocessing spawn", spawn)
     if "interpreter" in MODES:
@@ -665,8 +701,12 @@ def main():
             "<= 0.75x", 0.75)
         row("pyshm interpreter vs node new Worker", ours,
             node.get("start_ns", 0) / 1e9 or None, "<= 0.5x", 0.5)
-    row("pyshm process vs multiprocessing spawn", pyshm_startup("process"), spawn,
-        "<= 1x", 1.0)
+        row("pyshm interpreter vs multiprocessing fork", ours, fork, "<= 1x", 1.0)
+        row("pyshm interpreter, 5 back to back (each) vs fork",
+            pyshm_startup_burst("interpreter"), fork, "<= 1x", 1.0)
+    ours = pyshm_startup("process")
+    row("pyshm process vs multiprocessing spawn", ours, spawn, "<= 1x", 1.0)
+    row("pyshm process vs multiprocessing fork", ours, fork, "<= 1.5x", 1.5)
     with cf.ProcessPoolExecutor(1) as ppe:
         peer = pool_roundtrip(ppe, 2000 // q)
     for mode in MODES:
@@ -716,6 +756,18 @@ def main():
 
     table_header("E12. Large messages: 64 MiB, post + ack")
     big_rows(node, q)
+
+    table_header("E13. join() of a worker whose target has returned")
+    sub = subinterp_startup(join=True)
+    fork = mp_startup("fork", join=True)
+    if sub is not None:
+        info("peer: 3.13 subinterp: thread join + close()", sub)
+    info("peer: multiprocessing fork: Process.join()", fork)
+    if "interpreter" in MODES:
+        row("pyshm interpreter vs 3.13 subinterp thread join + close()",
+            pyshm_startup("interpreter", join=True), sub, "<= 1.5x", 1.5)
+    row("pyshm process vs multiprocessing fork Process.join()",
+        pyshm_startup("process", join=True), fork, "<= 3x", 3.0)
 
     table_header("E11. wait_async() ping-pong between two workers' event loops (a round)")
     for mode in MODES:
