@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """pyshm workers against their peers, measured side by side in one run:
 multiprocessing (Pipe, Queue, Process with fork/forkserver/spawn,
-ProcessPoolExecutor), threads with queue.Queue, CPython 3.13's own
-subinterpreters and queues (as shipped, and spin-polling), and Node's
-worker_threads. Printed as ratios (pyshm/peer for times).
+shared_memory, ProcessPoolExecutor), threads with queue.Queue, CPython
+3.13's own subinterpreters and queues (as shipped, and spin-polling), and
+Node's worker_threads. Printed as ratios (pyshm/peer for times).
 
     python bench/worker_bench.py [--quick]
 """
