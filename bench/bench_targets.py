@@ -33,6 +33,13 @@ def ack_sabs():
         port.post_message(sab.byte_length)
 
 
+def ack_len():
+    """For each message received, its len() back (bench E12)."""
+    port = pw.parent
+    for m in port:
+        port.post_message(len(m))
+
+
 def cpu_work(n):
     s = 0
     for i in range(n):
@@ -50,6 +57,13 @@ def mp_echo(conn):
         if msg is None:
             return
         conn.send(msg)
+
+
+def mp_ack_len(conn):
+    """For each bytes message received on conn, its length back; an empty
+    one ends (bench E12: 64 MiB messages, or one-byte notifications)."""
+    while m := conn.recv_bytes():
+        conn.send(len(m))
 
 
 def mp_count(q, done, n):

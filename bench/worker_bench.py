@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """pyshm workers against their peers, measured side by side in one run:
 multiprocessing (Pipe, Queue, Process with fork/forkserver/spawn,
-ProcessPoolExecutor), threads with queue.Queue, CPython 3.13's own
-subinterpreters and queues (as shipped, and spin-polling), and Node's
-worker_threads. Printed as ratios (pyshm/peer for times).
+shared_memory, ProcessPoolExecutor), threads with queue.Queue, CPython
+3.13's own subinterpreters and queues (as shipped, and spin-polling), and
+Node's worker_threads. Printed as ratios (pyshm/peer for times).
 
     python bench/worker_bench.py [--quick]
 """
@@ -50,9 +50,9 @@ def mean_time(step, n, repeats=REPEATS):
     return med(run, repeats)
 
 
-def roundtrip(send, recv):
-    """One small dict there and back, as a step for mean_time()."""
-    return lambda: (send(T.SMALL), recv())
+def roundtrip(send, recv, msg=T.SMALL):
+    """One message (a small dict) there and back, as a step for mean_time()."""
+    return lambda: (send(msg), recv())
 
 
 def fmt_rate(per_s):
@@ -60,11 +60,13 @@ def fmt_rate(per_s):
 
 
 def row(name, ours, peer, goal, limit, fmt=fmt_time):
-    """A time row: met when ours/peer <= limit."""
+    """A time row: met when ours/peer <= limit; limit None: the ratio for
+    information, nothing judged."""
     if peer is None:
         print(f"{name:<58} {fmt(ours):>14} {'n/a':>14}  {goal}  [peer unavailable]")
         return
-    table_row(name, fmt(ours), fmt(peer), ours / peer, goal, ours / peer <= limit)
+    table_row(name, fmt(ours), fmt(peer), ours / peer, goal,
+              None if limit is None else ours / peer <= limit)
 
 
 def info(name, value, fmt=fmt_time):
@@ -115,7 +117,9 @@ def subinterp_modules():
     return interpreters, queues
 
 
-SPIN_ECHO = """
+# What a subinterpreter thread runs: each message m from qi answered on qo
+# with {reply} (m itself: an echo), until None.
+SPIN_SERVE = """
 while True:
     try:
         m = qi.get_nowait()
@@ -123,27 +127,35 @@ while True:
         continue
     if m is None:
         break
-    qo.put(m)
+    qo.put({reply})
 """
-BLOCKING_ECHO = """
+BLOCKING_SERVE = """
 while True:
     m = qi.get()
     if m is None:
         break
-    qo.put(m)
+    qo.put({reply})
 """
 
 
-def subinterp_roundtrip(spin, n):
+def subinterp_roundtrip(spin, n, msg=T.SMALL, reply="m", syncobj=False):
+    """Mean round trip of msg to a subinterpreter thread answering reply
+    (an expression of the message m), through two 3.13 queues. spin: both
+    sides poll with get_nowait() rather than the shipped get(), which
+    sleeps 10 ms while the queue is empty. syncobj: queues that share
+    objects rather than pickle them ("shareable" objects only: bytes are
+    copied once into the receiver, a memoryview is not copied at all).
+    None where the queues are missing (Python < 3.13)."""
     mods = subinterp_modules()
     if mods is None:
         return None
     interpreters, queues = mods
     interp = interpreters.create()
     interp.exec("from test.support.interpreters import queues")
-    qi, qo = queues.create(), queues.create()
+    qi, qo = queues.create(syncobj=syncobj), queues.create(syncobj=syncobj)
     interp.prepare_main(qi=qi, qo=qo)
-    t = threading.Thread(target=interp.exec, args=(SPIN_ECHO if spin else BLOCKING_ECHO,))
+    script = (SPIN_SERVE if spin else BLOCKING_SERVE).format(reply=reply)
+    t = threading.Thread(target=interp.exec, args=(script,))
     t.start()
 
     def get():
@@ -155,7 +167,7 @@ def subinterp_roundtrip(spin, n):
             except queues.QueueEmpty:
                 pass
 
-    result = mean_time(roundtrip(qi.put, get), n, 3 if not spin else REPEATS)
+    result = mean_time(roundtrip(qi.put, get, msg), n, 3 if not spin else REPEATS)
     qi.put(None)
     t.join()
     interp.close()
@@ -205,20 +217,50 @@ def mpqueue_oneway(n):
 START_PAUSE = 0.05
 
 
-def pyshm_startup(mode):
+def pyshm_startup(mode, join=False):
+    """Worker() until its first message is in (T.hello posts one and
+    returns); or join: w.join() called as soon as that message is in (no
+    pause for the worker to end), what waiting for an interpreter's or a
+    process's end costs."""
     def run():
         time.sleep(START_PAUSE)
         t0 = perf()
         w = pw.Worker(T.hello, mode=mode)
         w.recv()
         took = perf() - t0
+        t0 = perf()
         w.join()
-        return took
+        return perf() - t0 if join else took
 
     return med(run)
 
 
-def subinterp_startup():
+def pyshm_startup_burst(mode, k=5):
+    """Per worker, k workers started one after another without a pause,
+    each as soon as the one before has said it runs: a program that
+    starts several at once, which a single spare made ahead of time does
+    not serve."""
+    def run():
+        time.sleep(START_PAUSE)
+        t0 = perf()
+        ws = []
+        for _ in range(k):
+            ws.append(pw.Worker(T.hello, mode=mode))
+            ws[-1].recv()
+        took = perf() - t0
+        for w in ws:
+            w.join()
+        return took / k
+
+    return med(run)
+
+
+def subinterp_startup(join=False):
+    """A bare 3.13 subinterpreter: created, a one-line exec on a thread
+    that puts one message on a queue, until that message is in; or join:
+    the thread joined and the interpreter closed as soon as it is, as
+    pyshm_startup() times a worker's join(). None where the queues are
+    missing."""
     mods = subinterp_modules()
     if mods is None:
         return None
@@ -240,14 +282,18 @@ def subinterp_startup():
             except queues.QueueEmpty:
                 pass
         took = perf() - t0
+        t0 = perf()
         t.join()
         interp.close()
-        return took
+        return perf() - t0 if join else took
 
     return med(run)
 
 
-def mp_startup(method):
+def mp_startup(method, join=False):
+    """A multiprocessing Process started by method (its target puts one
+    message on a queue and returns) until that message is in; or join:
+    p.join() called as soon as it is."""
     ctx = mp.get_context(method)
 
     def run():
@@ -258,8 +304,9 @@ def mp_startup(method):
         p.start()
         q.get()
         took = perf() - t0
+        t0 = perf()
         p.join()
-        return took
+        return perf() - t0 if join else took
 
     return med(run)
 
@@ -271,12 +318,9 @@ def pool_roundtrip(pool, n):
 # ---- D, E. shared memory, CPU scaling -----------------------------------------
 
 def pyshm_sab_handoff(mode, n):
-    sab = pw.SharedArrayBuffer(64 << 20)
-    w = pw.Worker(T.ack_sabs, mode=mode)
-    result = mean_time(lambda: (w.post_message(sab), w.recv()), n)
-    w._port._close_send()
-    w.join()
-    return result
+    """A 64 MiB SharedArrayBuffer posted again and again to one worker,
+    which answers its byte count: the buffer is shared, never copied."""
+    return post_ack_time(mode, pw.SharedArrayBuffer(64 << 20), n)
 
 
 def wait_async_pingpong(mode, n):
@@ -356,9 +400,13 @@ def memcpy_time(np, a):
     return mean_time(lambda: np.copyto(dst, a), 10)
 
 
-def post_ack_time(mode, obj, n):
-    w = pw.Worker(T.ack_arrays if not isinstance(obj, pw.SharedArrayBuffer) else T.ack_sabs,
-                  mode=mode)
+def post_ack_time(mode, obj, n, target=None):
+    """Mean time of post_message(obj) and the worker's answer; the worker
+    runs target, by default one answering an array's or a SAB's byte
+    count."""
+    if target is None:
+        target = T.ack_sabs if isinstance(obj, pw.SharedArrayBuffer) else T.ack_arrays
+    w = pw.Worker(target, mode=mode)
     result = mean_time(lambda: (w.post_message(obj), w.recv()), n)
     w._port._close_send()
     w.join()
@@ -395,6 +443,76 @@ def numpy_rows(np, q):
         row(f"ndarray over a 64 MiB SAB, {mode} post+ack vs posting the SAB",
             post_ack_time(mode, view, 200 // q), post_ack_time(mode, sab, 200 // q),
             "<= 2x", 2.0)
+
+
+# ---- E12. large messages ---------------------------------------------------------
+
+BIG = 64 << 20
+
+
+def mp_big_peers(data, n, n_notify):
+    """multiprocessing's ways to hand data (bytes) to a spawned process
+    that answers over a Pipe, as (pipe, copy_in, notify): the bytes sent
+    through the Pipe (send_bytes, the child's recv_bytes); copied into an
+    already-created shared_memory block, the child notified over the Pipe
+    (one byte) and answering; and that notification round trip alone,
+    nothing copied, what handing over data already in shared memory costs
+    at the least."""
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(create=True, size=len(data))
+    a, b = SPAWN.Pipe()
+    p = SPAWN.Process(target=T.mp_ack_len, args=(b,))
+    p.start()
+    try:
+        notify = roundtrip(a.send_bytes, a.recv, b"\x01")
+
+        def copy_in():
+            shm.buf[:] = data
+            notify()
+
+        return (mean_time(roundtrip(a.send_bytes, a.recv, data), n),
+                mean_time(copy_in, n), mean_time(notify, n_notify))
+    finally:
+        a.send_bytes(b"")
+        p.join()
+        shm.close()
+        shm.unlink()
+
+
+def big_rows(node, q):
+    """E12: 64 MiB of bytes posted to a worker that answers len(), against
+    multiprocessing (a Pipe; shared_memory), the 3.13 subinterpreter
+    queues and Node's ArrayBuffer postMessage; then a held 64 MiB SAB
+    posted again, against shared_memory's notification alone."""
+    data = bytes(range(256)) * (BIG // 256)
+    n = max(1, 2 // q)
+    pipe, copy_in, notify = mp_big_peers(data, n, 2000 // q)
+    info("peer: multiprocessing.Pipe (spawn), send_bytes", pipe)
+    info("peer: shared_memory, copy-in + notification over a Pipe", copy_in)
+    info("peer: shared_memory, notification round trip only", notify)
+    sub = view = None
+    if subinterp_modules() is None:
+        print("# no test.support.interpreters queues (Python < 3.13): "
+              "no subinterpreter peer")
+    else:
+        sub = subinterp_roundtrip(True, n, data, "len(m)", syncobj=True)
+        view = subinterp_roundtrip(True, n, memoryview(data), "len(m)", syncobj=True)
+        info("peer: 3.13 subinterp queue, bytes, spin-polling", sub)
+        info("peer: 3.13 subinterp queue, memoryview, spin-polling", view)
+    node_copy = node.get("ab_copy_ns", 0) / 1e9 or None
+    if "ab_transfer_ns" in node:
+        info("peer: node ArrayBuffer postMessage, copied", node_copy)
+        info("peer: node ArrayBuffer postMessage, transferred", node["ab_transfer_ns"] / 1e9)
+    for mode in MODES:
+        ours = post_ack_time(mode, data, n, T.ack_len)
+        row(f"pyshm {mode} bytes vs multiprocessing.Pipe", ours, pipe, "<= 0.5x", 0.5)
+        row(f"pyshm {mode} bytes vs subinterp queue, bytes", ours, sub, "< 1x", 0.9999)
+        row(f"pyshm {mode} bytes vs subinterp queue, memoryview", ours, view, "info", None)
+        row(f"pyshm {mode} bytes vs shared_memory copy-in", ours, copy_in, "info", None)
+        row(f"pyshm {mode} bytes vs node ArrayBuffer copy", ours, node_copy, "<= 1x", 1.0)
+    row("re-posting a held 64 MiB SAB, process, vs shm notify-only",
+        pyshm_sab_handoff("process", 200 // q), notify, "<= 1.5x", 1.5)
 
 
 def lock_cycle(lock, n):
@@ -572,8 +690,9 @@ def main():
 
     table_header("E3. Worker start -> first message; warm pool task round trip")
     sub = subinterp_startup()
+    fork = mp_startup("fork")
     spawn = mp_startup("spawn")
-    info("peer: multiprocessing fork", mp_startup("fork"))
+    info("peer: multiprocessing fork", fork)
     info("peer: multiprocessing forkserver", mp_startup("forkserver"))
     info("peer: multiprocessing spawn", spawn)
     if "interpreter" in MODES:
@@ -582,8 +701,12 @@ def main():
             "<= 0.75x", 0.75)
         row("pyshm interpreter vs node new Worker", ours,
             node.get("start_ns", 0) / 1e9 or None, "<= 0.5x", 0.5)
-    row("pyshm process vs multiprocessing spawn", pyshm_startup("process"), spawn,
-        "<= 1x", 1.0)
+        row("pyshm interpreter vs multiprocessing fork", ours, fork, "<= 1x", 1.0)
+        row("pyshm interpreter, 5 back to back (each) vs fork",
+            pyshm_startup_burst("interpreter"), fork, "<= 1x", 1.0)
+    ours = pyshm_startup("process")
+    row("pyshm process vs multiprocessing spawn", ours, spawn, "<= 1x", 1.0)
+    row("pyshm process vs multiprocessing fork", ours, fork, "<= 1.5x", 1.5)
     with cf.ProcessPoolExecutor(1) as ppe:
         peer = pool_roundtrip(ppe, 2000 // q)
     for mode in MODES:
@@ -630,6 +753,21 @@ def main():
         print("# numpy is not installed for this Python: E10 skipped")
     else:
         numpy_rows(np, q)
+
+    table_header("E12. Large messages: 64 MiB, post + ack")
+    big_rows(node, q)
+
+    table_header("E13. join() of a worker whose target has returned")
+    sub = subinterp_startup(join=True)
+    fork = mp_startup("fork", join=True)
+    if sub is not None:
+        info("peer: 3.13 subinterp: thread join + close()", sub)
+    info("peer: multiprocessing fork: Process.join()", fork)
+    if "interpreter" in MODES:
+        row("pyshm interpreter vs 3.13 subinterp thread join + close()",
+            pyshm_startup("interpreter", join=True), sub, "<= 1.5x", 1.5)
+    row("pyshm process vs multiprocessing fork Process.join()",
+        pyshm_startup("process", join=True), fork, "<= 3x", 3.0)
 
     table_header("E11. wait_async() ping-pong between two workers' event loops (a round)")
     for mode in MODES:

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // Node worker_threads peers for `make bench`: prints one JSON object with
 // medians (ns or msgs/s) for ping-pong, one-way throughput, start-up, a
-// 64 MiB SharedArrayBuffer hand-off and an Atomics.waitAsync ping-pong.
+// 64 MiB SharedArrayBuffer hand-off, a 64 MiB ArrayBuffer copied and
+// transferred, and an Atomics.waitAsync ping-pong.
 'use strict';
 const { Worker, isMainThread, parentPort } = require('worker_threads');
 
@@ -23,7 +24,11 @@ async function waitAsyncPingPong(sab, role, n) {
 
 if (!isMainThread) {
   parentPort.on('message', (m) => {
-    if (m.kind === 'wa') {
+    if (m instanceof ArrayBuffer) {
+      parentPort.postMessage(m.byteLength);
+    } else if (m.kind === 'abx') {
+      parentPort.postMessage(m.ab, [m.ab]);
+    } else if (m.kind === 'wa') {
       waitAsyncPingPong(m.sab, m.role, m.n).then(() => parentPort.postMessage('done'));
     } else if (m.kind === 'count') {
       if (m.last) parentPort.postMessage(m.n);
@@ -88,6 +93,36 @@ async function main() {
     hs.push(Number(now() - t0) / n);
   }
   out.sab_ns = median(hs);
+
+  // A 64 MiB ArrayBuffer there and back (bench E12): copied (structured
+  // clone; the worker answers its byteLength), and transferred (the worker
+  // transfers it back, so every round has the buffer). A round of each
+  // first, to warm up.
+  let ab = new ArrayBuffer(64 << 20);
+  new Uint8Array(ab).fill(1);
+  const abRound = async (transfer) => {
+    if (transfer) {
+      w.postMessage({ kind: 'abx', ab }, [ab]);
+      ab = await once(w);
+    } else {
+      w.postMessage(ab);
+      await once(w);
+    }
+  };
+  await abRound(false);
+  await abRound(true);
+  const copies = [];
+  const transfers = [];
+  for (let r = 0; r < 5; r++) {
+    for (const [transfer, times] of [[false, copies], [true, transfers]]) {
+      const n = 2;
+      const t0 = now();
+      for (let i = 0; i < n; i++) await abRound(transfer);
+      times.push(Number(now() - t0) / n);
+    }
+  }
+  out.ab_copy_ns = median(copies);
+  out.ab_transfer_ns = median(transfers);
   await w.terminate();
 
   // Atomics.waitAsync ping-pong between two workers' event loops (a round:
