@@ -6,8 +6,8 @@
  *
  * The first process worker a process asks for starts its template
  * (posix_spawn() of "python -c ... _template.main()", its end of a
- * SOCK_SEQPACKET pair as fd 3, /dev/null for stdio, in /). For each worker
- * the parent sends one request: the spec (worker_process.c), and by
+ * SOCK_SEQPACKET pair as fd 3, /dev/null for stdio, in /), which says
+ * its pid when it serves. For each worker the parent sends one request: the spec (worker_process.c), and by
  * SCM_RIGHTS the write end of a status pipe, a directory fd of its cwd,
  * its stdin/stdout/stderr, and the fds the worker is to find as 3 and up.
  * The template forks; the child puts the fds in place, fchdir()s and
@@ -49,7 +49,8 @@ struct tmpl_req {
 	uint32_t reserved;
 };
 
-/* template -> parent, with a pidfd of the child unless err */
+/* template -> parent: first its own pid (it serves), then for each request
+ * the child's, with a pidfd of it unless err */
 struct tmpl_reply {
 	int32_t pid;
 	int32_t err;
@@ -74,7 +75,7 @@ static struct {
 	int sock;
 	char *env;		/* environ when it started, flattened */
 	size_t env_len;
-	pid_t old[TMPL_MAX_OLD];	/* templates let go of, to reap */
+	pid_t old[TMPL_MAX_OLD];	/* templates started, to reap once ended */
 	int nold;
 } tmpl = { .lock = PTHREAD_MUTEX_INITIALIZER, .sock = -1 };
 
@@ -147,7 +148,9 @@ static int tmpl_start(char **argv)
 	posix_spawnattr_t attr;
 	sigset_t none, defs;
 	struct timeval tv = { .tv_sec = TMPL_TIMEOUT_S };
+	struct tmpl_reply ready;
 	int sv[2], ret;
+	ssize_t n;
 	pid_t pid;
 
 	pthread_once(&tmpl_once, tmpl_atfork);
@@ -180,9 +183,21 @@ static int tmpl_start(char **argv)
 		goto err_env;
 	}
 	setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* It says when it serves: one that fails to start (its stderr is
+	 * /dev/null) is told from one that failed a request. */
+	do
+		n = recv(sv[0], &ready, sizeof(ready), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(ready) || ready.pid != pid || ready.err) {
+		close(sv[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		ret = -EPIPE;
+		goto err_env;
+	}
 	tmpl.sock = sv[0];
 	tmpl.owner = getpid();
-	/* Reaped when let go of (tmpl_drop()); until then it lives. */
+	/* Reaped once let go of and ended (tmpl_drop()). */
 	if (tmpl.nold < TMPL_MAX_OLD)
 		tmpl.old[tmpl.nold++] = pid;
 	return 0;
@@ -534,6 +549,7 @@ static PyObject *mod_template_serve(PyObject *mod, PyObject *arg)
 		return NULL;
 	if (fd < 0 || fd > INT_MAX)
 		return PyErr_Format(PyExc_ValueError, "bad fd %ld", fd);
+	serve_reply(sock, getpid(), 0, -1);
 	while (open || nkids) {
 		if (nkids + 1 > cap) {
 			cap = 2 * cap + 8;
