@@ -35,3 +35,11 @@ bench: bench-dask
 bench-dask: pymod-$(BENCH_DASK_TAG)
 	PYTHONPATH=$(B)/py/$(BENCH_DASK_TAG) $(call PY_BIN,$(BENCH_DASK_TAG)) \
 		$(TOP)/bench/dask_bench.py
+
+# bench-numpy: E10 of bench/worker_bench.py (numpy arrays) on Debian's
+# Python, which has numpy (python3-numpy); bench-workers' Python may not.
+.PHONY: bench-numpy
+bench: bench-numpy
+bench-numpy: pymod-$(BENCH_DASK_TAG)
+	PYTHONPATH=$(B)/py/$(BENCH_DASK_TAG) $(call PY_BIN,$(BENCH_DASK_TAG)) \
+		$(TOP)/bench/worker_bench.py --tables E10

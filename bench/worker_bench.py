@@ -425,9 +425,9 @@ def numpy_rows(np, q):
     with cf.ProcessPoolExecutor(1) as ppe:
         ppe_one = pool_task_time(ppe, T.nd_sum, a, max(2, 5 // q))
         ppe_echo = pool_task_time(ppe, T.nd_echo, a, max(2, 5 // q))
-    # Where numpy refuses subinterpreters, process workers only (auto
-    # picks process for such tasks only where it is told to).
-    for mode in ("process",):
+    # Process workers, and the default "auto" (process workers wherever
+    # numpy refuses subinterpreters).
+    for mode in ("process", "auto"):
         with pw.WorkerPool(1, mode=mode) as pool:
             one = pool_task_time(pool, T.nd_sum, a, n)
             echo = pool_task_time(pool, T.nd_echo, a, n)
@@ -649,15 +649,7 @@ def node_figures():
     return json.loads(out.stdout)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer iterations")
-    args = ap.parse_args()
-    q = 10 if args.quick else 1
-    print(f"# {python_banner()}, backend {pw.backend()}, wake {pw._core.wake_path()}, "
-          f"{os.cpu_count()} CPUs")
-    node = node_figures()
-
+def table_e1(q, node):
     table_header("E1. Round trip of a small dict, parent <-> worker (default settings)")
     pipe = pipe_roundtrip(3000 // q)
     spin = subinterp_roundtrip(True, 3000 // q)
@@ -677,6 +669,8 @@ def main():
         row(f"pyshm {mode} vs subinterp queue, spin-polling", ours, spin, "<= 1.5x", 1.5)
         row(f"pyshm {mode} vs subinterp queue as shipped", ours, shipped, "<= 0.01x", 0.01)
 
+
+def table_e2(q, node):
     table_header("E2. One-way small dicts (per message time; throughput shown)")
     mpq = mpqueue_oneway(100_000 // q)
     node_rate = node.get("oneway_per_s")
@@ -688,6 +682,8 @@ def main():
             table_row(f"pyshm {mode} vs node postMessage", fmt_rate(ours), fmt_rate(node_rate),
                       node_rate / ours, ">= 2x throughput", ours >= 2 * node_rate)
 
+
+def table_e3(q, node):
     table_header("E3. Worker start -> first message; warm pool task round trip")
     sub = subinterp_startup()
     fork = mp_startup("fork")
@@ -714,11 +710,15 @@ def main():
             ours = pool_roundtrip(pool, 2000 // q)
         row(f"WorkerPool {mode} task vs ProcessPoolExecutor", ours, peer, "<= 0.5x", 0.5)
 
+
+def table_e4(q, node):
     table_header("E4. 64 MiB SharedArrayBuffer hand-off + ack")
     for mode in MODES:
         row(f"pyshm {mode} vs node SharedArrayBuffer post", pyshm_sab_handoff(mode, 50),
             node.get("sab_ns", 0) / 1e9 or None, "<= 1x", 1.0)
 
+
+def table_e6(q, node):
     table_header("E6. One message to 4 workers: BroadcastChannel vs 4 post_message()")
     for mode in MODES:
         row(f"BroadcastChannel {mode}: the poster's time vs 4 post_message() calls",
@@ -728,6 +728,8 @@ def main():
              f"{fmt_time(fan_out(mode, 5000 // q, broadcast=False))})",
              fan_out(mode, 5000 // q))
 
+
+def table_e7(q, node):
     table_header("E7. Shared locks: uncontended, and contended between two processes")
     row("pw.Lock acquire+release vs threading.Lock", lock_cycle(pw.Lock(), 400_000 // q),
         lock_cycle(threading.Lock(), 400_000 // q), "<= 2x", 2.0)
@@ -739,6 +741,8 @@ def main():
     row("pw.Lock taken by 2 process workers at once vs multiprocessing.Lock",
         pyshm_lock_contended(20_000 // q), mp_lock_contended(20_000 // q), "< 1x", 0.9999)
 
+
+def table_e8(q, node):
     table_header("E8. 3,000 tiny tasks through map(chunksize=100), 2 workers (per task)")
     with cf.ProcessPoolExecutor(2) as ppe:
         peer = map_per_task(ppe, 3000 // min(q, 3))
@@ -747,16 +751,22 @@ def main():
             ours = map_per_task(pool, 3000 // min(q, 3))
         row(f"WorkerPool {mode} map vs ProcessPoolExecutor map", ours, peer, "<= 1x", 1.0)
 
+
+def table_e10(q, node):
+    table_header("E10. numpy: 64 MiB float64 ndarray, process and auto pools")
     np = numpy_or_none()
-    table_header("E10. numpy: 64 MiB float64 ndarray, process workers")
     if np is None:
         print("# numpy is not installed for this Python: E10 skipped")
     else:
         numpy_rows(np, q)
 
+
+def table_e12(q, node):
     table_header("E12. Large messages: 64 MiB, post + ack")
     big_rows(node, q)
 
+
+def table_e13(q, node):
     table_header("E13. join() of a worker whose target has returned")
     sub = subinterp_startup(join=True)
     fork = mp_startup("fork", join=True)
@@ -769,6 +779,8 @@ def main():
     row("pyshm process vs multiprocessing fork Process.join()",
         pyshm_startup("process", join=True), fork, "<= 3x", 3.0)
 
+
+def table_e11(q, node):
     table_header("E11. wait_async() ping-pong between two workers' event loops (a round)")
     for mode in MODES:
         if mode == "interpreter" and sys.version_info < (3, 13):
@@ -779,12 +791,39 @@ def main():
             wait_async_pingpong(mode, 5000 // q),
             node.get("wait_async_ns", 0) / 1e9 or None, "< 1x", 0.9999)
 
+
+def table_e5(q, node):
     table_header("E5. CPU-bound work, 8 tasks, 1 vs 2 workers")
     for mode in MODES:
         one, two = cpu_scaling(mode, size=2_000_000 // q)
         table_row(f"pyshm {mode}: 2 workers vs 1 (speed-up {one / two:.2f}x)",
                   fmt_time(two), fmt_time(one), two / one, ">= 1.8x speed-up",
                   one / two >= 1.8)
+
+
+# In the order they run (make bench; --tables picks some).
+TABLES = [("E1", table_e1), ("E2", table_e2), ("E3", table_e3), ("E4", table_e4),
+          ("E6", table_e6), ("E7", table_e7), ("E8", table_e8), ("E10", table_e10),
+          ("E12", table_e12), ("E13", table_e13), ("E11", table_e11), ("E5", table_e5)]
+NODE_TABLES = {"E1", "E2", "E3", "E4", "E11", "E12"}    # with Node's figures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer iterations")
+    ap.add_argument("--tables", help="only these tables, e.g. E10,E12 (default: all)")
+    args = ap.parse_args()
+    q = 10 if args.quick else 1
+    wanted = set(args.tables.upper().split(",")) if args.tables else None
+    unknown = (wanted or set()) - {tag for tag, _ in TABLES}
+    if unknown:
+        ap.error(f"no such tables: {', '.join(sorted(unknown))}")
+    print(f"# {python_banner()}, backend {pw.backend()}, wake {pw._core.wake_path()}, "
+          f"{os.cpu_count()} CPUs")
+    node = node_figures() if wanted is None or wanted & NODE_TABLES else {}
+    for tag, table in TABLES:
+        if wanted is None or tag in wanted:
+            table(q, node)
 
 
 if __name__ == "__main__":
