@@ -6,6 +6,7 @@
 #ifndef PYSHM_PYMOD_WORKER_H
 #define PYSHM_PYMOD_WORKER_H
 
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -190,8 +191,9 @@ extern PyMethodDef worker_usage_methods[];
 
 /* Process mode: at most this many fds are passed to a worker. */
 #define WORKER_MAX_PASS 10
-/* The signals a new worker gets back to their defaults. */
-void worker_default_signals(sigset_t *set);
+/* posix_spawn() @argv with @fa (destroyed), no signal blocked and the ones
+ * Python ignores back to their defaults; 0 or -errno. */
+int worker_spawn(pid_t *pid, char **argv, posix_spawn_file_actions_t *fa);
 /* worker_template.c: start a worker from the process template (argv starts
  * it): the @npass fds as its 3.., @spec its argv[-1]. Its pid, a pidfd, and
  * the fd worker_template_status() reads its end from (once it ended: its

@@ -83,14 +83,27 @@ static void hexify(char *dst, const unsigned char *src, size_t n)
 }
 
 
-void worker_default_signals(sigset_t *set)
+int worker_spawn(pid_t *pid, char **argv, posix_spawn_file_actions_t *fa)
 {
-	sigemptyset(set);
-	sigaddset(set, SIGPIPE);
-	sigaddset(set, SIGXFSZ);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGXCPU);	/* RLIMIT_CPU ends it */
+	posix_spawnattr_t attr;
+	sigset_t none, defs;
+	int ret;
+
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&defs);
+	sigaddset(&defs, SIGPIPE);
+	sigaddset(&defs, SIGXFSZ);
+	sigaddset(&defs, SIGINT);
+	sigaddset(&defs, SIGTERM);
+	sigaddset(&defs, SIGXCPU);	/* RLIMIT_CPU ends it */
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &defs);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	ret = -posix_spawn(pid, argv[0], fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(fa);
+	posix_spawnattr_destroy(&attr);
+	return ret;
 }
 
 /* The worker a fresh Python: posix_spawn() of @argv, the @npass fds as its
@@ -98,9 +111,7 @@ void worker_default_signals(sigset_t *set)
 static int spawn_fresh(char **argv, const int *pass, int npass, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	int tmp[WORKER_MAX_PASS], i, ret = 0;
-	sigset_t none, defs;
 
 	/* Move what we pass above 3 + npass first, so the dup2()s into
 	 * 3.. in the child cannot clobber each other. */
@@ -116,15 +127,7 @@ static int spawn_fresh(char **argv, const int *pass, int npass, pid_t *pid)
 	for (i = 0; i < npass; i++)
 		posix_spawn_file_actions_adddup2(&fa, tmp[i], 3 + i);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3 + npass);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	worker_default_signals(&defs);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &defs);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	ret = -posix_spawn(pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	ret = worker_spawn(pid, argv, &fa);
 out_close:
 	for (i = 0; i < npass; i++)
 		close(tmp[i]);

@@ -145,8 +145,6 @@ static void tmpl_drop(void)
 static int tmpl_start(char **argv)
 {
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, defs;
 	struct timeval tv = { .tv_sec = TMPL_TIMEOUT_S };
 	struct tmpl_reply ready;
 	int sv[2], ret;
@@ -168,15 +166,7 @@ static int tmpl_start(char **argv)
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
 	posix_spawn_file_actions_addchdir_np(&fa, "/");
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	worker_default_signals(&defs);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &defs);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	ret = -posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	ret = worker_spawn(&pid, argv, &fa);
 	close(sv[1]);
 	if (ret) {
 		close(sv[0]);
