@@ -22,6 +22,10 @@
 
 #include "internal.h"
 
+/* io_uring futex ops (Linux 6.7; not in liburing 2.3's headers). */
+#define URING_OP_FUTEX_WAKE	52
+#define URING_FUTEX2_SIZE_U32	0x02
+
 struct pyshm_waiter {
 	int kind;
 	struct io_uring ring;		/* PYSHM_WAKE_URING */
@@ -43,6 +47,7 @@ static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
 static int wake_kind;			/* the default, or -errno */
 static bool uring_usable;
 static bool uring_sync_msg;		/* MSG_RING without a source ring */
+static bool uring_futex;		/* IORING_OP_FUTEX_WAKE (Linux 6.7) */
 static _Atomic int64_t spin_ns = -1;
 
 /* This process's pid, refreshed in the child after fork(). */
@@ -93,18 +98,19 @@ static int wake_sync(int fd, uint64_t data)
  * Can this process create a ring that has IORING_OP_MSG_RING? And send one
  * without a ring (to that ring, which must then hold the CQE)?
  */
-static bool uring_probe(bool *sync_msg)
+static bool uring_probe(bool *sync_msg, bool *futex)
 {
 	struct io_uring_probe *probe;
 	struct io_uring_cqe *cqe;
 	struct io_uring ring;
 	bool ok;
 
-	*sync_msg = false;
+	*sync_msg = *futex = false;
 	if (io_uring_queue_init(2, &ring, 0) < 0)
 		return false;
 	probe = io_uring_get_probe_ring(&ring);
 	ok = probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+	*futex = ok && io_uring_opcode_supported(probe, URING_OP_FUTEX_WAKE);
 	io_uring_free_probe(probe);
 	if (ok && wake_sync(ring.ring_fd, 0) == 1 && io_uring_peek_cqe(&ring, &cqe) == 0)
 		*sync_msg = true;
@@ -116,7 +122,7 @@ static void wake_init(void)
 {
 	const char *env = getenv("PYSHM_WAKE");
 
-	uring_usable = uring_probe(&uring_sync_msg);
+	uring_usable = uring_probe(&uring_sync_msg, &uring_futex);
 	if (!env || !*env)
 		wake_kind = uring_usable ? PYSHM_WAKE_URING : PYSHM_WAKE_FUTEX;
 	else if (!strcmp(env, "futex"))
@@ -516,10 +522,36 @@ int __pyshm_futex_wait(atomic_uint *word, unsigned int val, int64_t timeout_ns)
 	return -errno;
 }
 
+/*
+ * A held thread (pyshm_wake_hold()) queues futex wakes on its submission
+ * ring where the kernel has io_uring futex ops, so that waking several
+ * sleepers (a broadcast to the workers of a program) costs one system call;
+ * then the number woken is not known (0 is returned).
+ */
 int __pyshm_futex_wake(atomic_uint *word, int n)
 {
-	long ret = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+	struct submit_ring *sr = tls_submit;
+	struct io_uring_sqe *sqe;
+	long ret;
 
+	if (sr && sr->hold && uring_futex &&
+	    sr->fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
+		sqe = io_uring_get_sqe(&sr->ring);
+		if (!sqe) {
+			submit_flush(sr);
+			sqe = io_uring_get_sqe(&sr->ring);
+		}
+		if (sqe) {
+			/* Not FUTEX2_PRIVATE: the word may be shared. */
+			io_uring_prep_rw(URING_OP_FUTEX_WAKE, sqe, URING_FUTEX2_SIZE_U32, word, 0,
+					 (uint64_t)n);
+			sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+			io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+			sr->queued++;
+			return 0;
+		}
+	}
+	ret = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 	return ret < 0 ? -errno : (int)ret;
 }
 

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pyshm/wake.h>
+
 #include "clone.h"
 #include "hub.h"
 #include "worker.h"
@@ -395,6 +397,8 @@ static void broadcast(const struct bc_rec *br, const char *name, struct relay *r
 			links[nlinks++] = hub_link_get(l);
 	pthread_mutex_unlock(&hub.lock);
 
+	/* The listeners asleep are woken in one system call at the end. */
+	pyshm_wake_hold();
 	for (i = 0; i < nsubs; i++) {
 		relay_send(rl, subs[i]->tx, port_xfer_local(), MSG_DATA, NULL, 0);
 		port_put(subs[i]);
@@ -411,6 +415,7 @@ static void broadcast(const struct bc_rec *br, const char *name, struct relay *r
 				   CTL_BCAST, pre, sizeof(*br) + br->namelen);
 		hub_link_put(links[i]);
 	}
+	pyshm_wake_flush();
 	PyMem_RawFree(pre);
 	PyMem_RawFree(subs);
 	PyMem_RawFree(links);

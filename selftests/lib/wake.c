@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Wakeup tests: choosing the path, waiters of each kind, batched io_uring
- * wakeups, wakeups across processes, wakeups sent without a ring where the
+ * wakeups (futex wakes too), wakeups across processes, wakeups sent without a ring where the
  * kernel allows it, and the spin budget.
  */
 #include <fcntl.h>
@@ -225,6 +225,57 @@ TEST_F(wake, batched_wakeups_reach_one_waiter)
 		pyshm_ring_free(cons[i]);
 	}
 	EXPECT_EQ(0, pyshm_wake_flush());	/* flush without hold */
+	pyshm_region_put(r);
+	pyshm_waiter_free(w);
+}
+
+/* Whether this kernel has io_uring futex ops (6.7+). */
+static bool kernel_has_uring_futex(void)
+{
+	struct io_uring_probe *probe;
+	struct io_uring ring;
+	bool ok;
+
+	if (io_uring_queue_init(2, &ring, 0))
+		return false;
+	probe = io_uring_get_probe_ring(&ring);
+	ok = probe && io_uring_opcode_supported(probe, 52 /* IORING_OP_FUTEX_WAKE */);
+	io_uring_free_probe(probe);
+	io_uring_queue_exit(&ring);
+	return ok;
+}
+
+/* A held thread's futex wakes go out at the flush, in one submission,
+ * where the kernel has io_uring futex ops; at once where it has not. */
+TEST_F(wake, held_futex_wakes_go_out_at_the_flush)
+{
+	struct pyshm_ring *prod, *cons;
+	struct pyshm_region *r;
+	struct pyshm_waiter *w;
+	int status;
+	pid_t pid;
+
+	pyshm_set_spin_ns(0);
+	ASSERT_EQ(0, pyshm_waiter_create(PYSHM_WAKE_FUTEX, &w));
+	ASSERT_EQ(0, pyshm_region_create(pyshm_ring_bytes(RING_DATA), 0, 0, &r));
+	ASSERT_EQ(0, pyshm_ring_init(r, 0, RING_DATA, PYSHM_RING_CONSUMER, &cons));
+	ASSERT_EQ(0, pyshm_ring_attach(r, 0, PYSHM_RING_PRODUCER, &prod));
+	pyshm_ring_set_waiter(cons, w);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(pyshm_ring_wait(cons, 5LL * 1000 * 1000 * 1000) == 0 ? 0 : 1);
+	usleep(100 * 1000);			/* asleep by now */
+	pyshm_wake_hold();
+	ASSERT_EQ(0, pyshm_ring_send(prod, "x", 1, 0));
+	usleep(100 * 1000);
+	if (kernel_has_uring_futex())
+		EXPECT_EQ(0, waitpid(pid, &status, WNOHANG)) TH_LOG("woken before the flush");
+	EXPECT_LE(0, pyshm_wake_flush());
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(1, pyshm_ring_discard_all(cons));
+	pyshm_ring_free(prod);
+	pyshm_ring_free(cons);
 	pyshm_region_put(r);
 	pyshm_waiter_free(w);
 }
