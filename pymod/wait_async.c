@@ -30,6 +30,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <pyshm/wake.h>
+
 #include "port.h"
 #include "typed_array.h"
 
@@ -741,6 +743,16 @@ static PyObject *queue_reap(QueueObject *q, PyObject *unused)
 	return out;
 }
 
+/* poll(): reap() after running the completions the kernel has for this
+ * thread and not yet posted (an io_uring futex wait woken while its loop
+ * runs completes as task work, at the thread's next system call). */
+static PyObject *queue_poll(QueueObject *q, PyObject *unused)
+{
+	if (q->path == WA_URING && q->pid == (pid_t)port_pid())
+		io_uring_get_events(&q->ring);
+	return queue_reap(q, NULL);
+}
+
 static PyObject *queue_pending(QueueObject *q, void *closure)
 {
 	return PyLong_FromSize_t(q->count);
@@ -758,6 +770,8 @@ static PyMethodDef queue_methods[] = {
 	  "cancel($self, id, /)\n--\n\nEnd a pending wait (it completes 'timed-out')." },
 	{ "reap", (PyCFunction)queue_reap, METH_NOARGS,
 	  "reap($self, /)\n--\n\nThe waits completed: [(id, result), ...]." },
+	{ "poll", (PyCFunction)queue_poll, METH_NOARGS,
+	  "poll($self, /)\n--\n\nreap(), once the kernel has posted what it has." },
 	{ NULL }
 };
 
@@ -822,7 +836,15 @@ static PyObject *mod_wait_async_path(PyObject *mod, PyObject *unused)
 	return PyUnicode_FromString(path == WA_URING ? "uring" : "thread");
 }
 
+static PyObject *mod_spin_ns(PyObject *mod, PyObject *unused)
+{
+	return PyLong_FromLongLong(pyshm_spin_ns());
+}
+
 static PyMethodDef wait_async_methods[] = {
+	{ "_spin_ns", mod_spin_ns, METH_NOARGS,
+	  "_spin_ns($module, /)\n--\n\n"
+	  "How long a receiver polls before it sleeps, in ns (PYSHM_SPIN_NS)." },
 	{ "_wait_async_path", mod_wait_async_path, METH_NOARGS,
 	  "_wait_async_path($module, /)\n--\n\n"
 	  "'uring' (io_uring futex waits) or 'thread' (a waiter thread): how a\n"

@@ -14,6 +14,7 @@ from then on counts it, whether or not the result is awaited yet.
 import asyncio
 import os
 import weakref
+from time import monotonic_ns as _monotonic_ns
 
 from . import _core
 
@@ -45,8 +46,11 @@ class _Queue:
         loop.add_reader(self.q.fileno(), self._ready)
 
     def _ready(self):
+        self._complete(self.q.reap())
+
+    def _complete(self, done):
         futures = self.futures
-        for wid, res in self.q.reap():
+        for wid, res in done:
             fut = futures.pop(wid, None)
             if fut is None or fut.done():
                 continue
@@ -75,8 +79,22 @@ async def _now(result):
     return result
 
 
-async def _wait(qq, wid, fut, timer):
+async def _wait(qq, wid, fut, timer, a, i, seen):
     try:
+        # As a receiver does (PYSHM_SPIN_NS), poll before parking, yielding
+        # to the loop between polls: a notify() that comes soon is taken
+        # without the loop sleeping in the kernel and being woken there.
+        # Only the notify() ends the wait: a[i] no longer what it was says
+        # one is on its way, and poll() has the kernel post it.
+        spin = _core._spin_ns()
+        if spin > 0 and not fut.done():
+            deadline = _monotonic_ns() + spin
+            while True:
+                if a.load(i) != seen:
+                    qq._complete(qq.q.poll())
+                if fut.done() or _monotonic_ns() >= deadline:
+                    break
+                await asyncio.sleep(0)
         return await fut
     finally:
         if timer is not None:
@@ -99,7 +117,7 @@ def _begin(loop, a, i, value, timeout):
     # On expiry the kernel's waiter is cancelled; its completion says
     # "timed-out" (or "ok" when a notify() came first).
     timer = None if delay is None else loop.call_later(delay, qq.q.cancel, wid)
-    return _wait(qq, wid, fut, timer)
+    return _wait(qq, wid, fut, timer, a, i, a.load(i))
 
 
 async def _later(a, i, value, timeout):

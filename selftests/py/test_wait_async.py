@@ -311,6 +311,27 @@ class Cases(support.Workers):
 class TestUring(Cases, support.LeakCheck):
     path = "uring"
 
+    def test_only_a_notify_ends_it(self):
+        # A store alone, while the wait polls (PYSHM_SPIN_NS) and after it
+        # parked, does not end it; the notify() that follows does. (On
+        # the thread path, a wait whose element changed may end "ok" when
+        # the thread looks again: a spurious wakeup.)
+        a = self.a
+
+        async def main():
+            w = asyncio.ensure_future(a.wait_async(8, 0, 0.2))
+            a.store(8, 1)
+            self.assertEqual(await w, "timed-out")
+            w = asyncio.ensure_future(a.wait_async(9, 0))
+            await asyncio.sleep(0)
+            a.store(9, 1)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            self.assertFalse(w.done())
+            self.assertEqual(notify_until(a, 9, 1), 1)
+            self.assertEqual(await w, "ok")
+        self.run_async(main)
+
     def test_notify_counts_each_async_waiter(self):
         a = self.a
 
