@@ -71,7 +71,6 @@ extern char **environ;
 
 static struct {
 	pthread_mutex_t lock;
-	pid_t owner;		/* the process it serves: a fork child starts its own */
 	int sock;
 	char *env;		/* environ when it started, flattened */
 	size_t env_len;
@@ -89,7 +88,6 @@ static void tmpl_forget(void)
 	if (tmpl.sock >= 0)
 		close(tmpl.sock);
 	tmpl.sock = -1;
-	tmpl.owner = 0;
 	tmpl.nold = 0;
 	free(tmpl.env);
 	tmpl.env = NULL;
@@ -186,7 +184,6 @@ static int tmpl_start(char **argv)
 		goto err_env;
 	}
 	tmpl.sock = sv[0];
-	tmpl.owner = getpid();
 	/* Reaped once let go of and ended (tmpl_drop()). */
 	if (tmpl.nold < TMPL_MAX_OLD)
 		tmpl.old[tmpl.nold++] = pid;
@@ -286,8 +283,7 @@ int worker_template_spawn(char **argv, const int *pass, int npass, const char *s
 		goto out_pipe;
 	}
 	pthread_mutex_lock(&tmpl.lock);
-	if (tmpl.sock >= 0 && (tmpl.owner != getpid() || len != tmpl.env_len ||
-			       memcmp(env, tmpl.env, len)))
+	if (tmpl.sock >= 0 && (len != tmpl.env_len || memcmp(env, tmpl.env, len)))
 		tmpl_drop();
 	fresh = tmpl.sock < 0;
 	ret = fresh ? tmpl_start(argv) : 0;
@@ -325,7 +321,7 @@ int worker_template_fd(void)
 	int fd;
 
 	pthread_mutex_lock(&tmpl.lock);
-	fd = tmpl.owner == getpid() ? tmpl.sock : -1;
+	fd = tmpl.sock;
 	pthread_mutex_unlock(&tmpl.lock);
 	return fd;
 }
