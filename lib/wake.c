@@ -355,16 +355,39 @@ int __pyshm_waiter_efd(struct pyshm_waiter *w)
 	return waiter_efd(w);
 }
 
+int __pyshm_futex_wait(atomic_uint *word, unsigned int val, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	long ret;
+
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	/* Not FUTEX_PRIVATE_FLAG: the word may be shared with other processes. */
+	ret = syscall(SYS_futex, word, FUTEX_WAIT, val, tsp, NULL, 0);
+	if (ret == 0 || errno == EAGAIN)
+		return 0;
+	return -errno;
+}
+
+static int futex_wake_now(atomic_uint *word, int n)
+{
+	long ret = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+
+	return ret < 0 ? -errno : (int)ret;
+}
+
 /*
- * The producer side of io_uring wakeups: one submission ring per thread.
- * A child of fork() must not submit to its parent's ring (the SQ would be
- * shared), so rings remember the fork generation they were made in.
+ * The producer side of io_uring wakeups: a submission ring per thread,
+ * made when first needed. A child of fork() must not submit to its
+ * parent's ring (the SQ would be shared), so rings remember the fork
+ * generation they were made in.
  */
 struct submit_ring {
 	struct io_uring ring;
 	unsigned int fork_gen;
-	int hold;		/* nesting depth of pyshm_wake_hold() */
-	int queued;		/* SQEs prepared and not yet submitted */
 };
 
 static pthread_once_t submit_once = PTHREAD_ONCE_INIT;
@@ -385,19 +408,27 @@ static void submit_init(void)
 	pthread_once(&fork_once, fork_init);
 }
 
+/* This thread's ring, if it has one made since the last fork(). */
+static struct submit_ring *submit_ring_peek(void)
+{
+	struct submit_ring *sr = tls_submit;
+
+	return sr && sr->fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed) ?
+	       sr : NULL;
+}
+
 static struct submit_ring *submit_ring_get(int *err)
 {
-	unsigned int gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-	struct submit_ring *sr = tls_submit;
+	struct submit_ring *sr = submit_ring_peek();
 	int ret;
 
-	if (likely(sr && sr->fork_gen == gen))
+	if (likely(sr))
 		return sr;
 	pthread_once(&submit_once, submit_init);
-	if (sr) {
+	if (tls_submit) {
 		/* Inherited across fork(): closing our copy leaves the
 		 * parent's ring alone. */
-		submit_ring_free(sr);
+		submit_ring_free(tls_submit);
 		tls_submit = NULL;
 	}
 	sr = calloc(1, sizeof(*sr));
@@ -411,148 +442,222 @@ static struct submit_ring *submit_ring_get(int *err)
 		*err = ret;
 		return NULL;
 	}
-	sr->fork_gen = gen;
+	sr->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
 	tls_submit = sr;
 	pthread_setspecific(submit_key, sr);
 	return sr;
 }
 
-/* Failed MSG_RINGs (the target ring is gone) post CQEs; nobody needs them. */
-static void submit_reap(struct submit_ring *sr)
+/* Submit what is queued; failed MSG_RINGs (the target ring is gone) post
+ * CQEs nobody needs. Return: the number submitted, or -errno. */
+static int submit_flush(struct submit_ring *sr)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
+	int ret = io_uring_submit(&sr->ring);
 
 	io_uring_for_each_cqe(&sr->ring, head, cqe)
 		n++;
 	io_uring_cq_advance(&sr->ring, n);
-}
-
-static int submit_flush(struct submit_ring *sr)
-{
-	int ret;
-
-	if (!sr->queued)
-		return 0;
-	ret = io_uring_submit(&sr->ring);
-	sr->queued = 0;
-	submit_reap(sr);
 	return ret;
 }
 
-/* Post a wakeup CQE to the io_uring behind @fd. */
-int __pyshm_wake_uring(int fd, uint64_t data)
+/* An SQE of @sr, submitting what is queued to make room. */
+static struct io_uring_sqe *submit_sqe(struct submit_ring *sr)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sr->ring);
+
+	if (!sqe) {
+		submit_flush(sr);
+		sqe = io_uring_get_sqe(&sr->ring);
+	}
+	return sqe;
+}
+
+static void prep_msg_ring(struct io_uring_sqe *sqe, int fd, uint64_t data)
+{
+	io_uring_prep_msg_ring(sqe, fd, 0, data, 0);
+	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+}
+
+static void prep_futex_wake(struct io_uring_sqe *sqe, atomic_uint *word, int n)
+{
+	/* Not FUTEX2_PRIVATE: the word may be shared. */
+	io_uring_prep_rw(URING_OP_FUTEX_WAKE, sqe, URING_FUTEX2_SIZE_U32, word, 0, (uint64_t)n);
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+}
+
+/* Post a wakeup CQE to the io_uring behind @fd, now. */
+static int wake_uring_now(int fd, uint64_t data)
 {
 	struct io_uring_sqe *sqe;
-	struct submit_ring *sr = tls_submit;
+	struct submit_ring *sr;
 	int err = 0;
 
-	/*
-	 * Sent at once (not held): no per-thread ring where the kernel takes
-	 * the sqe without one (measured on 6.18: a ring costs 50-80 us to set
-	 * up and tear down, and the send 0.75-1.05x a submitted one). A held
-	 * thread has queued on its ring: keep the order.
-	 */
-	pthread_once(&wake_once, wake_init);
-	if (uring_sync_msg && !(sr && sr->hold &&
-				sr->fork_gen == atomic_load_explicit(&fork_gen,
-								     memory_order_relaxed)))
+	/* No ring of our own where the kernel takes the sqe without one
+	 * (measured on 6.18: a ring costs 50-80 us to set up and tear down,
+	 * and the send 0.75-1.05x a submitted one). */
+	if (uring_sync_msg)
 		return wake_sync(fd, data);
 	sr = submit_ring_get(&err);
 	if (!sr)
 		return err;
-	sqe = io_uring_get_sqe(&sr->ring);
-	if (!sqe) {
-		submit_flush(sr);
-		sqe = io_uring_get_sqe(&sr->ring);
-		if (!sqe)
-			return -EBUSY;
-	}
-	io_uring_prep_msg_ring(sqe, fd, 0, data, 0);
-	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
-	sr->queued++;
-	if (sr->hold)
-		return 0;
+	sqe = submit_sqe(sr);
+	if (!sqe)
+		return -EBUSY;
+	prep_msg_ring(sqe, fd, data);
 	return submit_flush(sr);
-}
-
-/* Submit what pyshm_wake_hold() queued, still holding: before sleeping. */
-void __pyshm_wake_submit_held(void)
-{
-	struct submit_ring *sr = tls_submit;
-
-	if (unlikely(sr && sr->queued))
-		submit_flush(sr);
-}
-
-PYSHM_EXPORT void pyshm_wake_hold(void)
-{
-	int err;
-	struct submit_ring *sr = submit_ring_get(&err);
-
-	if (sr)
-		sr->hold++;
-}
-
-PYSHM_EXPORT int pyshm_wake_flush(void)
-{
-	struct submit_ring *sr = tls_submit;
-
-	if (!sr)
-		return 0;
-	if (sr->hold > 0 && --sr->hold > 0)
-		return 0;
-	return submit_flush(sr);
-}
-
-int __pyshm_futex_wait(atomic_uint *word, unsigned int val, int64_t timeout_ns)
-{
-	struct timespec ts, *tsp = NULL;
-	long ret;
-
-	if (timeout_ns >= 0) {
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
-		tsp = &ts;
-	}
-	/* Not FUTEX_PRIVATE_FLAG: the word may be shared with other processes. */
-	ret = syscall(SYS_futex, word, FUTEX_WAIT, val, tsp, NULL, 0);
-	if (ret == 0 || errno == EAGAIN)
-		return 0;
-	return -errno;
 }
 
 /*
- * A held thread (pyshm_wake_hold()) queues futex wakes on its submission
- * ring where the kernel has io_uring futex ops, so that waking several
- * sleepers (a broadcast to the workers of a program) costs one system call;
+ * Wakeups held back by pyshm_wake_hold(), sent at the flush: in one
+ * submission from the thread's ring when there are several and the thread
+ * has one; otherwise each by itself. Making a ring costs as much as tens
+ * of system calls (50-400 us measured), so a thread makes it only once it
+ * has sent HOLD_RING_AFTER wakeups one by one in flushes of several: one
+ * broadcast to sleeping workers does not pay for it, a thread that keeps
+ * broadcasting does.
+ */
+#define HOLD_MAX	16
+#define HOLD_RING_AFTER	64
+
+struct held_wake {
+	atomic_uint *word;	/* a futex word to wake, or NULL: */
+	int fd;			/* ... a MSG_RING to the io_uring behind fd */
+	int n;			/* waiters to wake on word */
+	uint64_t data;		/* the MSG_RING's user data */
+};
+
+static __thread struct {
+	unsigned int fork_gen;
+	int depth;		/* nesting of pyshm_wake_hold() */
+	int n;
+	unsigned int singles;	/* sent one by one in flushes of several */
+	struct held_wake w[HOLD_MAX];
+} tls_hold;
+
+/* Whether this thread holds its wakeups (not a hold of its parent before
+ * fork()). */
+static bool held(void)
+{
+	unsigned int gen;
+
+	if (likely(!tls_hold.depth))
+		return false;
+	gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	if (unlikely(tls_hold.fork_gen != gen)) {
+		tls_hold.depth = tls_hold.n = 0;
+		return false;
+	}
+	return true;
+}
+
+static struct submit_ring *hold_ring(void)
+{
+	struct submit_ring *sr = submit_ring_peek();
+	int err;
+
+	if (sr || tls_hold.singles < HOLD_RING_AFTER)
+		return sr;
+	/* Without a ring the wakes go one by one, as before it. */
+	return submit_ring_get(&err);
+}
+
+/* Send the held wakeups; the number sent, or the first -errno. */
+static int hold_send(void)
+{
+	struct submit_ring *sr = NULL;
+	struct io_uring_sqe *sqe;
+	int i, n = tls_hold.n, sent = 0, ret = 0, r;
+
+	tls_hold.n = 0;
+	if (n > 1) {
+		pthread_once(&wake_once, wake_init);
+		sr = hold_ring();
+	}
+	for (i = 0; i < n; i++) {
+		struct held_wake *h = &tls_hold.w[i];
+
+		sqe = sr && (!h->word || uring_futex) ? submit_sqe(sr) : NULL;
+		if (sqe) {
+			if (h->word)
+				prep_futex_wake(sqe, h->word, h->n);
+			else
+				prep_msg_ring(sqe, h->fd, h->data);
+			continue;
+		}
+		r = h->word ? futex_wake_now(h->word, h->n) : wake_uring_now(h->fd, h->data);
+		if (r < 0 && !ret)
+			ret = r;
+		sent++;
+	}
+	if (n > 1 && !sr)
+		tls_hold.singles += (unsigned int)sent;
+	if (sr) {
+		r = submit_flush(sr);
+		if (r < 0 && !ret)
+			ret = r;
+	}
+	return ret < 0 ? ret : n;
+}
+
+static void hold_add(atomic_uint *word, int fd, int n, uint64_t data)
+{
+	if (tls_hold.n == HOLD_MAX)
+		hold_send();
+	tls_hold.w[tls_hold.n++] = (struct held_wake){
+		.word = word, .fd = fd, .n = n, .data = data,
+	};
+}
+
+/* Post a wakeup CQE to the io_uring behind @fd (at the flush if held). */
+int __pyshm_wake_uring(int fd, uint64_t data)
+{
+	pthread_once(&wake_once, wake_init);
+	if (held()) {
+		hold_add(NULL, fd, 0, data);
+		return 0;
+	}
+	return wake_uring_now(fd, data);
+}
+
+/*
+ * Wake up to @n waiters on @word. A held thread wakes them at the flush;
  * then the number woken is not known (0 is returned).
  */
 int __pyshm_futex_wake(atomic_uint *word, int n)
 {
-	struct submit_ring *sr = tls_submit;
-	struct io_uring_sqe *sqe;
-	long ret;
-
-	if (sr && sr->hold && uring_futex &&
-	    sr->fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
-		sqe = io_uring_get_sqe(&sr->ring);
-		if (!sqe) {
-			submit_flush(sr);
-			sqe = io_uring_get_sqe(&sr->ring);
-		}
-		if (sqe) {
-			/* Not FUTEX2_PRIVATE: the word may be shared. */
-			io_uring_prep_rw(URING_OP_FUTEX_WAKE, sqe, URING_FUTEX2_SIZE_U32, word, 0,
-					 (uint64_t)n);
-			sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
-			io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
-			sr->queued++;
-			return 0;
-		}
+	if (held()) {
+		hold_add(word, -1, n, 0);
+		return 0;
 	}
-	ret = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
-	return ret < 0 ? -errno : (int)ret;
+	return futex_wake_now(word, n);
+}
+
+/* Send what pyshm_wake_hold() held, still holding: before sleeping. */
+void __pyshm_wake_submit_held(void)
+{
+	if (unlikely(tls_hold.n) && held())
+		hold_send();
+}
+
+PYSHM_EXPORT void pyshm_wake_hold(void)
+{
+	pthread_once(&fork_once, fork_init);
+	if (!held()) {
+		tls_hold.fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+		tls_hold.depth = 0;
+		tls_hold.n = 0;
+	}
+	tls_hold.depth++;
+}
+
+PYSHM_EXPORT int pyshm_wake_flush(void)
+{
+	if (!held() || --tls_hold.depth > 0)
+		return 0;
+	return hold_send();
 }
 
 PYSHM_EXPORT int64_t pyshm_spin_ns(void)
