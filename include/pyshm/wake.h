@@ -10,8 +10,8 @@
  * io_uring (its waiter) and sleeps in io_uring_enter(); producers wake it
  * with IORING_OP_MSG_RING, sent without a ring of their own where the
  * kernel allows it (Linux 6.13), else submitted from a per-thread ring; held
- * wakeups (pyshm_wake_hold()) go out from that ring, one submission per
- * batch. Where io_uring is refused (ENOSYS, seccomp, io_uring_disabled)
+ * wakeups (pyshm_wake_hold()) go out together at the flush, in one
+ * submission from that ring once the thread has shown it keeps batching. Where io_uring is refused (ENOSYS, seccomp, io_uring_disabled)
  * or PYSHM_WAKE=futex, consumers sleep on a futex word in shared memory.
  * Both work across processes: the futex is not private, and a waiter's
  * io_uring fd reaches another process by inheritance (since Linux 6.7,
@@ -132,15 +132,21 @@ int pyshm_waiter_drain(struct pyshm_waiter *w);
 /**
  * pyshm_wake_hold() - start batching this thread's wakeups
  *
- * Until pyshm_wake_flush(), io_uring wakeups are queued on the thread's
- * submission ring instead of being submitted one by one. Holds nest.
+ * Until pyshm_wake_flush(), the wakeups this thread's sends cause (io_uring
+ * and futex) wait in the thread; before the thread sleeps they go out.
+ * Holds nest.
  */
 void pyshm_wake_hold(void);
 
 /**
- * pyshm_wake_flush() - end a hold; submit queued wakeups in one system call
+ * pyshm_wake_flush() - end a hold; send the wakeups it held
  *
- * Return: the number submitted, or -errno from io_uring_enter().
+ * Several go out in one io_uring submission from the thread's ring (futex
+ * wakes too, Linux 6.7+) once the thread has sent 64 one by one in flushes
+ * of several (a ring costs tens of system calls to make); until then, and
+ * a single one, each by itself.
+ *
+ * Return: the number sent, or the first -errno.
  */
 int pyshm_wake_flush(void);
 
