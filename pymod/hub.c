@@ -366,6 +366,10 @@ static bool sub_matches(const struct bc_sub *s, const char *name, size_t namelen
 	return s->namelen == namelen && !memcmp(s->name, name, namelen);
 }
 
+/* Most broadcasts reach a few channels and links: room for them, and for
+ * the record's head, on the stack. */
+#define BC_ON_STACK 16
+
 /*
  * Deliver broadcast @br (name @name, clone message in @rl) to this
  * process's channels of the name and to every link but @from.
@@ -373,10 +377,10 @@ static bool sub_matches(const struct bc_sub *s, const char *name, size_t namelen
 static void broadcast(const struct bc_rec *br, const char *name, struct relay *rl,
 		      struct link *from)
 {
-	struct port **subs = NULL;
-	struct link **links = NULL;
-	size_t nsubs = 0, nlinks = 0, i;
-	uint8_t *pre;
+	struct port *subs_stack[BC_ON_STACK], **subs = subs_stack;
+	struct link *links_stack[BC_ON_STACK], **links = links_stack;
+	uint8_t pre_stack[256], *pre = pre_stack;
+	size_t nsubs = 0, nlinks = 0, prelen = sizeof(*br) + br->namelen, i;
 	struct bc_sub *s;
 	struct link *l;
 
@@ -385,8 +389,10 @@ static void broadcast(const struct bc_rec *br, const char *name, struct relay *r
 		nsubs++;
 	for (l = hub.links; l; l = l->next)
 		nlinks++;
-	subs = PyMem_RawCalloc(nsubs + 1, sizeof(*subs));
-	links = PyMem_RawCalloc(nlinks + 1, sizeof(*links));
+	if (nsubs > BC_ON_STACK)
+		subs = PyMem_RawCalloc(nsubs, sizeof(*subs));
+	if (nlinks > BC_ON_STACK)
+		links = PyMem_RawCalloc(nlinks, sizeof(*links));
 	nsubs = nlinks = 0;
 	for (s = hub.subs; subs && s; s = s->next)
 		if (s->id != br->origin && s->since < br->stamp &&
@@ -397,28 +403,32 @@ static void broadcast(const struct bc_rec *br, const char *name, struct relay *r
 			links[nlinks++] = hub_link_get(l);
 	pthread_mutex_unlock(&hub.lock);
 
-	/* The listeners asleep are woken in one system call at the end. */
+	/* The listeners asleep are woken together at the end. */
 	pyshm_wake_hold();
 	for (i = 0; i < nsubs; i++) {
 		relay_send(rl, subs[i]->tx, port_xfer_local(), MSG_DATA, NULL, 0);
 		port_put(subs[i]);
 	}
 	/* On a link, the record says what it is first. */
-	pre = nlinks ? PyMem_RawMalloc(sizeof(*br) + br->namelen) : NULL;
-	if (pre) {
+	if (nlinks && prelen > sizeof(pre_stack))
+		pre = PyMem_RawMalloc(prelen);
+	if (nlinks && pre) {
 		memcpy(pre, br, sizeof(*br));
 		memcpy(pre + sizeof(*br), name, br->namelen);
 	}
 	for (i = 0; i < nlinks; i++) {
 		if (pre)
 			relay_send(rl, links[i]->port->tx, port_tx_xfer(links[i]->port),
-				   CTL_BCAST, pre, sizeof(*br) + br->namelen);
+				   CTL_BCAST, pre, prelen);
 		hub_link_put(links[i]);
 	}
 	pyshm_wake_flush();
-	PyMem_RawFree(pre);
-	PyMem_RawFree(subs);
-	PyMem_RawFree(links);
+	if (pre != pre_stack)
+		PyMem_RawFree(pre);
+	if (subs != subs_stack)
+		PyMem_RawFree(subs);
+	if (links != links_stack)
+		PyMem_RawFree(links);
 }
 
 static struct pyshm_xfer *local_in(void *ctx, int kind)
