@@ -1016,6 +1016,21 @@ PYSHM_EXPORT int pyshm_ring_arm(struct pyshm_ring *ring)
 	return 0;
 }
 
+PYSHM_EXPORT int pyshm_ring_arm_futex(struct pyshm_ring *ring, uint32_t **word, uint32_t *val)
+{
+	_Static_assert(sizeof(ring->sh->sleep) == sizeof(uint32_t), "a futex word");
+
+	if (!ring || !word || !val || !(ring->flags & PYSHM_RING_CONSUMER))
+		return -EINVAL;
+	if (consumer_ahead(ring))
+		return -EBADMSG;
+	if (!sleep_announce(ring, SLEEP_FUTEX))
+		return -EAGAIN;
+	*word = (uint32_t *)&ring->sh->sleep;
+	*val = SLEEP_FUTEX;
+	return 0;
+}
+
 PYSHM_EXPORT void pyshm_ring_disarm(struct pyshm_ring *ring)
 {
 	/* Off the bridge before the word changes: it would take the change

@@ -288,7 +288,25 @@ int pyshm_ring_recv(struct pyshm_ring *ring, struct pyshm_ring_rec *rec,
 int pyshm_ring_arm(struct pyshm_ring *ring);
 
 /**
- * pyshm_ring_disarm() - undo pyshm_ring_arm()
+ * pyshm_ring_arm_futex() - announce a sleep on a futex word the caller
+ *	waits on itself
+ * @word: set to the 32-bit word to wait on, in shared memory (not
+ *	FUTEX_PRIVATE_FLAG)
+ * @val: set to the value to wait while it holds
+ *
+ * For a thread that sleeps on several rings at once (futex_waitv(2), up to
+ * 128 words), without the bridge thread of pyshm_ring_arm(). Producers
+ * wake it with FUTEX_WAKE on @word, whatever waiter the handle has. Call
+ * pyshm_ring_disarm() after the wait, woken or not.
+ *
+ * Return: 0 when armed; -EAGAIN when a record (or the close) is already
+ * there (not armed); -EINVAL for a producer handle or a NULL argument;
+ * -EBADMSG as pyshm_ring_arm().
+ */
+int pyshm_ring_arm_futex(struct pyshm_ring *ring, uint32_t **word, uint32_t *val);
+
+/**
+ * pyshm_ring_disarm() - undo pyshm_ring_arm() or pyshm_ring_arm_futex()
  */
 void pyshm_ring_disarm(struct pyshm_ring *ring);
 

@@ -5,10 +5,14 @@
  * corruption detection and sleeping consumers. The wakeup path comes from
  * PYSHM_WAKE (run.sh runs this file once per path).
  */
+#include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "common.h"
@@ -1017,6 +1021,7 @@ TEST_F(ring, corrupted_record_header_is_detected)
  */
 TEST_F(ring, a_forged_record_past_the_producer_is_reported_before_sleeping)
 {
+	uint32_t *word, val;
 	uint32_t *data = (uint32_t *)((char *)pyshm_region_data(self->r) + PYSHM_RING_HDR_SIZE);
 	struct pyshm_ring_rec rec;
 
@@ -1030,6 +1035,7 @@ TEST_F(ring, a_forged_record_past_the_producer_is_reported_before_sleeping)
 	EXPECT_EQ(-EBADMSG, pyshm_ring_wait(self->cons, 0));
 	EXPECT_EQ(-EBADMSG, pyshm_ring_recv(self->cons, &rec, 1000000));
 	EXPECT_EQ(-EBADMSG, pyshm_ring_arm(self->cons));
+	EXPECT_EQ(-EBADMSG, pyshm_ring_arm_futex(self->cons, &word, &val));
 }
 
 TEST_F(ring, corrupted_positions_are_detected)
@@ -1099,6 +1105,42 @@ TEST_F(ring, arm_reports_through_the_waiter_fd)
 	/* Something is there: arming says so instead. */
 	EXPECT_EQ(-EAGAIN, pyshm_ring_arm(self->cons));
 	pyshm_ring_disarm(self->cons);
+	EXPECT_EQ(1, pyshm_ring_discard_all(self->cons));
+}
+
+static void *send_later(void *arg)
+{
+	usleep(50 * 1000);
+	return (void *)(intptr_t)pyshm_ring_send(arg, "x", 1, 0);
+}
+
+/* A thread that arms the word itself and sleeps in futex_waitv() (no
+ * bridge) is woken by a send, whatever its handle's waiter. */
+TEST_F(ring, arm_futex_wakes_a_futex_waitv_sleeper)
+{
+	struct futex_waitv v = { 0 };
+	uint32_t *word, val;
+	void *sent;
+	pthread_t th;
+
+	EXPECT_EQ(-EINVAL, pyshm_ring_arm_futex(self->prod, &word, &val));
+	EXPECT_EQ(-EINVAL, pyshm_ring_arm_futex(self->cons, NULL, &val));
+	EXPECT_EQ(-EINVAL, pyshm_ring_arm_futex(NULL, &word, &val));
+	ASSERT_EQ(0, pyshm_ring_arm_futex(self->cons, &word, &val));
+	EXPECT_EQ(val, __atomic_load_n(word, __ATOMIC_SEQ_CST));
+	ASSERT_EQ(0, pthread_create(&th, NULL, send_later, self->prod));
+	v.uaddr = (uintptr_t)word;
+	v.val = val;
+	v.flags = FUTEX_32;
+	/* Woken (0), or the word changed before we slept (EAGAIN). */
+	if (syscall(SYS_futex_waitv, &v, 1, 0, NULL, 0) < 0)
+		EXPECT_EQ(EAGAIN, errno);
+	EXPECT_NE(val, __atomic_load_n(word, __ATOMIC_SEQ_CST)) TH_LOG("not woken by a send");
+	pyshm_ring_disarm(self->cons);
+	ASSERT_EQ(0, pthread_join(th, &sent));
+	EXPECT_EQ(0, (intptr_t)sent);
+	/* Something is there: arming says so instead. */
+	EXPECT_EQ(-EAGAIN, pyshm_ring_arm_futex(self->cons, &word, &val));
 	EXPECT_EQ(1, pyshm_ring_discard_all(self->cons));
 }
 
