@@ -3,7 +3,9 @@
  * The program's hub. A process worker is joined to its parent by a control
  * channel besides its message channel, so the processes of a program form
  * a tree rooted at its first process. A thread per process with links
- * ("pyshm-hub") reads them; anyone writes to them. No Python runs here:
+ * ("pyshm-hub") reads them, sleeping on all of them at once in
+ * futex_waitv() (no bridge thread, no eventfd: a post that wakes it wakes
+ * one thread); anyone writes to them. No Python runs here:
  * records are relayed as bytes, the regions of their clone messages sent
  * again through each next hop's transfer and named anew.
  *
@@ -14,8 +16,9 @@
  * its own channels and passes it on to its other links. Every path keeps
  * the order of one poster's messages.
  */
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,8 +32,6 @@ struct link {
 	atomic_long refs;
 	struct port *port;	/* our end of the control channel */
 	bool up;		/* to our parent */
-	bool polled;		/* the hub thread watches it (its thread only) */
-	int fd;			/* what it watches (its thread only) */
 	struct link *next;	/* hub.links, under hub.lock */
 };
 
@@ -59,8 +60,9 @@ static struct {
 	bool child;		/* a parent link was set, even if gone since */
 	struct bc_sub *subs;
 	uint32_t next_sub;
-	int epfd, evfd;		/* the hub thread's; -1 until it runs */
-} hub = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1 };
+	bool started;		/* the hub thread runs */
+	atomic_uint kick;	/* bumped as links come: a futex word */
+} hub = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -68,11 +70,8 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void hub_forget(void)
 {
 	pthread_mutex_init(&hub.lock, NULL);
-	if (hub.epfd >= 0)
-		close(hub.epfd);
-	if (hub.evfd >= 0)
-		close(hub.evfd);
-	hub.epfd = hub.evfd = -1;
+	hub.started = false;
+	atomic_store(&hub.kick, 0);
 	hub.links = hub.parent = NULL;
 	hub.subs = NULL;
 	hub.child = false;
@@ -162,33 +161,17 @@ static void *hub_main(void *arg);
 /* Start the thread. Caller holds hub.lock. */
 static int hub_start(void)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	int ret;
 
 	pthread_once(&atfork_once, hub_atfork);
-	hub.epfd = epoll_create1(EPOLL_CLOEXEC);
-	hub.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (hub.epfd < 0 || hub.evfd < 0 ||
-	    epoll_ctl(hub.epfd, EPOLL_CTL_ADD, hub.evfd, &ev) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
 	ret = start_detached(hub_main, NULL);
-	if (!ret)
-		return 0;
-err_close:
-	if (hub.epfd >= 0)
-		close(hub.epfd);
-	if (hub.evfd >= 0)
-		close(hub.evfd);
-	hub.epfd = hub.evfd = -1;
+	hub.started = ret == 0;
 	return ret;
 }
 
 static void link_add(struct port *p, bool up)
 {
 	struct link *l = PyMem_RawCalloc(1, sizeof(*l));
-	uint64_t one = 1;
 
 	if (!l) {
 		port_close(p);
@@ -198,11 +181,10 @@ static void link_add(struct port *p, bool up)
 	atomic_init(&l->refs, 1);
 	l->port = p;
 	l->up = up;
-	l->fd = -1;
 	/* Records to the other process carry its kind of references. */
 	pyshm_ring_set_xfer(p->tx, port_tx_xfer(p));
 	pthread_mutex_lock(&hub.lock);
-	if (hub.epfd < 0 && hub_start() < 0) {
+	if (!hub.started && hub_start() < 0) {
 		/* XXX: no thread: nothing that arrives on this link is read. */
 		pthread_mutex_unlock(&hub.lock);
 		hub_link_put(l);
@@ -215,9 +197,9 @@ static void link_add(struct port *p, bool up)
 		hub.child = true;
 	}
 	pthread_mutex_unlock(&hub.lock);
-	/* The thread finds it unpolled and starts reading it. */
-	if (write(hub.evfd, &one, sizeof(one)) < 0)
-		one = 0;	/* already signalled */
+	/* The thread looks again, and sleeps on it too. */
+	atomic_fetch_add(&hub.kick, 1);
+	syscall(SYS_futex, &hub.kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 void hub_add_child(struct port *p)
@@ -245,9 +227,6 @@ static void link_remove(struct link *l)
 	if (hub.parent == l)
 		hub.parent = NULL;
 	pthread_mutex_unlock(&hub.lock);
-	if (l->polled)
-		epoll_ctl(hub.epfd, EPOLL_CTL_DEL, l->fd, NULL);
-	l->polled = false;
 	locks_on_link_gone(l);
 	hub_link_put(l);
 }
@@ -461,106 +440,154 @@ static void on_broadcast(struct link *l, const uint8_t *data, size_t len)
 
 /* ---- the hub thread --------------------------------------------------- */
 
-/* Read what @l holds, then watch it again; false when it is gone. */
-static bool link_service(struct link *l)
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+
+/* The links one futex_waitv() sleeps on, besides the kick word; with more,
+ * the thread looks again every millisecond. */
+#define HUB_WAIT_MAX (FUTEX_WAITV_MAX - 1)
+
+/* Act on what @l holds; false when it is gone (or corrupted). */
+static bool link_read(struct link *l)
 {
 	struct pyshm_ring_rec rec;
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct msg_hdr h;
-	bool spun = false;
-	int ret, fd;
+	int ret;
 
-	for (;;) {
-		port_disarm_rx(l->port);
-		while ((ret = pyshm_ring_peek(l->port->rx, &rec)) == 0 ||
-		       (ret == -EBADMSG && rec.total)) {
-			if (ret == 0 && rec.len >= sizeof(h)) {
-				memcpy(&h, rec.data, sizeof(h));
-				if (h.type == CTL_BCAST)
-					on_broadcast(l, (const uint8_t *)rec.data + sizeof(h),
-						     rec.len - sizeof(h));
-				else if (h.type == CTL_LOCK)
-					locks_on_record(l, (const uint8_t *)rec.data + sizeof(h),
-							rec.len - sizeof(h));
-			}
-			pyshm_ring_consume(l->port->rx, &rec);
+	while ((ret = pyshm_ring_peek(l->port->rx, &rec)) == 0 ||
+	       (ret == -EBADMSG && rec.total)) {
+		if (ret == 0 && rec.len >= sizeof(h)) {
+			memcpy(&h, rec.data, sizeof(h));
+			if (h.type == CTL_BCAST)
+				on_broadcast(l, (const uint8_t *)rec.data + sizeof(h),
+					     rec.len - sizeof(h));
+			else if (h.type == CTL_LOCK)
+				locks_on_record(l, (const uint8_t *)rec.data + sizeof(h),
+						rec.len - sizeof(h));
 		}
-		if (ret != -EAGAIN)
-			return false;	/* the end, or a corrupted link */
-		/* A stream of records is read as it comes, without a sleep and
-		 * a wakeup each (as a receiver spins before it sleeps). */
-		if (!spun) {
-			spun = true;
-			if (pyshm_ring_wait(l->port->rx, pyshm_spin_ns()) == 0)
-				continue;
-		}
-		fd = port_arm_rx(l->port);
-		if (fd == -EAGAIN)
-			continue;
-		if (fd < 0)
-			return false;
-		if (l->polled && fd == l->fd)
-			return true;
-		if (l->polled)
-			epoll_ctl(hub.epfd, EPOLL_CTL_DEL, l->fd, NULL);
-		ev.data.ptr = l;
-		l->polled = epoll_ctl(hub.epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
-		l->fd = fd;
-		return l->polled;
+		pyshm_ring_consume(l->port->rx, &rec);
 	}
+	return ret == -EAGAIN;
 }
 
-/* Start reading links added since we last looked. */
-static void poll_new_links(void)
+/* The links, with a reference each, in *@ls (grown as needed). */
+static size_t links_get(struct link ***ls, size_t *cap)
 {
-	struct link *todo[32], *l;
-	uint64_t v;
-	int i, n;
+	struct link **grown, *l;
+	size_t n = 0;
 
-	if (read(hub.evfd, &v, sizeof(v)) < 0)
-		v = 0;
-	do {
-		n = 0;
-		pthread_mutex_lock(&hub.lock);
-		for (l = hub.links; l && n < 32; l = l->next)
-			if (!l->polled && l->fd != -2)
-				todo[n++] = hub_link_get(l);
-		pthread_mutex_unlock(&hub.lock);
-		for (i = 0; i < n; i++) {
-			if (!link_service(todo[i])) {
-				todo[i]->fd = -2;	/* not to be tried again */
-				link_remove(todo[i]);
-			}
-			hub_link_put(todo[i]);
+	pthread_mutex_lock(&hub.lock);
+	for (l = hub.links; l; l = l->next)
+		n++;
+	if (n > *cap) {
+		grown = PyMem_RawRealloc(*ls, n * sizeof(**ls));
+		if (grown) {
+			*ls = grown;
+			*cap = n;
 		}
-	} while (n == 32);
+	}
+	n = 0;
+	for (l = hub.links; l && n < *cap; l = l->next)
+		(*ls)[n++] = hub_link_get(l);
+	pthread_mutex_unlock(&hub.lock);
+	return n;
+}
+
+/*
+ * Poll the links for the spin budget: a stream of records is read as it
+ * comes, without a sleep and a wakeup each (as a receiver spins before it
+ * sleeps). True when one has something, or links came.
+ */
+static bool links_spin(struct link **ls, size_t n, unsigned int kick)
+{
+	int64_t start = (int64_t)now_ns(), now = start, end = start + pyshm_spin_ns();
+	struct pyshm_ring_rec rec;
+	size_t i;
+
+	while (now < end) {
+		for (i = 0; i < n; i++)
+			if (ls[i] && pyshm_ring_peek(ls[i]->port->rx, &rec) != -EAGAIN)
+				return true;
+		if (atomic_load_explicit(&hub.kick, memory_order_relaxed) != kick)
+			return true;
+		/* Others may want this CPU once we have polled a while. */
+		if (now - start > 2000)
+			sched_yield();
+		for (i = 0; i < 16; i++)
+			cpu_relax();
+		now = (int64_t)now_ns();
+	}
+	return false;
+}
+
+/* Sleep until a link has something, or links come. */
+static void links_sleep(struct link **ls, size_t n, unsigned int kick)
+{
+	struct futex_waitv v[FUTEX_WAITV_MAX];
+	struct timespec ts, *tsp = NULL;
+	size_t i, nv = 0;
+	uint32_t *word, val;
+	int ret = 0;
+
+	for (i = 0; i < n && nv < HUB_WAIT_MAX; i++) {
+		if (!ls[i])
+			continue;
+		ret = pyshm_ring_arm_futex(ls[i]->port->rx, &word, &val);
+		if (ret == -EAGAIN)
+			break;		/* a record came */
+		if (ret == 0)
+			v[nv++] = (struct futex_waitv){
+				.uaddr = (uintptr_t)word, .val = val, .flags = FUTEX_32,
+			};
+	}
+	if (ret != -EAGAIN) {
+		v[nv++] = (struct futex_waitv){
+			.uaddr = (uintptr_t)&hub.kick, .val = kick,
+			.flags = FUTEX_32 | FUTEX_PRIVATE_FLAG,
+		};
+		if (n > HUB_WAIT_MAX) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			tsp = &ts;
+		}
+		/* Without futex_waitv() (before 5.16, or refused): look again
+		 * every millisecond. */
+		if (syscall(SYS_futex_waitv, v, nv, 0, tsp, CLOCK_MONOTONIC) < 0 &&
+		    errno == ENOSYS)
+			usleep(1000);
+	}
+	for (i = 0; i < n; i++)
+		if (ls[i])
+			pyshm_ring_disarm(ls[i]->port->rx);
 }
 
 static void *hub_main(void *arg)
 {
-	struct epoll_event ev[16];
-	struct link *l;
-	int n, i, epfd;
+	struct link **ls = NULL;
+	size_t cap = 0, n, i;
+	unsigned int kick;
 
-	pthread_mutex_lock(&hub.lock);
-	epfd = hub.epfd;
-	pthread_mutex_unlock(&hub.lock);
 	for (;;) {
-		n = epoll_wait(epfd, ev, 16, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return NULL;
-		}
+		kick = atomic_load(&hub.kick);
+		n = links_get(&ls, &cap);
 		for (i = 0; i < n; i++) {
-			l = ev[i].data.ptr;
-			if (!l) {
-				poll_new_links();
+			if (link_read(ls[i]))
 				continue;
-			}
-			if (!link_service(l))
-				link_remove(l);
+			link_remove(ls[i]);	/* its other end is gone */
+			hub_link_put(ls[i]);
+			ls[i] = NULL;
 		}
+		/* After a sleep or what it read, the thread spins before it
+		 * sleeps again. */
+		if (!links_spin(ls, n, kick))
+			links_sleep(ls, n, kick);
+		for (i = 0; i < n; i++)
+			hub_link_put(ls[i]);
 	}
 	return NULL;
 }
@@ -698,7 +725,7 @@ int broadcast_init(PyObject *mod)
 	 * to its first process worker); failing here is not fatal: the
 	 * first link tries again. */
 	pthread_mutex_lock(&hub.lock);
-	if (hub.epfd < 0)
+	if (!hub.started)
 		hub_start();
 	pthread_mutex_unlock(&hub.lock);
 	return PyModule_AddFunctions(mod, hub_methods);

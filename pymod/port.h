@@ -87,6 +87,16 @@ struct port {
 	uint32_t watch_slot;
 };
 
+/* In a polling loop: let the other hyperthread run. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 /* getpid() without a system call (refreshed after fork()). */
 extern atomic_uint port_cached_pid;
 unsigned int port_pid_slow(void);

@@ -52,15 +52,6 @@ static inline _Atomic uint32_t *word_futex(struct lock_data *d)
  */
 #define LOCK_SPINS	200
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static bool lock_spin(struct lock_data *d, uint64_t me)
 {
 	uint64_t cur;
