@@ -514,10 +514,10 @@ static int wake_uring_now(int fd, uint64_t data)
  * Wakeups held back by pyshm_wake_hold(), sent at the flush: in one
  * submission from the thread's ring when there are several and the thread
  * has one; otherwise each by itself. Making a ring costs as much as tens
- * of system calls (50-400 us measured), so a thread makes it only once it
- * has sent HOLD_RING_AFTER wakeups one by one in flushes of several: one
- * broadcast to sleeping workers does not pay for it, a thread that keeps
- * broadcasting does.
+ * of system calls (50-80 us on 6.18, more in a busy process), so a thread
+ * makes it only once it has sent HOLD_RING_AFTER wakeups one by one in
+ * flushes of several: one broadcast to sleeping workers does not pay for
+ * it, a thread that keeps broadcasting does.
  */
 #define HOLD_MAX	16
 #define HOLD_RING_AFTER	64
