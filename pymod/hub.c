@@ -555,10 +555,10 @@ static void links_sleep(struct link **ls, size_t n, unsigned int kick)
 			}
 			tsp = &ts;
 		}
-		/* Without futex_waitv() (before 5.16, or refused): look again
-		 * every millisecond. */
+		/* Without futex_waitv() (before 5.16, or refused by a seccomp
+		 * filter): look again every millisecond. */
 		if (syscall(SYS_futex_waitv, v, nv, 0, tsp, CLOCK_MONOTONIC) < 0 &&
-		    errno == ENOSYS)
+		    errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
 			usleep(1000);
 	}
 	for (i = 0; i < n; i++)

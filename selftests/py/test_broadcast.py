@@ -206,3 +206,51 @@ class TestProcessWorkers(AcrossWorkers, support.Workers, support.LeakCheck):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestWithoutFutexWaitv(support.Workers, support.LeakCheck):
+    """Where a seccomp filter refuses futex_waitv(), the hub thread looks at
+    its links every millisecond instead of sleeping on them: broadcasts
+    still arrive, and an idle program does not spin."""
+
+    SCRIPT = """
+        import ctypes, resource, struct, time
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        class Prog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        # nr == futex_waitv (449) ? ERRNO(EPERM) : ALLOW
+        code = b"".join(struct.pack("HBBI", *ins) for ins in (
+            (0x20, 0, 0, 0), (0x15, 0, 1, 449),
+            (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7fff0000)))
+        buf = ctypes.create_string_buffer(code, len(code))
+        prog = Prog(4, ctypes.addressof(buf))
+        if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(prog), 0, 0):
+            sys.exit(77)        # no seccomp here
+        assert libc.syscall(449, 0, 0, 0, 0, 0) == -1 and ctypes.get_errno() == 1
+
+        import pyshm_workers as pw
+        import parity_targets as T
+        main = pw.BroadcastChannel("refused")
+        w = pw.Worker(T.bc_echo, args=("refused", 3), mode="process")
+        assert w.recv(60) == "ready"
+        for i in range(3):
+            main.post_message(i)
+        print("got", [w.recv(60) for _ in range(3)])
+        w.join(60)
+        t0 = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(1)
+        t1 = resource.getrusage(resource.RUSAGE_SELF)
+        print("idle cpu", t1.ru_utime + t1.ru_stime - t0.ru_utime - t0.ru_stime)
+    """
+
+    def test_broadcasts_arrive_and_the_hub_does_not_spin(self):
+        out = self.run_script(self.SCRIPT)
+        if out.returncode == 77:
+            self.skipTest("seccomp filters are refused here")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertIn("got [0, 1, 2]", lines)
+        idle = float(lines[-1].split()[-1])
+        self.assertLess(idle, 0.3, "the hub thread spins without futex_waitv()")
