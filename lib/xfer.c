@@ -350,6 +350,9 @@ PYSHM_EXPORT int pyshm_xfer_wait_room(struct pyshm_xfer *x, int64_t timeout_ns)
 		return -EINVAL;
 	if (x->kind != PYSHM_XFER_SOCKET)
 		return 0;
+	/* The peer makes room as it reads, which may wait for a wakeup this
+	 * thread holds back. */
+	__pyshm_wake_submit_held();
 	pfd = (struct pollfd){ .fd = x->sock, .events = POLLOUT };
 	/* Rounded up, so that a short timeout still waits. */
 	ms = timeout_ns < 0 ? -1 : timeout_ns >= INT_MAX * 1000000ll ? INT_MAX :
