@@ -180,6 +180,39 @@ TEST_F(wake, uring_waiter_times_out_and_drains)
 }
 
 /* Several rings armed on one io_uring waiter; batched wakeups reach it. */
+/* @n rings side by side in one region: consumers sleeping through @w,
+ * producers reaching it by its fd. 0, or the first error. */
+static int rings_open(int n, struct pyshm_waiter *w, struct pyshm_region **r,
+		      struct pyshm_ring **prod, struct pyshm_ring **cons)
+{
+	uint64_t size = pyshm_ring_bytes(RING_DATA);
+	int i, ret;
+
+	ret = pyshm_region_create(n * size, 0, 0, r);
+	for (i = 0; !ret && i < n; i++) {
+		ret = pyshm_ring_init(*r, i * size, RING_DATA, PYSHM_RING_CONSUMER, &cons[i]);
+		if (!ret)
+			ret = pyshm_ring_attach(*r, i * size, PYSHM_RING_PRODUCER, &prod[i]);
+		if (!ret) {
+			pyshm_ring_set_waiter(cons[i], w);
+			pyshm_ring_set_peer(prod[i], pyshm_waiter_fd(w));
+		}
+	}
+	return ret;
+}
+
+static void rings_close(int n, struct pyshm_region *r, struct pyshm_ring **prod,
+			struct pyshm_ring **cons)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		pyshm_ring_free(prod[i]);
+		pyshm_ring_free(cons[i]);
+	}
+	pyshm_region_put(r);
+}
+
 TEST_F(wake, batched_wakeups_reach_one_waiter)
 {
 	struct pyshm_region *r;
@@ -191,16 +224,9 @@ TEST_F(wake, batched_wakeups_reach_one_waiter)
 	if (self->kind != PYSHM_WAKE_URING)
 		SKIP(return, "io_uring path only");
 	ASSERT_EQ(0, pyshm_waiter_create(0, &w));
-	ASSERT_EQ(0, pyshm_region_create(3 * pyshm_ring_bytes(RING_DATA), 0, 0, &r));
-	for (i = 0; i < 3; i++) {
-		uint64_t off = i * pyshm_ring_bytes(RING_DATA);
-
-		ASSERT_EQ(0, pyshm_ring_init(r, off, RING_DATA, PYSHM_RING_CONSUMER, &cons[i]));
-		ASSERT_EQ(0, pyshm_ring_attach(r, off, PYSHM_RING_PRODUCER, &prod[i]));
-		pyshm_ring_set_waiter(cons[i], w);
-		pyshm_ring_set_peer(prod[i], pyshm_waiter_fd(w));
+	ASSERT_EQ(0, rings_open(3, w, &r, prod, cons));
+	for (i = 0; i < 3; i++)
 		ASSERT_EQ(0, pyshm_ring_arm(cons[i]));
-	}
 	pfd.fd = pyshm_waiter_fd(w);
 	pfd.events = POLLIN;
 
@@ -221,11 +247,9 @@ TEST_F(wake, batched_wakeups_reach_one_waiter)
 	for (i = 0; i < 3; i++) {
 		EXPECT_EQ(-EAGAIN, pyshm_ring_arm(cons[i]));
 		EXPECT_EQ(1, pyshm_ring_discard_all(cons[i]));
-		pyshm_ring_free(prod[i]);
-		pyshm_ring_free(cons[i]);
 	}
 	EXPECT_EQ(0, pyshm_wake_flush());	/* flush without hold */
-	pyshm_region_put(r);
+	rings_close(3, r, prod, cons);
 	pyshm_waiter_free(w);
 }
 
@@ -380,7 +404,6 @@ TEST_F(wake, a_thread_makes_its_submission_ring_once_it_keeps_batching)
 	struct pyshm_region *r;
 	pthread_t th;
 	bool sync;
-	int i;
 
 	if (self->kind != PYSHM_WAKE_URING)
 		SKIP(return, "io_uring path only");
@@ -388,25 +411,13 @@ TEST_F(wake, a_thread_makes_its_submission_ring_once_it_keeps_batching)
 	sync = kernel_sends_msg_ring_without_a_ring();
 	pyshm_set_spin_ns(0);
 	ASSERT_EQ(0, pyshm_waiter_create(PYSHM_WAKE_URING, &b.w));
-	ASSERT_EQ(0, pyshm_region_create(3 * pyshm_ring_bytes(RING_DATA), 0, 0, &r));
-	for (i = 0; i < 3; i++) {
-		uint64_t off = i * pyshm_ring_bytes(RING_DATA);
-
-		ASSERT_EQ(0, pyshm_ring_init(r, off, RING_DATA, PYSHM_RING_CONSUMER, &b.cons[i]));
-		ASSERT_EQ(0, pyshm_ring_attach(r, off, PYSHM_RING_PRODUCER, &b.prod[i]));
-		pyshm_ring_set_waiter(b.cons[i], b.w);
-		pyshm_ring_set_peer(b.prod[i], pyshm_waiter_fd(b.w));
-	}
+	ASSERT_EQ(0, rings_open(3, b.w, &r, b.prod, b.cons));
 	ASSERT_EQ(0, pthread_create(&th, NULL, batch_from_a_new_thread, &b));
 	ASSERT_EQ(0, pthread_join(th, NULL));
 	EXPECT_EQ(120, b.woken);
 	EXPECT_EQ(sync ? 0 : 1, b.fds_first) TH_LOG("a ring for the first batch");
 	EXPECT_EQ(1, b.fds_last) TH_LOG("no ring after 120 batched wakeups");
-	for (i = 0; i < 3; i++) {
-		pyshm_ring_free(b.prod[i]);
-		pyshm_ring_free(b.cons[i]);
-	}
-	pyshm_region_put(r);
+	rings_close(3, r, b.prod, b.cons);
 	pyshm_waiter_free(b.w);
 }
 
